@@ -1,0 +1,191 @@
+//! Escaping and field rendering shared by every text backend.
+//!
+//! The invariant: whatever a message or a field value contains, what these functions write
+//! holds no line break and no control character. CR, LF and tab become `\r`, `\n`, `\t`; other
+//! control characters (C0, DEL, C1) and the Unicode line and paragraph separators become
+//! `\u{1b}`-style escapes. So one log call is one line, and a value cannot forge another.
+
+use std::fmt::{self, Write as _};
+
+use crate::Field;
+
+/// Whether `c` must be escaped to keep a line a single, clean line.
+fn needs_escape(c: char) -> bool {
+    c.is_control() || c == '\u{2028}' || c == '\u{2029}'
+}
+
+/// Appends `s` to `out` with control characters escaped.
+pub fn escape_into(out: &mut String, s: &str) {
+    // Fast path: printable ASCII, the overwhelmingly common case.
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        out.push_str(s);
+        return;
+    }
+    for c in s.chars() {
+        push_escaped_char(out, c);
+    }
+}
+
+fn push_escaped_char(out: &mut String, c: char) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if needs_escape(c) => {
+            // Writing to a String cannot fail.
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+        c => out.push(c),
+    }
+}
+
+/// A `fmt::Write` that escapes as it appends, so `format_args!` output can be written
+/// straight into a line buffer without a temporary string.
+pub(crate) struct Escaper<'a>(pub(crate) &'a mut String);
+
+impl fmt::Write for Escaper<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        escape_into(self.0, s);
+        Ok(())
+    }
+}
+
+/// Appends the message, formatted and escaped.
+pub(crate) fn write_message(out: &mut String, message: fmt::Arguments<'_>) {
+    match message.as_str() {
+        Some(s) => escape_into(out, s),
+        None => {
+            // Writing to a String cannot fail; a Display impl that errors just stops early.
+            let _ = Escaper(out).write_fmt(message);
+        }
+    }
+}
+
+/// Appends a key with characters outside `[A-Za-z0-9_.-]` replaced by `_`.
+fn write_key(out: &mut String, key: &str) {
+    if key.is_empty() {
+        out.push('_');
+        return;
+    }
+    out.extend(key.chars().map(|c| {
+        if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '_' }
+    }));
+}
+
+/// Appends one value, escaped; quoted (`"two words"`) when it is empty or holds a space, `"`,
+/// `=` or `\\`, in which case `"` and `\\` from the value are backslash-escaped too.
+pub(crate) fn write_value(out: &mut String, value: &dyn fmt::Display) {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut raw) => {
+            raw.clear();
+            let _ = write!(raw, "{value}");
+            push_value(out, &raw);
+        }
+        // A Display impl that logs while being rendered: fall back to a fresh buffer.
+        Err(_) => push_value(out, &value.to_string()),
+    });
+}
+
+fn push_value(out: &mut String, raw: &str) {
+    if !raw.is_empty() && !raw.contains([' ', '"', '=', '\\']) {
+        escape_into(out, raw);
+        return;
+    }
+    out.push('"');
+    for c in raw.chars() {
+        if matches!(c, '"' | '\\') {
+            out.push('\\');
+        }
+        push_escaped_char(out, c);
+    }
+    out.push('"');
+}
+
+/// Appends ` key=value` for each field (a leading space before each).
+pub fn write_fields(out: &mut String, fields: &[Field<'_>]) {
+    for field in fields {
+        out.push(' ');
+        write_key(out, field.key);
+        out.push('=');
+        write_value(out, field.value);
+    }
+}
+
+/// Appends `[AUDIT] message key=value ...`: the part of a line every text backend shares.
+pub(crate) fn write_body(out: &mut String, record: &crate::Record<'_>) {
+    if record.is_audit() {
+        out.push_str("[AUDIT] ");
+    }
+    write_message(out, record.message());
+    write_fields(out, record.fields());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Level, Record};
+
+    fn body(record: &Record<'_>) -> String {
+        let mut out = String::new();
+        write_body(&mut out, record);
+        out
+    }
+
+    #[test]
+    fn escapes_line_breaks_so_a_message_cannot_forge_a_line() {
+        let line = body(&Record::new(Level::Info, format_args!("hello\n[AUDIT] forged")));
+        assert_eq!(line, "hello\\n[AUDIT] forged");
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn escapes_control_characters_and_unicode_separators() {
+        let mut out = String::new();
+        escape_into(&mut out, "a\r\tb\u{1b}[31mc\u{0}d\u{85}e\u{2028}f\u{7f}");
+        assert_eq!(out, "a\\r\\tb\\u{1b}[31mc\\u{0}d\\u{85}e\\u{2028}f\\u{7f}");
+    }
+
+    #[test]
+    fn keeps_non_ascii_text() {
+        let mut out = String::new();
+        escape_into(&mut out, "héllo wörld ✓");
+        assert_eq!(out, "héllo wörld ✓");
+    }
+
+    #[test]
+    fn renders_fields_quoting_when_needed() {
+        let n = 3;
+        let fields = [
+            Field::new("attempt", &n),
+            Field::new("reply", &"421 try later"),
+            Field::new("empty", &""),
+            Field::new("quote", &"a\"b\\c d"),
+            Field::new("eq", &"a=b"),
+            Field::new("bad key!", &"x"),
+        ];
+        let mut out = String::new();
+        write_fields(&mut out, &fields);
+        assert_eq!(
+            out,
+            r#" attempt=3 reply="421 try later" empty="" quote="a\"b\\c d" eq="a=b" bad_key_=x"#
+        );
+    }
+
+    #[test]
+    fn field_values_cannot_forge_a_line() {
+        let fields = [Field::new("v", &"x\nINFO: forged")];
+        let mut out = String::new();
+        write_fields(&mut out, &fields);
+        assert_eq!(out, r#" v="x\nINFO: forged""#);
+        assert!(!out.contains('\n'));
+    }
+
+    #[test]
+    fn audit_marker_comes_first() {
+        let rec = Record::new(Level::Err, format_args!("denied {}", 7)).with_audit(true);
+        assert_eq!(body(&rec), "[AUDIT] denied 7");
+    }
+}

@@ -1,0 +1,1 @@
+//! Mailer (filled in by the mailer issue).

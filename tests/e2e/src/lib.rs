@@ -1,0 +1,1 @@
+//! End-to-end test helpers: paths of the built binaries and peer processes.

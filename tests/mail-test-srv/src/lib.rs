@@ -1,0 +1,1 @@
+//! Fake SMTP server (filled in by the mail-test-srv issue).
