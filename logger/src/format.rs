@@ -67,9 +67,11 @@ fn write_key(out: &mut String, key: &str) {
         out.push('_');
         return;
     }
-    out.extend(key.chars().map(|c| {
-        if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '_' }
-    }));
+    out.extend(
+        key.chars().map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '_' }
+        }),
+    );
 }
 
 /// Appends one value, escaped; quoted (`"two words"`) when it is empty or holds a space, `"`,
