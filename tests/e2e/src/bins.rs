@@ -1,0 +1,1 @@
+//! Paths of the workspace binaries (filled in by the notify-mailer issue).
