@@ -1,11 +1,28 @@
 //! Helpers for the end-to-end tests in `tests/`: finding and running the workspace's real
-//! binaries, and starting the third-party peers (rsyslog, smtp-sink, ...) on loopback.
+//! binaries, starting the third-party peers (rsyslog, smtp-sink, ...) on loopback, and
+//! observing servers the way a user would (HTTP, a plain SMTP client).
+//!
+//! Each numbered item of issue 5 has its own test file in `tests/`, named for what it proves
+//! (`load_with_faults.rs`, `server_bad_input.rs`, ...). Tests that need an installed peer are
+//! `#[ignore = "needs <peer>: run by .ci/run"]`.
 //!
 //! # Layout
 //!
 //! - `bins.rs`: paths of the built `notify-mailer`, `mail-test-srv` and `demo` binaries, and
 //!   running them as a user would.
 //! - `peers.rs`: starting and stopping third-party peers for the peer suite.
+//! - `srv.rs`: the `mail-test-srv` binary as a child process, and its HTTP API client.
+//! - `smtp.rs`: a strict, minimal SMTP client independent of lettre and the mailer.
+//!
+//! # Example
+//!
+//! ```no_run
+//! let sink = e2e::peers::SmtpSink::start(&["-Q", "MAIL"]).expect("smtp-sink installed");
+//! let err = e2e::smtp::send_one(sink.addr(), "a@x.test", "b@x.test", "hi").unwrap_err();
+//! assert!(err.to_string().contains("421"));
+//! ```
 
 pub mod bins;
 pub mod peers;
+pub mod smtp;
+pub mod srv;
