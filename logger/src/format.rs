@@ -80,15 +80,17 @@ pub(crate) fn write_value(out: &mut String, value: &dyn fmt::Display) {
     thread_local! {
         static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     }
-    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut raw) => {
-            raw.clear();
-            let _ = write!(raw, "{value}");
-            push_value(out, &raw);
-        }
-        // A Display impl that logs while being rendered: fall back to a fresh buffer.
-        Err(_) => push_value(out, &value.to_string()),
+    let done = SCRATCH.try_with(|scratch| {
+        let mut raw = scratch.try_borrow_mut().ok()?;
+        raw.clear();
+        let _ = write!(raw, "{value}");
+        push_value(out, &raw);
+        Some(())
     });
+    // A Display impl that logs while being rendered, or a thread exiting: a fresh buffer.
+    if !matches!(done, Ok(Some(()))) {
+        push_value(out, &value.to_string());
+    }
 }
 
 fn push_value(out: &mut String, raw: &str) {
@@ -123,6 +125,34 @@ pub(crate) fn write_body(out: &mut String, record: &crate::Record<'_>) {
     }
     write_message(out, record.message());
     write_fields(out, record.fields());
+}
+
+/// Runs `f` with an empty, reused, thread-local line buffer, so building a line allocates
+/// nothing once the buffer has grown. A record whose `Display` impl logs while being rendered
+/// finds the buffer taken and gets a fresh one instead of a panic.
+pub(crate) fn with_line_buffer<R>(f: impl FnOnce(&mut String) -> R) -> R {
+    thread_local! {
+        static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    // Buffers that grew for one huge record are not kept forever.
+    const KEEP: usize = 64 * 1024;
+    let mut f = Some(f);
+    // `try_with`: a thread-local destructor that logs during thread exit must not panic.
+    let done = LINE.try_with(|line| {
+        let mut buf = line.try_borrow_mut().ok()?;
+        let f = f.take()?;
+        buf.clear();
+        let r = f(&mut buf);
+        if buf.capacity() > KEEP {
+            *buf = String::new();
+        }
+        Some(r)
+    });
+    match (done, f) {
+        (Ok(Some(r)), _) => r,
+        (_, Some(f)) => f(&mut String::new()),
+        (_, None) => unreachable!("f is taken only on the path that returns its result"),
+    }
 }
 
 #[cfg(test)]
@@ -187,7 +217,8 @@ mod tests {
 
     #[test]
     fn audit_marker_comes_first() {
-        let rec = Record::new(Level::Err, format_args!("denied {}", 7)).with_audit(true);
-        assert_eq!(body(&rec), "[AUDIT] denied 7");
+        // Inline: a `format_args!` with arguments does not live past its statement.
+        let line = body(&Record::new(Level::Err, format_args!("denied {}", 7)).with_audit(true));
+        assert_eq!(line, "[AUDIT] denied 7");
     }
 }

@@ -19,18 +19,79 @@
 //! One call is always one line: CR, LF and other control characters in messages and values are
 //! escaped, so a value can never forge a second line.
 //!
+//! A service builds its production logger from its flags with [`new`], installs it with
+//! [`set`] in `main`, and hands `Arc<dyn Logger>` clones to its libraries:
+//!
+//! ```
+//! let mut config = logger::Config::new("svc");
+//! config.stdout_level = Some(logger::Level::Warning);
+//! let log = logger::new(config); // never fails
+//! logger::warning!(log, "disk almost full"; used_pct = 93);
+//! ```
+//!
 //! # Layout
 //!
 //! - `record.rs`: [`Level`], [`Record`], [`Field`], [`OwnedRecord`] and the [`Logger`] trait.
-//! - `macros.rs`: `err!`, `warning!`, `info!`, `debug!`, `audit_info!`, `audit_err!`.
+//! - `macros.rs`: `err!`, `warning!`, `info!`, `debug!`, `audit_info!`, `audit_err!`, `log!`.
 //! - `format.rs`: escaping and the `key=value` field rendering shared by every text backend.
+//! - `clock.rs`: UTC civil time for the three timestamp formats, without a calendar crate.
+//! - `config.rs`: [`Config`], [`SyslogTarget`], [`SyslogFormat`], [`Facility`] (all parseable).
+//! - `stdout.rs`: [`Stdout`], the short `HH:MM:SS.ffffff 6 prog message k=v` format.
+//! - `syslog.rs`: [`Syslog`], RFC 5424/3164 over unix, UDP or TCP, reconnecting.
+//! - `journald.rs`: [`Journald`], the journal's native protocol.
+//! - `fanout.rs`: [`Fanout`], several sinks with a threshold each.
+//! - `global.rs`: [`set`] and [`get`], the process-wide logger.
+//! - `audit.rs`: [`audit_object`] and [`install_panic_hook`].
 //! - `mock.rs`: [`Mock`], the recorder that unit tests inject and assert on.
 
+mod audit;
+mod clock;
+mod config;
+mod fanout;
 mod format;
+mod global;
+pub mod journald;
 mod macros;
 mod mock;
 mod record;
+mod stdout;
+pub mod syslog;
 
+use std::sync::Arc;
+
+pub use audit::{audit_object, install_panic_hook};
+pub use config::{Config, Facility, ParseConfigError, SyslogFormat, SyslogTarget};
+pub use fanout::Fanout;
 pub use format::{escape_into, write_fields};
+pub use global::{SetError, get, set};
+pub use journald::Journald;
 pub use mock::{Mock, new_mock};
 pub use record::{Field, Level, Logger, OwnedRecord, ParseLevelError, Record};
+pub use stdout::Stdout;
+pub use syslog::Syslog;
+
+/// Builds the production logger described by `config`: a [`Fanout`] over the configured
+/// sinks, each behind its own threshold. Never fails: a syslog daemon that cannot be reached
+/// now is reported once on stderr, and the sink keeps retrying (lines go to stderr meanwhile);
+/// a journald socket is tried per record.
+pub fn new(config: Config) -> Arc<dyn Logger> {
+    let mut fanout = Fanout::new();
+    if let Some(level) = config.stdout_level {
+        fanout = fanout.with(Arc::new(Stdout::new(&config.program, level)), level);
+    }
+    if let Some(target) = &config.syslog {
+        let sink = Syslog::new(target.clone(), &config.program)
+            .with_format(config.syslog_format)
+            .with_facility(config.facility)
+            .with_level(config.syslog_level);
+        // A failure is announced on stderr by the sink itself; it retries on later records.
+        let _ = sink.try_connect();
+        fanout = fanout.with(Arc::new(sink), config.syslog_level);
+    }
+    if let Some(path) = &config.journald {
+        let sink =
+            Journald::new(&config.program).with_socket_path(path).with_level(config.journald_level);
+        fanout = fanout.with(Arc::new(sink), config.journald_level);
+    }
+    Arc::new(fanout)
+}

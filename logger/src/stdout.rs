@@ -1,0 +1,271 @@
+//! [`Stdout`]: the short line format, to standard output or any `io::Write`.
+
+use std::io::{self, IsTerminal, Write};
+use std::sync::{Mutex, PoisonError};
+
+use crate::clock::Civil;
+use crate::format::{with_line_buffer, write_body};
+use crate::{Level, Logger, Record};
+
+const RED: &str = "\x1b[31m";
+const YELLOW: &str = "\x1b[33m";
+const RESET: &str = "\x1b[0m";
+
+/// Writes each record as one line in the short format:
+///
+/// `HH:MM:SS.ffffff <severity digit> <program> [AUDIT] message key=value`
+///
+/// The time is UTC with microseconds; the digit is the syslog severity (3, 4, 6, 7). Each line
+/// is built in a reused buffer and handed to the writer with exactly one `write_all`, so lines
+/// from many threads never interleave and, on an unbuffered file or pipe, each is one
+/// `write(2)`. With colour on, Err lines are red and Warning lines yellow.
+///
+/// ```
+/// use logger::{Level, Logger, Stdout};
+/// let out = Stdout::with_writer(Vec::new(), "demo", Level::Info);
+/// out.info("hello");
+/// out.debug("not written: below the threshold");
+/// let text = String::from_utf8(out.into_writer()).unwrap();
+/// assert!(text.ends_with(" 6 demo hello\n"), "{text}");
+/// ```
+pub struct Stdout<W: Write + Send = io::Stdout> {
+    writer: Mutex<W>,
+    program: String,
+    level: Level,
+    colour: bool,
+}
+
+impl Stdout {
+    /// A logger on the process's standard output at threshold `level`, in colour when
+    /// standard output is a terminal.
+    pub fn new(program: &str, level: Level) -> Self {
+        let colour = io::stdout().is_terminal();
+        Stdout::with_writer(io::stdout(), program, level).with_colour(colour)
+    }
+}
+
+impl<W: Write + Send> Stdout<W> {
+    /// A logger writing to `writer` at threshold `level`, without colour.
+    pub fn with_writer(writer: W, program: &str, level: Level) -> Self {
+        Stdout {
+            writer: Mutex::new(writer),
+            program: sanitize_program(program),
+            level,
+            colour: false,
+        }
+    }
+
+    /// The same logger with colour turned on or off.
+    pub fn with_colour(mut self, on: bool) -> Self {
+        self.colour = on;
+        self
+    }
+
+    /// The threshold: records at this level or more severe are written.
+    pub fn level(&self) -> Level {
+        self.level
+    }
+
+    /// The writer back, for tests that captured output in a `Vec<u8>`.
+    pub fn into_writer(self) -> W {
+        self.writer.into_inner().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends the complete line for `record`, newline included.
+    fn format_line(&self, line: &mut String, record: &Record<'_>) {
+        let colour = match record.level() {
+            _ if !self.colour => None,
+            Level::Err => Some(RED),
+            Level::Warning => Some(YELLOW),
+            Level::Info | Level::Debug => None,
+        };
+        if let Some(c) = colour {
+            line.push_str(c);
+        }
+        Civil::now().write_time_of_day(line);
+        line.push(' ');
+        line.push(char::from(b'0' + record.level().severity()));
+        line.push(' ');
+        line.push_str(&self.program);
+        line.push(' ');
+        write_body(line, record);
+        if colour.is_some() {
+            line.push_str(RESET);
+        }
+        line.push('\n');
+    }
+}
+
+/// The program column is one word: spaces and control characters would break the columns.
+pub(crate) fn sanitize_program(program: &str) -> String {
+    let p: String = program
+        .chars()
+        .map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c })
+        .collect();
+    if p.is_empty() { "-".to_owned() } else { p }
+}
+
+impl<W: Write + Send> Logger for Stdout<W> {
+    fn enabled(&self, level: Level) -> bool {
+        level <= self.level
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if record.level() > self.level {
+            return;
+        }
+        with_line_buffer(|line| {
+            self.format_line(line, record);
+            let mut w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+            // Nowhere better to report a failing stdout: logging never fails its caller.
+            let _ = w.write_all(line.as_bytes());
+        });
+    }
+
+    fn flush(&self) {
+        let _ = self.writer.lock().unwrap_or_else(PoisonError::into_inner).flush();
+    }
+}
+
+impl<W: Write + Send> std::fmt::Debug for Stdout<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stdout")
+            .field("program", &self.program)
+            .field("level", &self.level)
+            .field("colour", &self.colour)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts `write` calls, to prove one line is one write.
+    #[derive(Default)]
+    struct Writes {
+        data: Vec<u8>,
+        calls: usize,
+    }
+
+    impl Write for Writes {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.calls += 1;
+            self.data.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn output(out: Stdout<Writes>) -> (String, usize) {
+        let w = out.into_writer();
+        (String::from_utf8(w.data).unwrap(), w.calls)
+    }
+
+    /// Checks `HH:MM:SS.ffffff ` and returns the rest of the line.
+    fn strip_time(line: &str) -> &str {
+        let (time, rest) = line.split_at(16);
+        let b = time.as_bytes();
+        for (i, &c) in b.iter().enumerate() {
+            match i {
+                2 | 5 => assert_eq!(c, b':', "{line}"),
+                8 => assert_eq!(c, b'.', "{line}"),
+                15 => assert_eq!(c, b' ', "{line}"),
+                _ => assert!(c.is_ascii_digit(), "{line}"),
+            }
+        }
+        rest
+    }
+
+    #[test]
+    fn short_format_one_write_per_line() {
+        let out = Stdout::with_writer(Writes::default(), "probe", Level::Debug);
+        crate::info!(out, "sent {} messages", 3; event = "sent", peer = "a b");
+        out.audit_err("denied");
+        out.debug("detail");
+        let (text, calls) = output(out);
+        let lines: Vec<&str> = text.lines().map(strip_time).collect();
+        assert_eq!(
+            lines,
+            [
+                r#"6 probe sent 3 messages event=sent peer="a b""#,
+                "3 probe [AUDIT] denied",
+                "7 probe detail"
+            ]
+        );
+        assert_eq!(calls, 3);
+    }
+
+    #[test]
+    fn a_forged_audit_line_stays_one_line() {
+        let out = Stdout::with_writer(Vec::new(), "p", Level::Info);
+        out.info("hello\n[AUDIT] forged");
+        crate::info!(out, "x"; v = "1\r\n00:00:00.000000 3 p [AUDIT] forged");
+        let text = String::from_utf8(out.into_writer()).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        let lines: Vec<&str> = text.lines().map(strip_time).collect();
+        assert_eq!(lines[0], r"6 p hello\n[AUDIT] forged");
+        assert_eq!(lines[1], r#"6 p x v="1\r\n00:00:00.000000 3 p [AUDIT] forged""#);
+    }
+
+    #[test]
+    fn threshold_filters_and_enabled_agrees() {
+        let out = Stdout::with_writer(Vec::new(), "p", Level::Warning);
+        assert!(out.enabled(Level::Err) && out.enabled(Level::Warning));
+        assert!(!out.enabled(Level::Info) && !out.enabled(Level::Debug));
+        out.info("no");
+        out.debug("no");
+        out.warning("yes");
+        out.err("yes");
+        let text = String::from_utf8(out.into_writer()).unwrap();
+        let lines: Vec<&str> = text.lines().map(strip_time).collect();
+        assert_eq!(lines, ["4 p yes", "3 p yes"]);
+    }
+
+    #[test]
+    fn colour_only_when_asked_err_red_warning_yellow() {
+        let out = Stdout::with_writer(Vec::new(), "p", Level::Info).with_colour(true);
+        out.err("e");
+        out.warning("w");
+        out.info("i");
+        let text = String::from_utf8(out.into_writer()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with(RED) && lines[0].ends_with(&format!("3 p e{RESET}")));
+        assert!(lines[1].starts_with(YELLOW) && lines[1].ends_with(&format!("4 p w{RESET}")));
+        assert!(!lines[2].contains('\x1b'));
+        let plain = Stdout::with_writer(Vec::new(), "p", Level::Info);
+        plain.err("e");
+        assert!(!plain.into_writer().contains(&0x1b));
+    }
+
+    #[test]
+    fn program_name_is_one_word() {
+        let out = Stdout::with_writer(Vec::new(), "my prog\n", Level::Info);
+        out.info("m");
+        let text = String::from_utf8(out.into_writer()).unwrap();
+        assert_eq!(strip_time(text.trim_end()), "6 my_prog_ m");
+    }
+
+    #[test]
+    fn many_threads_never_interleave() {
+        let out = Stdout::with_writer(Vec::new(), "p", Level::Info);
+        std::thread::scope(|s| {
+            for t in 0..8 {
+                let out = &out;
+                s.spawn(move || {
+                    for i in 0..200 {
+                        crate::info!(out, "line"; thread = t, i = i);
+                    }
+                });
+            }
+        });
+        let text = String::from_utf8(out.into_writer()).unwrap();
+        assert_eq!(text.lines().count(), 1600);
+        for line in text.lines() {
+            let rest = strip_time(line);
+            assert!(rest.starts_with("6 p line thread="), "{line}");
+        }
+    }
+}

@@ -1,0 +1,517 @@
+//! [`Syslog`]: RFC 5424 or 3164 over a unix datagram socket, UDP or TCP, with reconnection,
+//! truncation and a stderr fallback.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::clock::Civil;
+use crate::format::{with_line_buffer, write_body};
+use crate::{Facility, Level, Logger, Record, SyslogFormat, SyslogTarget};
+
+/// rsyslog's default `maxMessageSize`: longer messages would be cut by the daemon anyway.
+pub const DEFAULT_MAX_LEN: usize = 8 * 1024;
+
+/// Appended to a message cut down to the maximum length.
+pub const TRUNCATION_MARKER: &str = "...[truncated]";
+
+/// Sends records to a syslog daemon.
+///
+/// - **Formats**: RFC 5424 (default) `<PRI>1 2026-11-28T22:12:01.617363Z host prog 4242 - -
+///   [AUDIT] message key=value`, or RFC 3164 `<PRI>Nov 28 22:12:01 prog[4242]: message`
+///   (the hostname is included over UDP and TCP and left to the daemon on a unix socket, as
+///   glibc does). Timestamps are UTC. The body is escaped like every text backend.
+/// - **Transports**: a unix datagram socket (default `/dev/log`), UDP, or TCP with
+///   octet-counting framing (`LEN SP MSG`, RFC 6587).
+/// - **Reconnection**: when a send fails, the socket is recreated at once and the line sent
+///   again; while the daemon stays away, a new connection is tried at most once per retry
+///   interval (default 200 ms). Over TCP a watcher thread notices the daemon closing the
+///   connection, so the next line goes to a fresh connection instead of into a dead socket.
+/// - **Never fails, never blocks forever**: a line that cannot be delivered is written whole
+///   to the fallback (stderr by default) in one write; connects and writes time out (default
+///   1 s). Going down and coming back are each announced once on the fallback.
+/// - **Truncation**: messages longer than the maximum (default 8 KiB, rsyslog's default) are
+///   cut on a UTF-8 boundary and end with [`TRUNCATION_MARKER`].
+///
+/// [`Syslog::new`] does no I/O: the first record connects. [`Syslog::connect`] connects at
+/// once and reports failure to the caller instead.
+///
+/// ```no_run
+/// use logger::{Level, Logger, Syslog};
+/// let log = Syslog::new("udp:127.0.0.1:514".parse().unwrap(), "svc")
+///     .with_level(Level::Info)
+///     .connect()
+///     .expect("syslog");
+/// logger::info!(log, "started"; version = "1.0");
+/// ```
+pub struct Syslog {
+    target: SyslogTarget,
+    format: SyslogFormat,
+    facility: Facility,
+    level: Level,
+    program: String,
+    hostname: String,
+    pid: u32,
+    max_len: usize,
+    timeout: Duration,
+    retry_interval: Duration,
+    state: Mutex<State>,
+    fallback: Mutex<Box<dyn Write + Send>>,
+}
+
+#[derive(Default)]
+struct State {
+    conn: Option<Conn>,
+    /// When the last connection attempt was made while the daemon was away.
+    last_attempt: Option<Instant>,
+    /// Whether the fallback has been told the daemon is away (cleared on recovery).
+    failing: bool,
+}
+
+impl Syslog {
+    /// A syslog sink for `target` with RFC 5424, facility local0, threshold Debug (everything;
+    /// put it behind a [`crate::Fanout`] or use [`Syslog::with_level`]). No I/O happens here.
+    pub fn new(target: SyslogTarget, program: &str) -> Self {
+        Syslog {
+            target,
+            format: SyslogFormat::default(),
+            facility: Facility::default(),
+            level: Level::Debug,
+            program: header_word(program, 48),
+            hostname: header_word(&gethostname::gethostname().to_string_lossy(), 255),
+            pid: std::process::id(),
+            max_len: DEFAULT_MAX_LEN,
+            timeout: Duration::from_secs(1),
+            retry_interval: Duration::from_millis(200),
+            state: Mutex::new(State::default()),
+            fallback: Mutex::new(Box::new(io::stderr())),
+        }
+    }
+
+    /// RFC 5424 or RFC 3164 headers.
+    pub fn with_format(mut self, format: SyslogFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// The facility (default local0).
+    pub fn with_facility(mut self, facility: Facility) -> Self {
+        self.facility = facility;
+        self
+    }
+
+    /// The threshold: records at this level or more severe are sent.
+    pub fn with_level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// The HOSTNAME field (default: this machine's name).
+    pub fn with_hostname(mut self, hostname: &str) -> Self {
+        self.hostname = header_word(hostname, 255);
+        self
+    }
+
+    /// The longest message sent, header included, in bytes (default [`DEFAULT_MAX_LEN`]).
+    /// Values below 64 are raised to 64 so the header and marker always fit.
+    pub fn with_max_len(mut self, max_len: usize) -> Self {
+        self.max_len = max_len.max(64);
+        self
+    }
+
+    /// The TCP connect timeout and the write timeout of every transport (default 1 s).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        // A zero timeout means "block forever" to the socket API: never that.
+        self.timeout = timeout.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How often a new connection is tried while the daemon is away (default 200 ms).
+    pub fn with_retry_interval(mut self, interval: Duration) -> Self {
+        self.retry_interval = interval;
+        self
+    }
+
+    /// Where undeliverable lines and outage notices go (default stderr).
+    pub fn with_fallback(mut self, fallback: impl Write + Send + 'static) -> Self {
+        self.fallback = Mutex::new(Box::new(fallback));
+        self
+    }
+
+    /// Connects now, returning the error if the daemon cannot be reached (a UDP "connection"
+    /// succeeds whenever the address is routable).
+    pub fn connect(self) -> io::Result<Self> {
+        self.open_now()?;
+        Ok(self)
+    }
+
+    /// Connects now unless already connected. On failure the error is also announced once on
+    /// the fallback, and the sink stays usable: later records try again and go to the
+    /// fallback meanwhile. This is what [`crate::new`] uses.
+    pub fn try_connect(&self) -> io::Result<()> {
+        self.open_now().inspect_err(|e| self.notice_down(&mut self.lock_state(), e))
+    }
+
+    fn open_now(&self) -> io::Result<()> {
+        let mut state = self.lock_state();
+        if state.conn.is_none() {
+            state.last_attempt = Some(Instant::now());
+            state.conn = Some(Conn::open(&self.target, self.timeout)?);
+        }
+        Ok(())
+    }
+
+    /// Where this sink sends.
+    pub fn target(&self) -> &SyslogTarget {
+        &self.target
+    }
+
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-built State behind.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends the syslog message for `record` (no framing, no newline), truncated.
+    fn format_message(&self, out: &mut String, record: &Record<'_>) {
+        let start = out.len();
+        let pri = u32::from(self.facility.code()) * 8 + u32::from(record.level().severity());
+        out.push('<');
+        push_u32(out, pri);
+        out.push('>');
+        let now = Civil::now();
+        match self.format {
+            SyslogFormat::Rfc5424 => {
+                out.push_str("1 ");
+                now.write_rfc3339(out);
+                out.push(' ');
+                out.push_str(&self.hostname);
+                out.push(' ');
+                out.push_str(&self.program);
+                out.push(' ');
+                push_u32(out, self.pid);
+                out.push_str(" - - ");
+            }
+            SyslogFormat::Rfc3164 => {
+                now.write_rfc3164(out);
+                out.push(' ');
+                if !matches!(self.target, SyslogTarget::Unix(_)) {
+                    out.push_str(&self.hostname);
+                    out.push(' ');
+                }
+                out.push_str(&self.program);
+                out.push('[');
+                push_u32(out, self.pid);
+                out.push_str("]: ");
+            }
+        }
+        write_body(out, record);
+        truncate(out, start, self.max_len);
+    }
+
+    /// Sends one message, reconnecting as the policy allows; false when it was not delivered.
+    fn deliver(&self, msg: &[u8]) -> bool {
+        let mut state = self.lock_state();
+        let had_conn = match state.conn.as_mut().map(|c| c.send(msg)) {
+            Some(Ok(())) => return true,
+            Some(Err(e)) => {
+                state.conn = None;
+                self.notice_down(&mut state, &e);
+                true
+            }
+            None => false,
+        };
+        // A connection that just broke is replaced at once (the daemon restarted); while the
+        // daemon stays away, at most one attempt per retry interval keeps a busy service from
+        // spending its time in connect().
+        let now = Instant::now();
+        let due = state.last_attempt.is_none_or(|t| now.duration_since(t) >= self.retry_interval);
+        if !had_conn && !due {
+            return false;
+        }
+        state.last_attempt = Some(now);
+        let result = Conn::open(&self.target, self.timeout).and_then(|mut conn| {
+            conn.send(msg)?;
+            Ok(conn)
+        });
+        match result {
+            Ok(conn) => {
+                state.conn = Some(conn);
+                if state.failing {
+                    state.failing = false;
+                    self.notice(&format!("syslog {} is back; delivering again", self.target));
+                }
+                true
+            }
+            Err(e) => {
+                self.notice_down(&mut state, &e);
+                false
+            }
+        }
+    }
+
+    fn notice_down(&self, state: &mut State, e: &io::Error) {
+        if !state.failing {
+            state.failing = true;
+            self.notice(&format!(
+                "syslog {} unavailable ({e}); lines go to stderr until it is back",
+                self.target
+            ));
+        }
+    }
+
+    fn notice(&self, text: &str) {
+        let line = format!("logger: {} {text}\n", self.program);
+        self.write_fallback(line.as_bytes());
+    }
+
+    fn write_fallback(&self, bytes: &[u8]) {
+        let mut w = self.fallback.lock().unwrap_or_else(PoisonError::into_inner);
+        // The fallback is the last resort: if stderr fails too there is nowhere left to say so.
+        let _ = w.write_all(bytes);
+    }
+}
+
+impl Logger for Syslog {
+    fn enabled(&self, level: Level) -> bool {
+        level <= self.level
+    }
+
+    fn log(&self, record: &Record<'_>) {
+        if record.level() > self.level {
+            return;
+        }
+        with_line_buffer(|line| {
+            let tcp = matches!(self.target, SyslogTarget::Tcp(_));
+            self.format_message(line, record);
+            let mut body = 0;
+            if tcp {
+                // Octet counting: the frame is `LEN SP MSG`, built in place to keep one write.
+                let prefix = format!("{} ", line.len());
+                line.insert_str(0, &prefix);
+                body = prefix.len();
+            }
+            if !self.deliver(line.as_bytes()) {
+                line.push('\n');
+                self.write_fallback(&line.as_bytes()[body..]);
+            }
+        });
+    }
+
+    fn flush(&self) {
+        let _ = self.fallback.lock().unwrap_or_else(PoisonError::into_inner).flush();
+    }
+}
+
+impl std::fmt::Debug for Syslog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Syslog")
+            .field("target", &self.target)
+            .field("format", &self.format)
+            .field("facility", &self.facility)
+            .field("level", &self.level)
+            .field("program", &self.program)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One open transport.
+enum Conn {
+    Unix(UnixDatagram),
+    Udp(UdpSocket),
+    Tcp(TcpConn),
+}
+
+impl Conn {
+    fn open(target: &SyslogTarget, timeout: Duration) -> io::Result<Conn> {
+        match target {
+            SyslogTarget::Unix(path) => open_unix(path, timeout).map(Conn::Unix),
+            SyslogTarget::Udp(addr) => {
+                let local: SocketAddr =
+                    if addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+                let socket = UdpSocket::bind(local)?;
+                socket.set_write_timeout(Some(timeout))?;
+                socket.connect(addr)?;
+                Ok(Conn::Udp(socket))
+            }
+            SyslogTarget::Tcp(addr) => TcpConn::open(*addr, timeout).map(Conn::Tcp),
+        }
+    }
+
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        let sent = match self {
+            Conn::Unix(s) => s.send(msg)?,
+            Conn::Udp(s) => s.send(msg)?,
+            Conn::Tcp(t) => return t.send(msg),
+        };
+        if sent == msg.len() {
+            Ok(())
+        } else {
+            Err(io::Error::new(io::ErrorKind::WriteZero, "datagram sent short"))
+        }
+    }
+}
+
+fn open_unix(path: &Path, timeout: Duration) -> io::Result<UnixDatagram> {
+    let socket = UnixDatagram::unbound()?;
+    // A daemon that stops reading fills its queue; a timeout turns that into a fallback line
+    // instead of a blocked service.
+    socket.set_write_timeout(Some(timeout))?;
+    socket.connect(path)?;
+    Ok(socket)
+}
+
+/// A TCP connection plus a watcher thread that marks it closed when the daemon hangs up. A
+/// daemon never sends anything on a syslog connection, so any return from `read` means the
+/// connection is over; without this the first line after a daemon restart would be written
+/// into a dead socket and lost without an error.
+struct TcpConn {
+    stream: TcpStream,
+    closed: Arc<AtomicBool>,
+}
+
+impl TcpConn {
+    fn open(addr: SocketAddr, timeout: Duration) -> io::Result<TcpConn> {
+        let stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_write_timeout(Some(timeout))?;
+        stream.set_nodelay(true)?;
+        let closed = Arc::new(AtomicBool::new(false));
+        let mut reader = stream.try_clone()?;
+        let flag = Arc::clone(&closed);
+        std::thread::Builder::new().name("syslog-tcp-watch".into()).spawn(move || {
+            let mut buf = [0u8; 256];
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                }
+            }
+            flag.store(true, Ordering::Release);
+        })?;
+        Ok(TcpConn { stream, closed })
+    }
+
+    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "closed by the daemon"));
+        }
+        self.stream.write_all(frame)
+    }
+}
+
+impl Drop for TcpConn {
+    fn drop(&mut self) {
+        // Wakes the watcher thread so it exits and releases its handle on the socket.
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// A header field (HOSTNAME, APP-NAME) must be printable ASCII without spaces (RFC 5424
+/// PRINTUSASCII), at most `max` characters; anything else becomes `_`, and empty becomes `-`.
+fn header_word(s: &str, max: usize) -> String {
+    let w: String =
+        s.chars().take(max).map(|c| if c.is_ascii_graphic() { c } else { '_' }).collect();
+    if w.is_empty() { "-".to_owned() } else { w }
+}
+
+fn push_u32(out: &mut String, n: u32) {
+    let mut buf = [0u8; 10];
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
+}
+
+/// Cuts `out[start..]` to at most `max` bytes, on a char boundary, ending with the marker.
+fn truncate(out: &mut String, start: usize, max: usize) {
+    if out.len() - start <= max {
+        return;
+    }
+    let mut cut = start + max.saturating_sub(TRUNCATION_MARKER.len());
+    while !out.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    out.truncate(cut);
+    out.push_str(TRUNCATION_MARKER);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(s: &Syslog, record: &Record<'_>) -> String {
+        let mut out = String::new();
+        s.format_message(&mut out, record);
+        out
+    }
+
+    #[test]
+    fn rfc5424_header() {
+        let s = Syslog::new(SyslogTarget::default(), "my app").with_hostname("host1");
+        let m = message(&s, &Record::new(Level::Warning, format_args!("hi")).with_audit(true));
+        // local0 (16) * 8 + 4
+        let rest = m.strip_prefix("<132>1 ").unwrap();
+        let (ts, rest) = rest.split_once(' ').unwrap();
+        assert_eq!(ts.len(), 27, "{ts}");
+        assert!(ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{ts}");
+        assert_eq!(rest, format!("host1 my_app {} - - [AUDIT] hi", std::process::id()));
+    }
+
+    #[test]
+    fn rfc3164_header_with_and_without_hostname() {
+        let rec = Record::new(Level::Err, format_args!("x"));
+        let unix = Syslog::new(SyslogTarget::default(), "p")
+            .with_format(SyslogFormat::Rfc3164)
+            .with_facility(Facility::Mail);
+        let m = message(&unix, &rec);
+        // mail (2) * 8 + 3; "<19>Nov 28 22:12:01 p[pid]: x"
+        assert!(m.starts_with("<19>"), "{m}");
+        assert_eq!(&m[19..], format!(" p[{}]: x", std::process::id()), "{m}");
+        let udp = Syslog::new("udp:127.0.0.1:9".parse().unwrap(), "p")
+            .with_format(SyslogFormat::Rfc3164)
+            .with_hostname("h");
+        let m = message(&udp, &rec);
+        assert!(m.ends_with(&format!(" h p[{}]: x", std::process::id())), "{m}");
+    }
+
+    #[test]
+    fn truncates_on_a_char_boundary_with_marker() {
+        let s = Syslog::new(SyslogTarget::default(), "p").with_max_len(100);
+        let long = "é".repeat(500);
+        let m = message(&s, &Record::new(Level::Info, format_args!("{long}")));
+        assert!(m.len() <= 100, "{}", m.len());
+        assert!(m.ends_with(TRUNCATION_MARKER));
+        assert!(m.len() > 90, "cut too much: {}", m.len());
+        let short = message(&s, &Record::new(Level::Info, format_args!("short")));
+        assert!(short.ends_with(" short"));
+    }
+
+    #[test]
+    fn header_words_are_printable() {
+        assert_eq!(header_word("a b\u{e9}", 48), "a_b_");
+        assert_eq!(header_word("", 48), "-");
+        assert_eq!(header_word(&"x".repeat(60), 48).len(), 48);
+    }
+
+    #[test]
+    fn numbers() {
+        for n in [0, 7, 10, 191, 4_294_967_295] {
+            let mut s = String::new();
+            push_u32(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+    }
+}
