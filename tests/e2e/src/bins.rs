@@ -1,1 +1,197 @@
-//! Paths of the workspace binaries (filled in by the notify-mailer issue).
+//! The workspace's own programs (`notify-mailer`, the `demo` example), found where cargo put
+//! them for this build and run as a user would: a child process with flags, its output captured,
+//! a deadline on how long it may take.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// What kind of cargo target a program is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A `[[bin]]`: `target/<profile>/<name>`.
+    Bin,
+    /// An `[[example]]`: `target/<profile>/examples/<name>`.
+    Example,
+}
+
+/// The `notify-mailer` binary of this build.
+pub fn notify_mailer() -> io::Result<PathBuf> {
+    program("mailer", Kind::Bin, "notify-mailer")
+}
+
+/// The `demo` example of this build.
+pub fn demo() -> io::Result<PathBuf> {
+    program("mailer", Kind::Example, "demo")
+}
+
+/// The `target/<profile>` directory of the running test executable
+/// (`target/<profile>/deps/<test>-<hash>`).
+pub fn profile_dir() -> io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .ok_or_else(|| io::Error::other(format!("unexpected test path {}", exe.display())))
+}
+
+/// The path of program `name` of `package`, built with `$CARGO build` (same profile) if it is
+/// not there yet. `cargo test --workspace` builds examples but not other packages' binaries, so
+/// a test run from a fresh clone may need the build; once built, later calls cost a stat.
+pub fn program(package: &str, kind: Kind, name: &str) -> io::Result<PathBuf> {
+    // Tests run in parallel threads: one build at a time, the others wait and then find it.
+    static BUILD: Mutex<()> = Mutex::new(());
+    let dir = profile_dir()?;
+    let path = match kind {
+        Kind::Bin => dir.join(name),
+        Kind::Example => dir.join("examples").join(name),
+    };
+    let _guard = BUILD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if path.exists() {
+        return Ok(path);
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args([
+        "build",
+        "-p",
+        package,
+        if kind == Kind::Bin { "--bin" } else { "--example" },
+        name,
+    ]);
+    if dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    let status = build.status()?;
+    if !status.success() || !path.exists() {
+        return Err(io::Error::other(format!("building {} failed: {status}", path.display())));
+    }
+    Ok(path)
+}
+
+/// What a finished program run produced.
+#[derive(Debug)]
+pub struct Output {
+    /// How it exited.
+    pub status: ExitStatus,
+    /// Everything it wrote to stdout (lossy UTF-8).
+    pub stdout: String,
+    /// Everything it wrote to stderr (lossy UTF-8).
+    pub stderr: String,
+    /// How long it ran.
+    pub elapsed: Duration,
+}
+
+impl Output {
+    /// The exit code (`None` when killed by a signal).
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// The stdout lines that contain `needle`.
+    pub fn lines_with(&self, needle: &str) -> Vec<&str> {
+        self.stdout.lines().filter(|l| l.contains(needle)).collect()
+    }
+
+    /// Both streams, for assertion messages.
+    pub fn transcript(&self) -> String {
+        format!(
+            "exit: {}, {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status, self.elapsed, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `program args...` to completion with stdin closed, killing it if it outlives `limit`
+/// (then the error says so, with what it printed).
+pub fn run(program: &Path, args: &[&str], limit: Duration) -> io::Result<Output> {
+    Running::start(program, args)?.wait(limit)
+}
+
+/// A started program whose output is being collected; for tests that act on it while it runs
+/// (send it SIGINT, watch the server).
+pub struct Running {
+    child: Child,
+    started: Instant,
+    stdout: Option<thread::JoinHandle<String>>,
+    stderr: Option<thread::JoinHandle<String>>,
+}
+
+impl Running {
+    /// Starts `program args...` with stdin closed and both outputs collected.
+    pub fn start(program: &Path, args: &[&str]) -> io::Result<Self> {
+        let child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", program.display())))?;
+        Ok(Running::new(child))
+    }
+
+    fn new(mut child: Child) -> Self {
+        // Readers on their own threads, so a chatty program never blocks on a full pipe.
+        let collect = |stream: Option<Box<dyn Read + Send>>| {
+            stream.map(|mut s| {
+                thread::spawn(move || {
+                    let mut bytes = Vec::new();
+                    let _ = s.read_to_end(&mut bytes);
+                    String::from_utf8_lossy(&bytes).into_owned()
+                })
+            })
+        };
+        let stdout = collect(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+        let stderr = collect(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+        Running { child, started: Instant::now(), stdout, stderr }
+    }
+
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for it to exit, killing it after `limit` (an error carrying its output).
+    pub fn wait(mut self, limit: Duration) -> io::Result<Output> {
+        let deadline = self.started + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait()? {
+                break Some(status);
+            }
+            if Instant::now() >= deadline {
+                self.child.kill()?;
+                self.child.wait()?;
+                break None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        let elapsed = self.started.elapsed();
+        let join = |h: Option<thread::JoinHandle<String>>| {
+            h.map(|h| h.join().unwrap_or_default()).unwrap_or_default()
+        };
+        let stdout = join(self.stdout.take());
+        let stderr = join(self.stderr.take());
+        match status {
+            Some(status) => Ok(Output { status, stdout, stderr, elapsed }),
+            None => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "still running after {limit:?}: killed\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+                ),
+            )),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // A test that panicked mid-run must not leave the program behind.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
