@@ -62,7 +62,7 @@ pub(crate) fn write_message(out: &mut String, message: fmt::Arguments<'_>) {
 }
 
 /// Appends a key with characters outside `[A-Za-z0-9_.-]` replaced by `_`.
-fn write_key(out: &mut String, key: &str) {
+pub(crate) fn write_key(out: &mut String, key: &str) {
     if key.is_empty() {
         out.push('_');
         return;
@@ -93,7 +93,7 @@ pub(crate) fn write_value(out: &mut String, value: &dyn fmt::Display) {
     }
 }
 
-fn push_value(out: &mut String, raw: &str) {
+pub(crate) fn push_value(out: &mut String, raw: &str) {
     if !raw.is_empty() && !raw.contains([' ', '"', '=', '\\']) {
         escape_into(out, raw);
         return;

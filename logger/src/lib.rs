@@ -40,11 +40,14 @@
 //! - `syslog.rs`: [`Syslog`], RFC 5424/3164 over unix, UDP or TCP, reconnecting.
 //! - `journald.rs`: [`Journald`], the journal's native protocol.
 //! - `fanout.rs`: [`Fanout`], several sinks with a threshold each.
+//! - `bridge.rs`: [`TracingLayer`] (tracing -> Logger), [`TracingLogger`] (Logger -> tracing),
+//!   [`LogAdapter`] (`log` crate -> Logger).
 //! - `global.rs`: [`set`] and [`get`], the process-wide logger.
 //! - `audit.rs`: [`audit_object`] and [`install_panic_hook`].
 //! - `mock.rs`: [`Mock`], the recorder that unit tests inject and assert on.
 
 mod audit;
+mod bridge;
 mod clock;
 mod config;
 mod fanout;
@@ -60,6 +63,9 @@ pub mod syslog;
 use std::sync::Arc;
 
 pub use audit::{audit_object, install_panic_hook};
+pub use bridge::{
+    BRIDGE_TARGET, LogAdapter, TracingLayer, TracingLogger, level_from_log, level_from_tracing,
+};
 pub use config::{Config, Facility, ParseConfigError, SyslogFormat, SyslogTarget};
 pub use fanout::Fanout;
 pub use format::{escape_into, write_fields};

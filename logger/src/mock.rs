@@ -4,8 +4,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use regex::Regex;
 
-use crate::format::write_body;
-use crate::{Logger, OwnedRecord, Record};
+use std::fmt::Write as _;
+
+use crate::format::{escape_into, push_value, with_line_buffer, write_key};
+use crate::{Level, Logger, OwnedRecord, Record};
 
 /// A [`Logger`] that records every line in memory for tests to assert on.
 ///
@@ -31,9 +33,83 @@ pub struct Mock {
     entries: Arc<Mutex<Vec<Entry>>>,
 }
 
+/// One recorded record in a single allocation: the raw (unescaped) message, keys and values
+/// first, then the escaped line. `ends` marks where each raw piece ends (message, then key and
+/// value per field) and is empty, so not allocated, for a record without fields.
 struct Entry {
-    line: String,
-    record: OwnedRecord,
+    level: Level,
+    audit: bool,
+    data: String,
+    line_start: usize,
+    ends: Vec<u32>,
+}
+
+impl Entry {
+    fn new(record: &Record<'_>) -> Entry {
+        with_line_buffer(|raw| {
+            // Each value is rendered once, raw; the line is escaped from the raw text, which
+            // gives exactly what `write_body` writes for every other backend.
+            let mut ends = Vec::new();
+            match record.message().as_str() {
+                Some(s) => raw.push_str(s),
+                // Writing to a String cannot fail; a failing Display impl just stops early.
+                None => drop(raw.write_fmt(record.message())),
+            }
+            let msg_end = raw.len();
+            if !record.fields().is_empty() {
+                ends.reserve_exact(1 + 2 * record.fields().len());
+                ends.push(msg_end as u32);
+                for field in record.fields() {
+                    raw.push_str(field.key);
+                    ends.push(raw.len() as u32);
+                    let _ = write!(raw, "{}", field.value);
+                    ends.push(raw.len() as u32);
+                }
+            }
+            let level = record.level();
+            let mut data = String::with_capacity(2 * raw.len() + 24);
+            data.push_str(raw);
+            let line_start = data.len();
+            data.push_str(level.as_str());
+            data.push_str(": ");
+            if record.is_audit() {
+                data.push_str("[AUDIT] ");
+            }
+            escape_into(&mut data, &raw[..msg_end]);
+            let mut start = msg_end;
+            for kv in ends.get(1..).unwrap_or_default().chunks_exact(2) {
+                let (k, v) = (kv[0] as usize, kv[1] as usize);
+                data.push(' ');
+                write_key(&mut data, &raw[start..k]);
+                data.push('=');
+                push_value(&mut data, &raw[k..v]);
+                start = v;
+            }
+            Entry { level, audit: record.is_audit(), data, line_start, ends }
+        })
+    }
+
+    fn line(&self) -> &str {
+        &self.data[self.line_start..]
+    }
+
+    fn record(&self) -> OwnedRecord {
+        let raw = &self.data[..self.line_start];
+        let msg_end = self.ends.first().map_or(raw.len(), |&e| e as usize);
+        let mut fields = Vec::with_capacity(self.ends.len() / 2);
+        let mut start = msg_end;
+        for kv in self.ends.get(1..).unwrap_or_default().chunks_exact(2) {
+            let (k, v) = (kv[0] as usize, kv[1] as usize);
+            fields.push((raw[start..k].to_owned(), raw[k..v].to_owned()));
+            start = v;
+        }
+        OwnedRecord {
+            level: self.level,
+            audit: self.audit,
+            message: raw[..msg_end].to_owned(),
+            fields,
+        }
+    }
 }
 
 /// A new, empty [`Mock`] (the Boulder-style spelling of [`Mock::new`]).
@@ -55,7 +131,7 @@ impl Mock {
 
     /// Every line recorded so far, oldest first.
     pub fn get_all(&self) -> Vec<String> {
-        self.lock().iter().map(|e| e.line.clone()).collect()
+        self.lock().iter().map(|e| e.line().to_owned()).collect()
     }
 
     /// The lines that match the regular expression `pattern`.
@@ -65,7 +141,7 @@ impl Mock {
     /// If `pattern` is not a valid regular expression (this is a test helper).
     pub fn get_all_matching(&self, pattern: &str) -> Vec<String> {
         let re = compile(pattern);
-        self.lock().iter().filter(|e| re.is_match(&e.line)).map(|e| e.line.clone()).collect()
+        self.lock().iter().filter(|e| re.is_match(e.line())).map(|e| e.line().to_owned()).collect()
     }
 
     /// `Ok(())` when some line matches `pattern`; otherwise an error that quotes the pattern
@@ -77,10 +153,10 @@ impl Mock {
     pub fn expect_match(&self, pattern: &str) -> Result<(), String> {
         let re = compile(pattern);
         let entries = self.lock();
-        if entries.iter().any(|e| re.is_match(&e.line)) {
+        if entries.iter().any(|e| re.is_match(e.line())) {
             return Ok(());
         }
-        let seen: Vec<&str> = entries.iter().map(|e| e.line.as_str()).collect();
+        let seen: Vec<&str> = entries.iter().map(Entry::line).collect();
         Err(format!("expected a log line matching {pattern:?}, got {seen:#?}"))
     }
 
@@ -91,7 +167,7 @@ impl Mock {
 
     /// The records so far, for structured assertions on level, audit flag, message and fields.
     pub fn records(&self) -> Vec<OwnedRecord> {
-        self.lock().iter().map(|e| e.record.clone()).collect()
+        self.lock().iter().map(Entry::record).collect()
     }
 }
 
@@ -101,11 +177,8 @@ fn compile(pattern: &str) -> Regex {
 
 impl Logger for Mock {
     fn log(&self, record: &Record<'_>) {
-        let mut line = String::with_capacity(64);
-        line.push_str(record.level().as_str());
-        line.push_str(": ");
-        write_body(&mut line, record);
-        let entry = Entry { line, record: record.to_owned_record() };
+        // Built before taking the lock, so threads only contend for the push.
+        let entry = Entry::new(record);
         self.lock().push(entry);
     }
 }
@@ -119,7 +192,6 @@ impl std::fmt::Debug for Mock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Level;
 
     #[test]
     fn lines_have_the_boulder_format() {
@@ -181,5 +253,36 @@ mod tests {
         let log = Mock::new();
         log.info("x\n[AUDIT] forged");
         assert_eq!(log.get_all(), ["INFO: x\\n[AUDIT] forged"]);
+    }
+    #[test]
+    fn lines_match_the_shared_body_format_and_records_stay_raw() {
+        fn log_and_body(log: &Mock, rec: &Record<'_>) -> String {
+            log.log(rec);
+            let mut body = String::new();
+            crate::format::write_body(&mut body, rec);
+            body
+        }
+        let log = Mock::new();
+        let n = 42;
+        let body = log_and_body(
+            &log,
+            &Record::new(Level::Warning, format_args!("m{}\r\n", n)).with_audit(true).with_fields(
+                &[
+                    crate::Field::new("a b", &"x y"),
+                    crate::Field::new("q", &"say \"hi\"\n"),
+                    crate::Field::new("", &""),
+                    crate::Field::new("n", &n),
+                ],
+            ),
+        );
+        assert_eq!(log.get_all(), [format!("WARNING: {body}")]);
+        let r = &log.records()[0];
+        assert_eq!(r.message, "m42\r\n");
+        assert_eq!(
+            r.fields,
+            [("a b", "x y"), ("q", "say \"hi\"\n"), ("", ""), ("n", "42")]
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+        assert!(r.audit && r.level == Level::Warning);
     }
 }

@@ -1,0 +1,207 @@
+//! The tracing and `log` bridges, each under `tracing::subscriber::with_default` or called
+//! directly: no global subscriber or logger is installed, so these run in parallel.
+
+use std::sync::{Arc, Mutex};
+
+use logger::{Level, LogAdapter, Logger, Mock, TracingLayer, TracingLogger};
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+
+fn layered(mock: &Mock) -> impl tracing::Subscriber + Send + Sync + use<> {
+    tracing_subscriber::registry().with(TracingLayer::new(Arc::new(mock.clone())))
+}
+
+#[test]
+fn tracing_levels_map_to_the_four_levels() {
+    let mock = Mock::new();
+    tracing::subscriber::with_default(layered(&mock), || {
+        tracing::error!(target: "t", "e");
+        tracing::warn!(target: "t", "w");
+        tracing::info!(target: "t", "i");
+        tracing::debug!(target: "t", "d");
+        tracing::trace!(target: "t", "tr");
+    });
+    assert_eq!(
+        mock.get_all(),
+        [
+            "ERR: e target=t",
+            "WARNING: w target=t",
+            "INFO: i target=t",
+            "DEBUG: d target=t",
+            "DEBUG: tr target=t"
+        ]
+    );
+}
+
+#[test]
+fn message_and_fields_become_a_record() {
+    let mock = Mock::new();
+    let err = std::io::Error::other("reset by peer");
+    tracing::subscriber::with_default(layered(&mock), || {
+        tracing::warn!(
+            target: "smtp",
+            code = 421,
+            attempt = 2u64,
+            ok = false,
+            ratio = 0.5,
+            peer = "127.0.0.1:25",
+            dbg = ?Some(3),
+            error = &err as &(dyn std::error::Error + 'static),
+            "server said {}",
+            "busy\nforged"
+        );
+    });
+    assert_eq!(
+        mock.get_all(),
+        [
+            r#"WARNING: server said busy\nforged code=421 attempt=2 ok=false ratio=0.5 peer=127.0.0.1:25 dbg=Some(3) error="reset by peer" target=smtp"#
+        ]
+    );
+    let rec = &mock.records()[0];
+    assert_eq!(rec.level, Level::Warning);
+    assert_eq!(rec.message, "server said busy\nforged");
+    assert_eq!(rec.field("code"), Some("421"));
+    assert_eq!(rec.field("target"), Some("smtp"));
+}
+
+#[test]
+fn events_below_the_logger_threshold_are_not_formatted() {
+    struct Boom;
+    impl std::fmt::Debug for Boom {
+        fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            panic!("formatted an event the logger does not want")
+        }
+    }
+    let mock = Mock::new();
+    let sink: Arc<dyn Logger> =
+        Arc::new(logger::Fanout::new().with(Arc::new(mock.clone()), Level::Info));
+    let subscriber = tracing_subscriber::registry().with(TracingLayer::new(sink));
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::debug!(v = ?Boom, "no");
+        tracing::info!("yes");
+    });
+    assert_eq!(mock.get_all(), ["INFO: yes target=bridge"]);
+}
+
+#[test]
+fn events_from_other_threads_and_tasks_arrive() {
+    let mock = Mock::new();
+    let subscriber = Arc::new(layered(&mock));
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let subscriber = Arc::clone(&subscriber);
+            s.spawn(move || {
+                tracing::subscriber::with_default(subscriber, || {
+                    for i in 0..50 {
+                        tracing::info!(thread = t, i, "tick");
+                    }
+                });
+            });
+        }
+    });
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    tracing::subscriber::with_default(Arc::clone(&subscriber), || {
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..10)
+                .map(|n| tokio::spawn(async move { tracing::info!(task = n, "from a task") }))
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        })
+    });
+    assert_eq!(mock.get_all_matching(r"^INFO: tick thread=\d i=\d+ target=bridge$").len(), 200);
+    assert_eq!(mock.get_all_matching(r"^INFO: from a task task=\d target=bridge$").len(), 10);
+}
+
+/// Records what reaches a tracing subscriber.
+#[derive(Clone, Default)]
+struct Seen(Arc<Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> Layer<S> for Seen {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        struct V(String);
+        impl Visit for V {
+            fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+                self.0.push_str(&format!(" {}={:?}", field.name(), value));
+            }
+        }
+        let mut v = V(format!("{} {}", event.metadata().level(), event.metadata().target()));
+        event.record(&mut v);
+        self.0.lock().unwrap().push(v.0);
+    }
+}
+
+#[test]
+fn tracing_logger_emits_events_with_the_shared_text() {
+    let seen = Seen::default();
+    let subscriber = tracing_subscriber::registry().with(seen.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        let log = TracingLogger::new(Level::Info);
+        logger::warning!(log, "retry"; attempt = 3, reply = "421 busy");
+        log.audit_err("denied\nforged");
+        log.debug("dropped by the threshold");
+        assert!(log.enabled(Level::Info) && !log.enabled(Level::Debug));
+    });
+    assert_eq!(
+        *seen.0.lock().unwrap(),
+        [
+            r#"WARN logger::bridge message=retry attempt=3 reply="421 busy""#,
+            r#"ERROR logger::bridge message=[AUDIT] denied\nforged audit=true"#,
+        ]
+    );
+}
+
+#[test]
+fn tracing_logger_and_layer_together_do_not_loop() {
+    let mock = Mock::new();
+    tracing::subscriber::with_default(layered(&mock), || {
+        TracingLogger::new(Level::Debug).info("once");
+        tracing::info!(target: "svc", "direct");
+    });
+    assert_eq!(mock.get_all(), ["INFO: direct target=svc"]);
+}
+
+#[test]
+fn tracing_logger_is_disabled_without_a_subscriber_that_wants_it() {
+    let subscriber = tracing_subscriber::registry()
+        .with(Seen::default().with_filter(tracing_subscriber::filter::LevelFilter::WARN));
+    tracing::subscriber::with_default(subscriber, || {
+        let log = TracingLogger::new(Level::Debug);
+        assert!(log.enabled(Level::Warning));
+        assert!(!log.enabled(Level::Info));
+    });
+}
+
+#[test]
+fn log_crate_records_reach_the_logger() {
+    let mock = Mock::new();
+    let sink: Arc<dyn Logger> =
+        Arc::new(logger::Fanout::new().with(Arc::new(mock.clone()), Level::Info));
+    let adapter = LogAdapter::new(sink);
+    let record = |level, msg: &str| {
+        log::Log::log(
+            &adapter,
+            &log::Record::builder()
+                .level(level)
+                .target("lettre::transport")
+                .args(format_args!("{msg}"))
+                .build(),
+        );
+    };
+    record(log::Level::Error, "e");
+    record(log::Level::Warn, "w");
+    record(log::Level::Info, "i\nforged");
+    record(log::Level::Debug, "d");
+    record(log::Level::Trace, "t");
+    assert_eq!(
+        mock.get_all(),
+        [
+            "ERR: e target=lettre::transport",
+            "WARNING: w target=lettre::transport",
+            r"INFO: i\nforged target=lettre::transport",
+        ]
+    );
+    let meta = log::Metadata::builder().level(log::Level::Debug).target("x").build();
+    assert!(!log::Log::enabled(&adapter, &meta));
+}
