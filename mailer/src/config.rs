@@ -1,0 +1,281 @@
+//! [`Config`]: where to send, how to secure and authenticate, and how patiently to retry.
+
+use std::fmt;
+use std::time::Duration;
+
+/// How the connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tls {
+    /// Plain text. Only sensible on loopback or inside a trusted network.
+    #[default]
+    None,
+    /// Plain connect, then `STARTTLS` before anything else; a server that does not offer it is
+    /// an error (never a silent downgrade to plain text).
+    StartTls,
+    /// TLS from the first byte ("SMTPS", usually port 465).
+    Implicit,
+}
+
+impl Tls {
+    /// The name used in log lines and flags: `none`, `starttls`, `implicit`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Tls::None => "none",
+            Tls::StartTls => "starttls",
+            Tls::Implicit => "implicit",
+        }
+    }
+}
+
+impl fmt::Display for Tls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Tls {
+    type Err = String;
+
+    /// Parses `none`, `starttls` or `implicit` (any case).
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "none" | "plain" => Ok(Tls::None),
+            "starttls" => Ok(Tls::StartTls),
+            "implicit" | "tls" | "smtps" => Ok(Tls::Implicit),
+            _ => Err(format!("unknown TLS mode {s:?} (expected none, starttls or implicit)")),
+        }
+    }
+}
+
+/// AUTH credentials. `Debug` never shows the password, so a `Config` can be printed safely.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// The user name.
+    pub user: String,
+    /// The password; never logged or printed.
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Everything an [`crate::SmtpMailer`] needs. Build with [`Config::new`] and the `with_*`
+/// methods; the defaults follow DESIGN.md.
+///
+/// ```
+/// use std::time::Duration;
+/// let config = mailer::Config::new("127.0.0.1", 2525, "noreply@example.com")
+///     .with_tls(mailer::Tls::StartTls)
+///     .with_retry_base(Duration::from_millis(50))
+///     .with_max_attempts(5);
+/// assert_eq!(config.server(), "127.0.0.1:2525");
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Server host name or IP address.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// How the connection is secured. Default [`Tls::None`].
+    pub tls: Tls,
+    /// PEM root certificates to trust *instead of* the system store (for private CAs and
+    /// tests). Certificate verification is always on.
+    pub root_ca_pem: Option<Vec<u8>>,
+    /// The name the server certificate must match; default: `host`.
+    pub tls_server_name: Option<String>,
+    /// AUTH PLAIN / LOGIN credentials, if any.
+    pub credentials: Option<Credentials>,
+    /// The envelope and header sender: `addr@example.com` or `Name <addr@example.com>`.
+    pub from: String,
+    /// The EHLO name; default: this machine's host name.
+    pub helo_name: Option<String>,
+    /// Backoff base: the delay before the second reconnect of one send. Default 1 s.
+    pub retry_base: Duration,
+    /// Backoff ceiling. Default 5 min.
+    pub retry_max: Duration,
+    /// Reconnect attempts per send before giving up. Default 10.
+    pub max_attempts: u32,
+    /// Limit on TCP connect plus implicit TLS handshake. Default 30 s.
+    pub connect_timeout: Duration,
+    /// Limit on every SMTP exchange (greeting+EHLO, STARTTLS, AUTH, each command, the body).
+    /// Default 60 s.
+    pub command_timeout: Duration,
+    /// A connection idle longer than this is probed with NOOP before reuse. Default 30 s.
+    pub idle_limit: Duration,
+}
+
+impl Config {
+    /// A plain-text configuration for `host:port` sending as `from`, with default limits.
+    pub fn new(host: impl Into<String>, port: u16, from: impl Into<String>) -> Self {
+        Config {
+            host: host.into(),
+            port,
+            tls: Tls::None,
+            root_ca_pem: None,
+            tls_server_name: None,
+            credentials: None,
+            from: from.into(),
+            helo_name: None,
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(300),
+            max_attempts: 10,
+            connect_timeout: Duration::from_secs(30),
+            command_timeout: Duration::from_secs(60),
+            idle_limit: Duration::from_secs(30),
+        }
+    }
+
+    /// `host:port` as written in log lines (`server=`); IPv6 literals get brackets.
+    pub fn server(&self) -> String {
+        if self.host.contains(':') && !self.host.starts_with('[') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// Sets the TLS mode.
+    pub fn with_tls(mut self, tls: Tls) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Trusts these PEM root certificates instead of the system store.
+    pub fn with_root_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Verifies the server certificate against this name instead of the host.
+    pub fn with_tls_server_name(mut self, name: impl Into<String>) -> Self {
+        self.tls_server_name = Some(name.into());
+        self
+    }
+
+    /// Authenticates with AUTH PLAIN or LOGIN (whichever the server offers).
+    pub fn with_credentials(
+        mut self,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        self.credentials = Some(Credentials { user: user.into(), password: password.into() });
+        self
+    }
+
+    /// Sets the EHLO name.
+    pub fn with_helo_name(mut self, name: impl Into<String>) -> Self {
+        self.helo_name = Some(name.into());
+        self
+    }
+
+    /// Sets the backoff base.
+    pub fn with_retry_base(mut self, base: Duration) -> Self {
+        self.retry_base = base;
+        self
+    }
+
+    /// Sets the backoff ceiling.
+    pub fn with_retry_max(mut self, max: Duration) -> Self {
+        self.retry_max = max;
+        self
+    }
+
+    /// Sets how many reconnect attempts one send may make before giving up.
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// Sets the connect (and implicit TLS handshake) timeout.
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the timeout on every SMTP exchange.
+    pub fn with_command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// Sets the idle time after which a connection is probed with NOOP before reuse.
+    pub fn with_idle_limit(mut self, limit: Duration) -> Self {
+        self.idle_limit = limit;
+        self
+    }
+
+    /// Checks everything that can be checked without I/O: the from address, the HELO name, the
+    /// host, and that the root CA PEM holds at least one certificate.
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        crate::message::parse_mailbox(&self.from)?;
+        if self.host.is_empty() || self.host.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(crate::Error::Config(format!("invalid host {:?}", self.host)));
+        }
+        if let Some(helo) = &self.helo_name
+            && (helo.is_empty() || helo.chars().any(|c| c.is_control() || c.is_whitespace()))
+        {
+            return Err(crate::Error::Config(format!("invalid HELO name {helo:?}")));
+        }
+        if let Some(pem) = &self.root_ca_pem {
+            crate::tls::parse_roots(pem)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_design() {
+        let c = Config::new("mx.example.com", 25, "a@example.com");
+        assert_eq!(c.retry_base, Duration::from_secs(1));
+        assert_eq!(c.retry_max, Duration::from_secs(300));
+        assert_eq!(c.max_attempts, 10);
+        assert_eq!(c.tls, Tls::None);
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let c = Config::new("h", 25, "a@example.com").with_credentials("user", "s3cret-pw");
+        let shown = format!("{c:?}");
+        assert!(shown.contains("user"));
+        assert!(!shown.contains("s3cret-pw"), "{shown}");
+    }
+
+    #[test]
+    fn server_brackets_ipv6() {
+        assert_eq!(Config::new("::1", 25, "a@b.c").server(), "[::1]:25");
+        assert_eq!(Config::new("localhost", 25, "a@b.c").server(), "localhost:25");
+    }
+
+    #[test]
+    fn validate_rejects_crlf_in_from_and_helo() {
+        let bad_from = Config::new("h", 25, "Evil\r\nBcc: x@y.z <a@example.com>");
+        assert!(bad_from.validate().unwrap_err().is_bad_address());
+        let bad_helo = Config::new("h", 25, "a@example.com").with_helo_name("x\r\nMAIL FROM:<>");
+        assert!(matches!(bad_helo.validate(), Err(crate::Error::Config(_))));
+    }
+
+    #[test]
+    fn validate_rejects_a_pem_without_certificates() {
+        let c = Config::new("h", 25, "a@example.com").with_root_ca_pem("not a pem");
+        assert!(matches!(c.validate(), Err(crate::Error::Config(_))));
+    }
+
+    #[test]
+    fn tls_parses_its_names() {
+        assert_eq!("StartTLS".parse::<Tls>(), Ok(Tls::StartTls));
+        assert_eq!("implicit".parse::<Tls>(), Ok(Tls::Implicit));
+        assert!("ssl3".parse::<Tls>().is_err());
+    }
+}

@@ -1,0 +1,78 @@
+//! Every `event=` name the mailer logs, in one place. Tests and dashboards match on these.
+//!
+//! | event | level | fields |
+//! |---|---|---|
+//! | [`CONNECT`] | info | `server` |
+//! | [`CONNECTED`] | info | `server`, `tls` |
+//! | [`SMTP_421`] | warning | `server`, `stage`, `reply` |
+//! | [`EOF`] | warning | `server`, `stage` |
+//! | [`CONNECTION_LOST`] | warning | `server`, `stage`, `error` (reset, broken pipe, refused, timeout) |
+//! | [`DEFERRED`] | warning | `server`, `stage`, `code`, `reply` (a 4xx other than 421; retried) |
+//! | [`BACKOFF`] | info | `attempt`, `delay_ms` |
+//! | [`RECONNECT_FAILED`] | warning | `attempt`, `error` |
+//! | [`RECONNECTED`] | info | `server`, `attempts` |
+//! | [`RESEND`] | warning | `message_id`, `stage` (delivery unknown: sent again, same Message-ID) |
+//! | [`SENT`] | info | `message_id`, `recipients` (a count), `attempts`, `possibly_duplicated` |
+//! | [`REJECTED`] | err | `code`, `reply`, `stage`, `bad_address` |
+//! | [`FAILED`] | err | `error` (TLS, protocol or configuration failures: not retried) |
+//! | [`GAVE_UP`] | err | `attempts`, `error` |
+//! | [`CLOSED`] | info | `server` |
+//!
+//! Addresses appear only at debug level (`event=envelope`); credentials and bodies never.
+
+/// Opening a connection.
+pub const CONNECT: &str = "connect";
+/// Connected, greeted, TLS and AUTH done.
+pub const CONNECTED: &str = "connected";
+/// The server replied 421 (closing the channel) at some stage.
+pub const SMTP_421: &str = "smtp_421";
+/// The server closed the connection (EOF) at some stage.
+pub const EOF: &str = "eof";
+/// The connection broke: reset, broken pipe, refused, or a timeout.
+pub const CONNECTION_LOST: &str = "connection_lost";
+/// A transient 4xx reply other than 421; the send is retried with backoff.
+pub const DEFERRED: &str = "deferred";
+/// Sleeping before a reconnect attempt.
+pub const BACKOFF: &str = "backoff";
+/// A reconnect attempt failed.
+pub const RECONNECT_FAILED: &str = "reconnect_failed";
+/// Connected again after one or more failures in this send.
+pub const RECONNECTED: &str = "reconnected";
+/// The connection was lost after the whole message was written: it is sent again with the
+/// same Message-ID and may arrive twice.
+pub const RESEND: &str = "resend";
+/// A message was accepted by the server.
+pub const SENT: &str = "sent";
+/// A permanent 5xx reply; the send fails at once.
+pub const REJECTED: &str = "rejected";
+/// A failure that is not retried and is not a reply (TLS, protocol, configuration).
+pub const FAILED: &str = "failed";
+/// The send gave up after the maximum number of reconnect attempts.
+pub const GAVE_UP: &str = "gave_up";
+/// `close` finished (QUIT sent when a connection was open).
+pub const CLOSED: &str = "closed";
+/// Debug only: the envelope addresses of a send.
+pub const ENVELOPE: &str = "envelope";
+/// [`crate::DryRunMailer`]: what would have been sent.
+pub const DRY_RUN: &str = "dry_run";
+
+/// Every event name above, for tests that check a log line names a known event.
+pub const ALL: &[&str] = &[
+    CONNECT,
+    CONNECTED,
+    SMTP_421,
+    EOF,
+    CONNECTION_LOST,
+    DEFERRED,
+    BACKOFF,
+    RECONNECT_FAILED,
+    RECONNECTED,
+    RESEND,
+    SENT,
+    REJECTED,
+    FAILED,
+    GAVE_UP,
+    CLOSED,
+    ENVELOPE,
+    DRY_RUN,
+];
