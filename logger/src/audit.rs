@@ -64,3 +64,30 @@ pub fn install_panic_hook(logger: Arc<dyn Logger>) {
         previous(info);
     }));
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use crate::Mock;
+
+    #[test]
+    fn json_is_compact_and_escaped_onto_one_line() {
+        let log = Mock::new();
+        let obj = BTreeMap::from([("note", "two\nlines")]);
+        super::audit_object(&log, "changed", &obj);
+        assert_eq!(log.get_all(), [r#"INFO: [AUDIT] changed JSON={"note":"two\nlines"}"#]);
+    }
+
+    #[test]
+    fn an_unserialisable_object_is_an_audit_error_not_a_panic() {
+        let log = Mock::new();
+        // JSON object keys must be strings.
+        let obj = BTreeMap::from([((1, 2), "v")]);
+        super::audit_object(&log, "changed", &obj);
+        let recs = log.records();
+        assert_eq!(recs.len(), 1);
+        assert!(recs[0].audit && recs[0].level == crate::Level::Err);
+        assert!(recs[0].field("error").unwrap().contains("key must be a string"));
+    }
+}

@@ -1,0 +1,252 @@
+//! `Syslog` against receivers in the test: a unix datagram socket, UDP and TCP on loopback.
+//! Exact bytes where the protocol matters; reconnection and the stderr fallback.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, UdpSocket};
+use std::os::unix::net::UnixDatagram;
+use std::sync::Arc;
+use std::time::Duration;
+
+use logger::{Facility, Level, Logger, Syslog, SyslogFormat, SyslogTarget};
+use support::{Captured, parse_5424, wait_until};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn recv_unix(socket: &UnixDatagram) -> String {
+    let mut buf = vec![0u8; 70_000];
+    let n = socket.recv(&mut buf).unwrap();
+    String::from_utf8(buf[..n].to_vec()).unwrap()
+}
+
+fn unix_receiver() -> (tempfile::TempDir, std::path::PathBuf, UnixDatagram) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.sock");
+    let socket = UnixDatagram::bind(&path).unwrap();
+    socket.set_read_timeout(Some(5 * SECOND)).unwrap();
+    (dir, path, socket)
+}
+
+#[test]
+fn unix_rfc5424_message_is_exact() {
+    let (_dir, path, rx) = unix_receiver();
+    let log = Syslog::new(SyslogTarget::Unix(path), "probe").with_hostname("host1");
+    logger::audit_info!(log, "granted {}", "x\n[AUDIT] forged"; user = "al ice", n = 3);
+    let got = recv_unix(&rx);
+    let m = parse_5424(&got).unwrap_or_else(|| panic!("not RFC 5424: {got:?}"));
+    assert_eq!(m.pri, 16 * 8 + 6);
+    assert_eq!((m.hostname.as_str(), m.app.as_str()), ("host1", "probe"));
+    assert_eq!(m.pid, std::process::id());
+    assert_eq!(m.msg, r#"[AUDIT] granted x\n[AUDIT] forged user="al ice" n=3"#);
+    assert!(!got.contains('\n'));
+}
+
+#[test]
+fn unix_rfc3164_with_facility() {
+    let (_dir, path, rx) = unix_receiver();
+    let log = Syslog::new(SyslogTarget::Unix(path), "probe")
+        .with_format(SyslogFormat::Rfc3164)
+        .with_facility(Facility::Mail);
+    log.err("boom");
+    let got = recv_unix(&rx);
+    let re = regex::Regex::new(r"^<19>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d probe\[(\d+)\]: boom$")
+        .unwrap();
+    let c = re.captures(&got).unwrap_or_else(|| panic!("not RFC 3164: {got:?}"));
+    assert_eq!(c[1].parse::<u32>().unwrap(), std::process::id());
+}
+
+#[test]
+fn threshold_is_respected() {
+    let (_dir, path, rx) = unix_receiver();
+    let log = Syslog::new(SyslogTarget::Unix(path), "p").with_level(Level::Warning);
+    assert!(!log.enabled(Level::Info));
+    log.info("not sent");
+    log.warning("sent");
+    assert!(recv_unix(&rx).ends_with(" - - sent"));
+}
+
+#[test]
+fn udp_one_datagram_per_record() {
+    let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+    rx.set_read_timeout(Some(5 * SECOND)).unwrap();
+    let target = SyslogTarget::Udp(rx.local_addr().unwrap());
+    let log = Syslog::new(target, "probe").with_hostname("h");
+    log.info("one");
+    log.warning("two");
+    let mut buf = [0u8; 2048];
+    let n = rx.recv(&mut buf).unwrap();
+    let one = parse_5424(std::str::from_utf8(&buf[..n]).unwrap()).unwrap();
+    let n = rx.recv(&mut buf).unwrap();
+    let two = parse_5424(std::str::from_utf8(&buf[..n]).unwrap()).unwrap();
+    assert_eq!((one.pri, one.msg.as_str()), (134, "one"));
+    assert_eq!((two.pri, two.msg.as_str()), (132, "two"));
+}
+
+/// Reads octet-counted frames: `LEN SP MSG`.
+fn read_frame(r: &mut impl BufRead) -> String {
+    let mut len = Vec::new();
+    r.read_until(b' ', &mut len).unwrap();
+    let len: usize = std::str::from_utf8(&len[..len.len() - 1]).unwrap().parse().unwrap();
+    let mut msg = vec![0u8; len];
+    r.read_exact(&mut msg).unwrap();
+    String::from_utf8(msg).unwrap()
+}
+
+#[test]
+fn tcp_uses_octet_counting_so_messages_never_glue() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let log =
+        Syslog::new(SyslogTarget::Tcp(listener.local_addr().unwrap()), "probe").connect().unwrap();
+    let (conn, _) = listener.accept().unwrap();
+    conn.set_read_timeout(Some(5 * SECOND)).unwrap();
+    let mut r = BufReader::new(conn);
+    log.info("first");
+    logger::info!(log, "second é"; k = "v w");
+    let big = "x".repeat(3000);
+    log.info(&big);
+    assert!(parse_5424(&read_frame(&mut r)).unwrap().msg == "first");
+    assert_eq!(parse_5424(&read_frame(&mut r)).unwrap().msg, r#"second é k="v w""#);
+    assert_eq!(parse_5424(&read_frame(&mut r)).unwrap().msg, big);
+}
+
+#[test]
+fn oversized_messages_are_truncated_with_a_marker_not_dropped() {
+    let (_dir, path, rx) = unix_receiver();
+    let log = Syslog::new(SyslogTarget::Unix(path), "p");
+    let huge = "ü".repeat(300_000);
+    log.info(&huge);
+    let got = recv_unix(&rx);
+    assert!(got.len() <= logger::syslog::DEFAULT_MAX_LEN, "{}", got.len());
+    assert!(got.len() > logger::syslog::DEFAULT_MAX_LEN - 20);
+    assert!(got.ends_with(logger::syslog::TRUNCATION_MARKER));
+    assert!(parse_5424(&got).unwrap().msg.starts_with("üüü"));
+}
+
+#[test]
+fn unix_daemon_restart_lines_go_to_fallback_then_delivery_resumes() {
+    let (_dir, path, rx) = unix_receiver();
+    let fallback = Captured::default();
+    let log = Syslog::new(SyslogTarget::Unix(path.clone()), "p")
+        .with_retry_interval(Duration::from_millis(5))
+        .with_fallback(fallback.clone());
+    log.info("before");
+    assert!(recv_unix(&rx).ends_with(" before"));
+
+    // The daemon goes away: its socket is closed and the file removed.
+    drop(rx);
+    std::fs::remove_file(&path).unwrap();
+    log.info("while down 1");
+    log.info("while down 2");
+    let text = fallback.text();
+    assert!(text.contains("unavailable"), "{text}");
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("while down")).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for (i, line) in lines.iter().enumerate() {
+        let m = parse_5424(line).unwrap_or_else(|| panic!("whole line expected: {line:?}"));
+        assert_eq!(m.msg, format!("while down {}", i + 1));
+    }
+
+    // It comes back on the same path: delivery resumes within a few retry intervals.
+    let rx = UnixDatagram::bind(&path).unwrap();
+    rx.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 1024];
+    let resumed = wait_until(5 * SECOND, || {
+        log.info("after");
+        rx.recv(&mut buf).is_ok_and(|n| std::str::from_utf8(&buf[..n]).unwrap().ends_with(" after"))
+    });
+    assert!(resumed, "delivery did not resume: {}", fallback.text());
+    assert!(fallback.text().contains("is back"), "{}", fallback.text());
+}
+
+#[test]
+fn tcp_reconnects_after_the_daemon_closes_the_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let log = Syslog::new(SyslogTarget::Tcp(listener.local_addr().unwrap()), "p")
+        .with_retry_interval(Duration::from_millis(5))
+        .with_fallback(Captured::default())
+        .connect()
+        .unwrap();
+    let (first, _) = listener.accept().unwrap();
+    first.set_read_timeout(Some(5 * SECOND)).unwrap();
+    let mut r = BufReader::new(first);
+    log.info("on the first connection");
+    assert!(read_frame(&mut r).ends_with(" on the first connection"));
+    // The daemon hangs up (as a restarting rsyslogd does).
+    drop(r);
+    listener.set_nonblocking(true).unwrap();
+    let mut second = None;
+    let reconnected = wait_until(5 * SECOND, || {
+        log.info("after the hang-up");
+        second = listener.accept().ok();
+        second.is_some()
+    });
+    assert!(reconnected, "no new connection");
+    let (second, _) = second.unwrap();
+    second.set_nonblocking(false).unwrap();
+    second.set_read_timeout(Some(5 * SECOND)).unwrap();
+    log.info("delivered on the second connection");
+    let mut r = BufReader::new(second);
+    let found =
+        (0..1000).map(|_| read_frame(&mut r)).find(|m| m.ends_with(" on the second connection"));
+    assert!(found.is_some());
+}
+
+#[test]
+fn tcp_daemon_down_goes_to_fallback_and_connect_reports_it() {
+    let port = support::free_port();
+    let target = SyslogTarget::Tcp(([127, 0, 0, 1], port).into());
+    let err = Syslog::new(target.clone(), "p").connect().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
+    let fallback = Captured::default();
+    let log = Syslog::new(target, "p").with_fallback(fallback.clone());
+    assert!(log.try_connect().is_err());
+    log.err("nobody listens");
+    let text = fallback.text();
+    // One notice for the outage, then the line itself, whole.
+    assert_eq!(text.matches("unavailable").count(), 1, "{text}");
+    assert_eq!(parse_5424(text.lines().last().unwrap()).unwrap().msg, "nobody listens");
+}
+
+#[test]
+fn many_threads_share_one_syslog() {
+    let (_dir, path, rx) = unix_receiver();
+    let log = Arc::new(Syslog::new(SyslogTarget::Unix(path), "p"));
+    let reader = std::thread::spawn(move || (0..800).map(|_| recv_unix(&rx)).collect::<Vec<_>>());
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let log = Arc::clone(&log);
+            s.spawn(move || {
+                for i in 0..200 {
+                    logger::info!(log, "m"; t = t, i = i);
+                }
+            });
+        }
+    });
+    let got = reader.join().unwrap();
+    assert!(got.iter().all(|m| parse_5424(m).is_some_and(|m| m.msg.starts_with("m t="))));
+}
+
+#[test]
+fn new_builds_a_fanout_with_syslog_and_never_fails() {
+    let (_dir, path, rx) = unix_receiver();
+    let mut config = logger::Config::new("svc");
+    config.stdout_level = None;
+    config.syslog = Some(SyslogTarget::Unix(path));
+    config.syslog_level = Level::Warning;
+    config.syslog_format = SyslogFormat::Rfc3164;
+    config.facility = Facility::Daemon;
+    let log = logger::new(config);
+    assert!(!log.enabled(Level::Info));
+    log.info("dropped");
+    log.warning("kept");
+    let got = recv_unix(&rx);
+    assert!(got.starts_with("<28>") && got.ends_with("]: kept"), "{got}");
+
+    // A target nobody listens on: still a logger (the sink reports on stderr and retries).
+    let mut config = logger::Config::new("svc");
+    config.stdout_level = None;
+    config.syslog = Some(SyslogTarget::Unix("/nonexistent/dir/log.sock".into()));
+    let log = logger::new(config);
+    log.info("goes to stderr");
+}
