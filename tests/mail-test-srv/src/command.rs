@@ -1,0 +1,292 @@
+//! SMTP command lines -> [`Command`]: a pure parser, safe on any bytes (fuzzed by proptest).
+
+use std::fmt;
+
+/// One parsed SMTP command line (without its CRLF).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Command {
+    /// `EHLO domain`.
+    Ehlo(String),
+    /// `HELO domain`.
+    Helo(String),
+    /// `MAIL FROM:<path> [params]`; `from` is empty for the null reverse-path `<>`.
+    Mail {
+        /// The reverse-path without angle brackets.
+        from: String,
+        /// The declared size (`SIZE=n`), if any.
+        size: Option<u64>,
+    },
+    /// `RCPT TO:<path> [params]`.
+    Rcpt {
+        /// The forward-path without angle brackets.
+        to: String,
+    },
+    /// `DATA`.
+    Data,
+    /// `RSET`.
+    Rset,
+    /// `NOOP [string]`.
+    Noop,
+    /// `QUIT`.
+    Quit,
+    /// `VRFY string`.
+    Vrfy(String),
+    /// `HELP [string]`.
+    Help,
+    /// `STARTTLS`.
+    StartTls,
+    /// `AUTH mechanism [initial-response]`.
+    Auth {
+        /// The mechanism name, upper-cased.
+        mechanism: String,
+        /// The initial response (base64, or `=` for an empty one), if given.
+        initial: Option<String>,
+    },
+}
+
+/// Why a command line was rejected; each maps to one SMTP reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParseError {
+    /// The verb is not one we know (`500 5.5.2`).
+    Unknown,
+    /// The verb is known but its arguments are malformed (`501 5.5.4`); the text says why.
+    Syntax(&'static str),
+    /// A `MAIL`/`RCPT` parameter we do not implement (`555 5.5.4`).
+    UnsupportedParameter,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParseError::Unknown => f.write_str("command not recognized"),
+            ParseError::Syntax(why) => f.write_str(why),
+            ParseError::UnsupportedParameter => f.write_str("parameter not supported"),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// Parses one command line. `line` excludes the line ending (a trailing CR is tolerated).
+///
+/// Verbs are case-insensitive. `MAIL FROM:` and `RCPT TO:` accept the path with or without
+/// angle brackets and with a space after the colon, as Postfix does, because real clients
+/// differ. Never panics, whatever the bytes.
+pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let Ok(line) = std::str::from_utf8(line) else {
+        // Non-UTF-8 in the verb is garbage; in an address it is a syntax error. Either way
+        // the client gets a reply, so keep the distinction cheap.
+        return match line.get(..4).map(|v| v.to_ascii_uppercase()) {
+            Some(v) if v == b"MAIL" || v == b"RCPT" => {
+                Err(ParseError::Syntax("non-UTF-8 argument"))
+            }
+            _ => Err(ParseError::Unknown),
+        };
+    };
+    let (verb, rest) = match line.find(' ') {
+        Some(i) => (&line[..i], &line[i + 1..]),
+        None => (line, ""),
+    };
+    if verb.len() > 8 {
+        return Err(ParseError::Unknown);
+    }
+    let arg = rest.trim_matches(' ');
+    match verb.to_ascii_uppercase().as_str() {
+        "EHLO" => domain(arg).map(Command::Ehlo),
+        "HELO" => domain(arg).map(Command::Helo),
+        "MAIL" => {
+            let rest = strip_keyword(rest, "FROM:")
+                .ok_or(ParseError::Syntax("expected MAIL FROM:<address>"))?;
+            let (from, params) = path(rest)?;
+            let mut size = None;
+            for param in params {
+                let (key, value) = split_param(param);
+                match key.to_ascii_uppercase().as_str() {
+                    "SIZE" => {
+                        let n = value
+                            .and_then(|v| v.parse::<u64>().ok())
+                            .ok_or(ParseError::Syntax("bad SIZE parameter"))?;
+                        size = Some(n);
+                    }
+                    "BODY" => match value.map(str::to_ascii_uppercase).as_deref() {
+                        Some("7BIT" | "8BITMIME") => {}
+                        _ => return Err(ParseError::Syntax("bad BODY parameter")),
+                    },
+                    // AUTH=<> is legal on MAIL when AUTH is advertised; its value is ignored.
+                    "AUTH" => {}
+                    _ => return Err(ParseError::UnsupportedParameter),
+                }
+            }
+            Ok(Command::Mail { from: from.to_owned(), size })
+        }
+        "RCPT" => {
+            let rest = strip_keyword(rest, "TO:")
+                .ok_or(ParseError::Syntax("expected RCPT TO:<address>"))?;
+            let (to, params) = path(rest)?;
+            if to.is_empty() {
+                return Err(ParseError::Syntax("empty recipient"));
+            }
+            if params.into_iter().next().is_some() {
+                return Err(ParseError::UnsupportedParameter);
+            }
+            Ok(Command::Rcpt { to: to.to_owned() })
+        }
+        "DATA" => no_arg(arg, Command::Data),
+        "RSET" => no_arg(arg, Command::Rset),
+        "QUIT" => no_arg(arg, Command::Quit),
+        "STARTTLS" => no_arg(arg, Command::StartTls),
+        "NOOP" => Ok(Command::Noop),
+        "HELP" => Ok(Command::Help),
+        "VRFY" => {
+            if arg.is_empty() {
+                Err(ParseError::Syntax("VRFY needs an argument"))
+            } else {
+                Ok(Command::Vrfy(arg.to_owned()))
+            }
+        }
+        "AUTH" => {
+            let mut parts = arg.split(' ').filter(|p| !p.is_empty());
+            let mechanism = parts.next().ok_or(ParseError::Syntax("AUTH needs a mechanism"))?;
+            let initial = parts.next().map(str::to_owned);
+            if parts.next().is_some() {
+                return Err(ParseError::Syntax("too many AUTH arguments"));
+            }
+            Ok(Command::Auth { mechanism: mechanism.to_ascii_uppercase(), initial })
+        }
+        _ => Err(ParseError::Unknown),
+    }
+}
+
+fn domain(arg: &str) -> Result<String, ParseError> {
+    if arg.is_empty() {
+        return Err(ParseError::Syntax("a domain name is required"));
+    }
+    if arg.chars().any(|c| c.is_control()) {
+        return Err(ParseError::Syntax("control characters in domain"));
+    }
+    Ok(arg.to_owned())
+}
+
+fn no_arg(arg: &str, command: Command) -> Result<Command, ParseError> {
+    if arg.is_empty() { Ok(command) } else { Err(ParseError::Syntax("no arguments allowed")) }
+}
+
+/// `FROM:` / `TO:` case-insensitively, then optional spaces.
+fn strip_keyword<'a>(rest: &'a str, keyword: &str) -> Option<&'a str> {
+    let head = rest.get(..keyword.len())?;
+    head.eq_ignore_ascii_case(keyword).then(|| rest[keyword.len()..].trim_start_matches(' '))
+}
+
+/// Splits `<path> params...` into the bare address and the parameters.
+fn path(rest: &str) -> Result<(&str, impl Iterator<Item = &str>), ParseError> {
+    let (addr, params) = if let Some(inner) = rest.strip_prefix('<') {
+        let end = inner.find('>').ok_or(ParseError::Syntax("missing '>' in address"))?;
+        (&inner[..end], &inner[end + 1..])
+    } else {
+        match rest.find(' ') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        }
+    };
+    if !params.is_empty() && !params.starts_with(' ') {
+        return Err(ParseError::Syntax("garbage after address"));
+    }
+    // A source route (`<@a,@b:user@c>`) is obsolete syntax; keep only the mailbox.
+    let addr = match addr.strip_prefix('@') {
+        Some(_) => addr.split_once(':').map_or(addr, |(_, mailbox)| mailbox),
+        None => addr,
+    };
+    if addr.chars().any(|c| c.is_control() || c == ' ' || c == '<' || c == '>') {
+        return Err(ParseError::Syntax("bad character in address"));
+    }
+    if addr.len() > 320 {
+        return Err(ParseError::Syntax("address too long"));
+    }
+    Ok((addr, params.split(' ').filter(|p| !p.is_empty())))
+}
+
+fn split_param(param: &str) -> (&str, Option<&str>) {
+    match param.split_once('=') {
+        Some((k, v)) => (k, Some(v)),
+        None => (param, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_verb_case_insensitively() {
+        assert_eq!(parse(b"ehlo client.test"), Ok(Command::Ehlo("client.test".into())));
+        assert_eq!(parse(b"HELO client.test\r"), Ok(Command::Helo("client.test".into())));
+        assert_eq!(parse(b"data"), Ok(Command::Data));
+        assert_eq!(parse(b"RSET"), Ok(Command::Rset));
+        assert_eq!(parse(b"NOOP whatever"), Ok(Command::Noop));
+        assert_eq!(parse(b"QUIT"), Ok(Command::Quit));
+        assert_eq!(parse(b"VRFY bob"), Ok(Command::Vrfy("bob".into())));
+        assert_eq!(parse(b"StartTLS"), Ok(Command::StartTls));
+        assert_eq!(
+            parse(b"AUTH plain AGEAYg=="),
+            Ok(Command::Auth { mechanism: "PLAIN".into(), initial: Some("AGEAYg==".into()) })
+        );
+    }
+
+    #[test]
+    fn mail_and_rcpt_paths() {
+        assert_eq!(
+            parse(b"MAIL FROM:<a@x.test>"),
+            Ok(Command::Mail { from: "a@x.test".into(), size: None })
+        );
+        assert_eq!(
+            parse(b"mail from: <a@x.test>"),
+            Ok(Command::Mail { from: "a@x.test".into(), size: None })
+        );
+        assert_eq!(
+            parse(b"MAIL FROM:a@x.test"),
+            Ok(Command::Mail { from: "a@x.test".into(), size: None })
+        );
+        assert_eq!(parse(b"MAIL FROM:<>"), Ok(Command::Mail { from: String::new(), size: None }));
+        assert_eq!(
+            parse(b"MAIL FROM:<a@x.test> size=1200 BODY=8BITMIME"),
+            Ok(Command::Mail { from: "a@x.test".into(), size: Some(1200) })
+        );
+        assert_eq!(
+            parse(b"RCPT TO:<@relay.test:b@x.test>"),
+            Ok(Command::Rcpt { to: "b@x.test".into() })
+        );
+        assert_eq!(parse(b"RCPT TO:<b@x.test>"), Ok(Command::Rcpt { to: "b@x.test".into() }));
+    }
+
+    #[test]
+    fn rejects_bad_syntax() {
+        assert_eq!(parse(b"EHLO"), Err(ParseError::Syntax("a domain name is required")));
+        assert!(matches!(parse(b"MAIL TO:<a@x.test>"), Err(ParseError::Syntax(_))));
+        assert!(matches!(parse(b"MAIL FROM:<a@x.test"), Err(ParseError::Syntax(_))));
+        assert!(matches!(parse(b"MAIL FROM:<a@x.test>junk"), Err(ParseError::Syntax(_))));
+        assert!(matches!(parse(b"MAIL FROM:<a@x.test> SIZE=big"), Err(ParseError::Syntax(_))));
+        assert_eq!(parse(b"MAIL FROM:<a@x.test> FOO=1"), Err(ParseError::UnsupportedParameter));
+        assert!(matches!(parse(b"RCPT TO:<>"), Err(ParseError::Syntax(_))));
+        assert!(matches!(parse(b"DATA now"), Err(ParseError::Syntax(_))));
+        assert!(matches!(parse(b"AUTH"), Err(ParseError::Syntax(_))));
+        assert_eq!(parse(b"FROB"), Err(ParseError::Unknown));
+        assert_eq!(parse(b""), Err(ParseError::Unknown));
+        assert_eq!(parse(b"\xff\xfe\x00garbage"), Err(ParseError::Unknown));
+        assert!(matches!(parse(b"MAIL FROM:<\xff@x>"), Err(ParseError::Syntax(_))));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let _ = parse(&bytes);
+        }
+
+        #[test]
+        fn never_panics_on_mail_like_lines(s in "(MAIL FROM:|RCPT TO:|AUTH |EHLO )[<>@a-z:= ,\\x00-\\x7f]{0,60}") {
+            let _ = parse(s.as_bytes());
+        }
+    }
+}

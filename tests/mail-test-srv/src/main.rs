@@ -1,0 +1,188 @@
+//! `mail-test-srv`: parse flags, start the server, log one start-up line, run until SIGINT or
+//! SIGTERM, then shut down gracefully (open sessions get `421`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use mail_test_srv::{FaultMode, Options, Stage, TestServer, TlsOptions};
+
+/// A fake SMTP server for tests: stores mail in memory, serves it over HTTP, injects faults.
+#[derive(Debug, Parser)]
+#[command(name = "mail-test-srv", version)]
+struct Args {
+    /// SMTP listen address.
+    #[arg(long, default_value = "127.0.0.1:9380")]
+    smtp: SocketAddr,
+    /// HTTP API listen address.
+    #[arg(long, default_value = "127.0.0.1:9381")]
+    http: SocketAddr,
+    /// Do not start the HTTP API.
+    #[arg(long)]
+    no_http: bool,
+    /// Host name in the greeting and replies.
+    #[arg(long, default_value = "mail-test-srv.test")]
+    hostname: String,
+    /// Fault probability in percent (0 to 100) at the fault stage.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_percent)]
+    close_chance: f64,
+    /// Fault the first N connections for certain.
+    #[arg(long, default_value_t = 0)]
+    close_first: u64,
+    /// Seed for reproducible faults.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Where faults happen: greeting, mail, rcpt, data, after_dot.
+    #[arg(long, default_value = "mail")]
+    fault_stage: Stage,
+    /// How faults look: close, 421, mixed.
+    #[arg(long, default_value = "mixed")]
+    fault_mode: FaultMode,
+    /// Certificate chain (PEM) for TLS; with --key and without --starttls: implicit TLS.
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// Private key (PEM) for --cert.
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+    /// Offer STARTTLS (with --cert/--key, or a generated self-signed certificate).
+    #[arg(long)]
+    starttls: bool,
+    /// Implicit TLS with a generated self-signed certificate (when no --cert is given).
+    #[arg(long, conflicts_with = "starttls")]
+    implicit_tls: bool,
+    /// Require AUTH PLAIN/LOGIN with these credentials (USER:PASS).
+    #[arg(long, value_parser = parse_auth)]
+    auth: Option<(String, String)>,
+    /// Largest message in bytes.
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    max_message_size: usize,
+    /// Concurrent SMTP connections.
+    #[arg(long, default_value_t = 1000)]
+    max_connections: usize,
+    /// Messages kept in memory; past it, messages get 452.
+    #[arg(long, default_value_t = 100_000)]
+    max_messages: usize,
+    /// Idle limit per connection, e.g. 300s, 5m.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    idle_timeout: Duration,
+    /// Log level: err, warning, info, debug.
+    #[arg(long, default_value = "info")]
+    log_level: logger::Level,
+}
+
+fn parse_percent(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(p),
+        _ => Err(format!("{s:?} is not a percentage from 0 to 100")),
+    }
+}
+
+fn parse_auth(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((u, p)) if !u.is_empty() => Ok((u.to_owned(), p.to_owned())),
+        // Never echo the value: it holds a password.
+        _ => Err("expected USER:PASS".to_owned()),
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("bad duration {s:?} (e.g. 500ms, 30s, 5m)"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" | "" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("bad duration unit in {s:?} (ms, s, m)")),
+    }
+}
+
+fn read(path: &PathBuf) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+fn options(args: &Args, log: Arc<dyn logger::Logger>) -> Result<Options, String> {
+    let pem = match (&args.cert, &args.key) {
+        (Some(c), Some(k)) => Some((read(c)?, read(k)?)),
+        _ => None,
+    };
+    let tls = if args.starttls {
+        TlsOptions::StartTls(pem)
+    } else if pem.is_some() || args.implicit_tls {
+        TlsOptions::Implicit(pem)
+    } else {
+        TlsOptions::None
+    };
+    let mut o = Options::default()
+        .with_smtp_addr(args.smtp)
+        .with_http_addr((!args.no_http).then_some(args.http))
+        .with_hostname(args.hostname.clone())
+        .with_close_chance(args.close_chance)
+        .with_close_first(args.close_first)
+        .with_fault_stage(args.fault_stage)
+        .with_fault_mode(args.fault_mode)
+        .with_tls(tls)
+        .with_max_message_size(args.max_message_size)
+        .with_max_connections(args.max_connections)
+        .with_max_messages(args.max_messages)
+        .with_idle_timeout(args.idle_timeout)
+        .with_logger(log);
+    o.seed = args.seed;
+    o.auth = args.auth.clone();
+    Ok(o)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let log: Arc<dyn logger::Logger> =
+        Arc::new(logger::Stdout::new("mail-test-srv", args.log_level));
+    let opts = match options(&args, Arc::clone(&log)) {
+        Ok(o) => o,
+        Err(e) => {
+            logger::err!(log, "bad configuration: {}", e);
+            return ExitCode::from(2);
+        }
+    };
+    let tls = opts.tls_name();
+    let auth_user = opts.auth.as_ref().map_or("-", |(u, _)| u.as_str()).to_owned();
+    let server = match TestServer::start(opts.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            logger::err!(log, "cannot start"; error = e, smtp = args.smtp);
+            return ExitCode::FAILURE;
+        }
+    };
+    let http = server.http_addr().map_or_else(|| "off".to_owned(), |a| a.to_string());
+    logger::info!(log, "mail-test-srv {} started", env!("CARGO_PKG_VERSION");
+        smtp = server.smtp_addr(), http = http, hostname = args.hostname, tls = tls,
+        auth_user = auth_user, close_chance = args.close_chance, close_first = args.close_first,
+        fault_stage = args.fault_stage, fault_mode = format!("{:?}", args.fault_mode),
+        seed = args.seed.map_or_else(|| "random".to_owned(), |s| s.to_string()),
+        max_message_size = args.max_message_size, max_connections = args.max_connections,
+        max_messages = args.max_messages);
+    wait_for_signal().await;
+    let stats = server.stats();
+    server.shutdown().await;
+    logger::info!(log, "mail-test-srv stopped"; connections = stats.connections, messages = stats.messages,
+        deliveries = stats.deliveries, faults_close = stats.faults_close, faults_421 = stats.faults_421);
+    log.flush();
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

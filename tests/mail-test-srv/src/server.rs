@@ -1,0 +1,277 @@
+//! The accept loop and the per-connection handler: reads lines, drives the [`Session`],
+//! stores messages, and injects faults where [`Chaos`] says so.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::connection::{Connection, Data, MAX_COMMAND_LINE, ReadLine};
+use crate::fault::{Chaos, FaultKind, Stage};
+use crate::reply::Reply;
+use crate::session::{Action, Session, SessionConfig};
+use crate::stats::Counters;
+use crate::store::{Store, StoreError, StoredMessage};
+use crate::tls::{ServerTls, Stream};
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a closing connection keeps draining client input (see [`Connection::close`]).
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// Everything the sessions share.
+pub struct Shared {
+    /// What each session needs.
+    pub session: Arc<SessionConfig>,
+    /// The TLS acceptor when TLS is on.
+    pub tls: Option<ServerTls>,
+    /// The certificate the server presents, PEM.
+    pub certificate_pem: Option<String>,
+    /// TLS from the first byte (else STARTTLS when `tls` is set).
+    pub implicit_tls: bool,
+    /// The mailbox.
+    pub store: Store,
+    /// The fault controller.
+    pub chaos: Chaos,
+    /// The counters.
+    pub counters: Arc<Counters>,
+    /// Where events go.
+    pub logger: Arc<dyn logger::Logger>,
+    /// Concurrent connection cap.
+    pub max_connections: usize,
+    /// Per-connection idle limit.
+    pub idle_timeout: Duration,
+}
+
+/// Accepts SMTP connections on `listener` until `shutdown` is cancelled, spawning one task per
+/// connection on `tracker`.
+///
+/// Accept errors (EMFILE and the like) are logged and retried after 50 ms: they are
+/// transient, and a tight retry loop would only burn the CPU the other tasks need to free
+/// descriptors. During a gone-away window each new connection is accepted and closed at once,
+/// before any greeting. Over `max_connections` a connection gets `421` and is closed.
+pub async fn run(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+) {
+    loop {
+        let (socket, peer) = tokio::select! {
+            () = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    logger::warning!(shared.logger, "accept failed"; error = e);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let counters = &shared.counters;
+        counters.connections.fetch_add(1, Relaxed);
+        if shared.chaos.is_gone_away() {
+            counters.refused.fetch_add(1, Relaxed);
+            logger::debug!(shared.logger, "connection refused: gone away"; peer = peer);
+            drop(socket);
+            continue;
+        }
+        // Small replies must not wait for Nagle; the client waits for each of them.
+        let _ = socket.set_nodelay(true);
+        let active = counters.active.fetch_add(1, Relaxed) + 1;
+        let guard = ActiveGuard(Arc::clone(counters));
+        if active as usize > shared.max_connections {
+            counters.rejected_connections.fetch_add(1, Relaxed);
+            logger::warning!(shared.logger, "too many connections"; peer = peer, limit = shared.max_connections);
+            let shared = Arc::clone(&shared);
+            let shutdown = shutdown.clone();
+            tracker.spawn(async move {
+                let _guard = guard;
+                let mut conn =
+                    Connection::new(Stream::Plain(socket), shared.idle_timeout, shutdown);
+                let text = format!("4.7.0 {} Error: too many connections", shared.session.hostname);
+                conn.push_reply(&Reply::new(421, text));
+                let _ = conn.close(Duration::from_millis(100)).await;
+            });
+            continue;
+        }
+        let doomed = shared.chaos.take_close_first();
+        let shared = Arc::clone(&shared);
+        let shutdown = shutdown.clone();
+        tracker.spawn(async move {
+            let _guard = guard;
+            if let Err(e) = handle(&shared, socket, peer, doomed, shutdown).await {
+                logger::debug!(shared.logger, "connection ended with an error"; peer = peer, error = e);
+            }
+        });
+    }
+}
+
+struct ActiveGuard(Arc<Counters>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Relaxed);
+    }
+}
+
+async fn handle(
+    shared: &Shared,
+    socket: TcpStream,
+    peer: SocketAddr,
+    doomed: bool,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let stream = match (&shared.tls, shared.implicit_tls) {
+        (Some(tls), true) => match handshake(shared, tls, socket, peer).await {
+            Some(stream) => stream,
+            None => return Ok(()),
+        },
+        _ => Stream::Plain(socket),
+    };
+    let mut conn = Connection::new(stream, shared.idle_timeout, shutdown.clone());
+    match serve(shared, &mut conn, peer, doomed).await {
+        Ok(()) => Ok(()),
+        Err(e) if shutdown.is_cancelled() => {
+            let text = format!("4.3.2 {} Service shutting down", shared.session.hostname);
+            conn.push_reply(&Reply::new(421, text));
+            let _ =
+                tokio::time::timeout(Duration::from_millis(500), conn.close(Duration::ZERO)).await;
+            Err(e)
+        }
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+            let text = format!("4.4.2 {} Error: timeout exceeded", shared.session.hostname);
+            conn.push_reply(&Reply::new(421, text));
+            let _ = tokio::time::timeout(Duration::from_secs(1), conn.close(Duration::ZERO)).await;
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn handshake(
+    shared: &Shared,
+    tls: &ServerTls,
+    socket: TcpStream,
+    peer: SocketAddr,
+) -> Option<Stream> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(socket)).await {
+        Ok(Ok(stream)) => Some(Stream::Tls(Box::new(stream))),
+        Ok(Err(e)) => {
+            shared.counters.tls_handshake_failures.fetch_add(1, Relaxed);
+            logger::info!(shared.logger, "TLS handshake failed"; peer = peer, error = e);
+            None
+        }
+        Err(_) => {
+            shared.counters.tls_handshake_failures.fetch_add(1, Relaxed);
+            logger::info!(shared.logger, "TLS handshake timed out"; peer = peer);
+            None
+        }
+    }
+}
+
+/// Draws a fault for `stage`; when one fires, counts and logs it, then closes `conn` the way
+/// it says (replies queued earlier are still sent first). Returns whether it fired.
+async fn fault(
+    shared: &Shared,
+    conn: &mut Connection<Stream>,
+    stage: Stage,
+    doomed: bool,
+    peer: SocketAddr,
+) -> io::Result<bool> {
+    let Some(kind) = shared.chaos.draw(stage, doomed) else {
+        return Ok(false);
+    };
+    shared.counters.fault(stage, kind);
+    let kind_name = match kind {
+        FaultKind::Close => "close",
+        FaultKind::Reply421 => "421",
+    };
+    logger::info!(shared.logger, "fault injected"; stage = stage, kind = kind_name, peer = peer);
+    if kind == FaultKind::Reply421 {
+        conn.push_reply(&Session::fault_421(&shared.session.hostname));
+    }
+    conn.close(CLOSE_LINGER).await?;
+    Ok(true)
+}
+
+async fn serve(
+    shared: &Shared,
+    conn: &mut Connection<Stream>,
+    peer: SocketAddr,
+    doomed: bool,
+) -> io::Result<()> {
+    let mut session = Session::new(Arc::clone(&shared.session), shared.implicit_tls);
+    if fault(shared, conn, Stage::Greeting, doomed, peer).await? {
+        return Ok(());
+    }
+    conn.push_reply(&session.greeting());
+    loop {
+        let step = match conn.read_line(MAX_COMMAND_LINE).await? {
+            ReadLine::Eof => return Ok(()),
+            ReadLine::TooLong => session.line_too_long(),
+            ReadLine::Line(range) => session.handle_line(conn.line(range)),
+        };
+        if let Some(stage) = step.stage
+            && fault(shared, conn, stage, doomed, peer).await?
+        {
+            return Ok(());
+        }
+        conn.push_reply(&step.reply);
+        match step.action {
+            Action::Continue => conn.flush_if_large().await?,
+            Action::Close => return conn.close(CLOSE_LINGER).await,
+            Action::StartTls => {
+                conn.flush().await?;
+                let Some(tls) = &shared.tls else { return Ok(()) };
+                // replace_stream drops pipelined plaintext, as RFC 3207 requires.
+                let Stream::Plain(tcp) = conn.replace_stream(Stream::Closed) else {
+                    return Ok(());
+                };
+                let Some(stream) = handshake(shared, tls, tcp, peer).await else { return Ok(()) };
+                conn.replace_stream(stream);
+                session.tls_started();
+            }
+            Action::ReadData => {
+                let data = conn.read_data(shared.session.max_message_size, 0).await?;
+                let envelope = session.finish_data();
+                let bytes = match data {
+                    Data::Eof => return Ok(()),
+                    Data::TooBig => {
+                        shared.counters.rejected_too_big.fetch_add(1, Relaxed);
+                        conn.push_reply(&Session::too_big());
+                        continue;
+                    }
+                    Data::Complete(bytes) => bytes,
+                };
+                let size = bytes.len();
+                let recipients = envelope.to.len();
+                let mut message = StoredMessage::new(envelope.from, envelope.to, bytes);
+                message.tls = conn.stream().is_tls();
+                message.helo = envelope.helo;
+                message.auth_user = envelope.auth_user;
+                message.peer = Some(peer);
+                match shared.store.insert(message) {
+                    Ok(id) => {
+                        shared.counters.stored(recipients, size);
+                        logger::debug!(shared.logger, "message stored"; id = id, recipients = recipients, size = size);
+                        if fault(shared, conn, Stage::AfterDot, doomed, peer).await? {
+                            return Ok(());
+                        }
+                        conn.push_reply(&Session::queued(id));
+                    }
+                    Err(StoreError::Full) => {
+                        shared.counters.rejected_full.fetch_add(1, Relaxed);
+                        logger::warning!(shared.logger, "store full, message refused"; max_messages = shared.store.max_messages());
+                        conn.push_reply(&Session::store_full());
+                    }
+                }
+            }
+        }
+    }
+}
