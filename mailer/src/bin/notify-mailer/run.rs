@@ -1,0 +1,179 @@
+//! The send loop: one worker per connection takes the next recipient from a shared counter,
+//! renders the message, sends it and reports the outcome to the collector, which updates the
+//! progress display and keeps the result per recipient (for the failures and resume files).
+//!
+//! Stopping is two-staged, like most mail tools: the first Ctrl-C lets the messages in flight
+//! finish and starts nothing new; the second abandons those too (they go to the resume file,
+//! since whether the server took them is unknown).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use logger::Logger;
+use mailer::Mailer;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::progress::{Counters, LINE_INTERVAL, Progress};
+use crate::recipients::Recipient;
+use crate::template::Template;
+
+/// What to send.
+pub struct Job {
+    /// Recipients in file order.
+    pub recipients: Vec<Recipient>,
+    /// Subject template.
+    pub subject: Template,
+    /// Body template.
+    pub body: Template,
+    /// Pause between two messages of one worker.
+    pub sleep: Duration,
+}
+
+/// How one recipient's message ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The server accepted it (`possibly_duplicated`: after a fault that may have delivered an
+    /// earlier copy).
+    Sent {
+        /// Whether an earlier attempt may have delivered it too.
+        possibly_duplicated: bool,
+    },
+    /// It failed for good; the reason is the mailer's error text.
+    Failed(String),
+}
+
+/// The two stop signals: `stop` starts nothing new, `abort` abandons what is in flight.
+#[derive(Clone, Default)]
+pub struct Stop {
+    /// Set by the first Ctrl-C.
+    pub stop: CancellationToken,
+    /// Set by the second Ctrl-C.
+    pub abort: CancellationToken,
+}
+
+impl Stop {
+    /// Turns Ctrl-C presses into the two stop stages, logging each.
+    pub fn on_ctrl_c(&self, log: Arc<dyn Logger>) {
+        let stop = self.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            logger::warning!(log, "interrupted: finishing the messages in flight (Ctrl-C again to abandon them)";
+                event = "interrupted");
+            stop.stop.cancel();
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            logger::warning!(log, "interrupted again: abandoning the messages in flight";
+                event = "aborted");
+            stop.abort.cancel();
+        });
+    }
+}
+
+/// Sends `job` through `mailers` (one worker each) until done or stopped. Returns the outcome
+/// per recipient, in `job.recipients` order; `None` means not sent (never started, or
+/// abandoned in flight).
+pub async fn run(
+    job: Arc<Job>,
+    mailers: Vec<Arc<dyn Mailer>>,
+    log: Arc<dyn Logger>,
+    progress: &Progress,
+    counters: Arc<Counters>,
+    stop: Stop,
+) -> Vec<Option<Outcome>> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let mut workers = Vec::new();
+    for mailer in mailers {
+        let worker = Worker {
+            job: job.clone(),
+            mailer,
+            next: next.clone(),
+            tx: tx.clone(),
+            log: log.clone(),
+            stop: stop.clone(),
+        };
+        workers.push(tokio::spawn(worker.run()));
+    }
+    // The workers hold the only senders now: the channel closes when the last one ends.
+    drop(tx);
+
+    let mut outcomes = vec![None; job.recipients.len()];
+    let mut ticker =
+        tokio::time::interval_at(tokio::time::Instant::now() + LINE_INTERVAL, LINE_INTERVAL);
+    loop {
+        tokio::select! {
+            received = rx.recv() => {
+                let Some((index, outcome)) = received else { break };
+                let counter = match &outcome {
+                    Outcome::Sent { .. } => &counters.sent,
+                    Outcome::Failed(_) => &counters.failed,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                outcomes[index] = Some(outcome);
+                progress.tick();
+            }
+            _ = ticker.tick(), if !progress.has_bar() => progress.line(&*log),
+        }
+    }
+    for worker in workers {
+        // A worker that panicked has already lost its in-flight message to "not sent", which
+        // is where it belongs: the resume file.
+        let _ = worker.await;
+    }
+    outcomes
+}
+
+struct Worker {
+    job: Arc<Job>,
+    mailer: Arc<dyn Mailer>,
+    next: Arc<AtomicUsize>,
+    tx: mpsc::UnboundedSender<(usize, Outcome)>,
+    log: Arc<dyn Logger>,
+    stop: Stop,
+}
+
+impl Worker {
+    async fn run(self) {
+        let job = &*self.job;
+        let mut first = true;
+        loop {
+            if !first && !job.sleep.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(job.sleep) => {}
+                    _ = self.stop.stop.cancelled() => break,
+                }
+            }
+            first = false;
+            if self.stop.stop.is_cancelled() {
+                break;
+            }
+            let index = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(recipient) = job.recipients.get(index) else { break };
+            let subject = job.subject.render(&recipient.vars);
+            let body = job.body.render(&recipient.vars);
+            let to = [recipient.email.as_str()];
+            let result = tokio::select! {
+                _ = self.stop.abort.cancelled() => break,
+                result = self.mailer.send_mail(&to, &subject, &body) => result,
+            };
+            let outcome = match result {
+                Ok(sent) => Outcome::Sent { possibly_duplicated: sent.possibly_duplicated },
+                Err(e) => {
+                    logger::err!(self.log, "message not sent"; event = "failed",
+                        line = recipient.line, error = e);
+                    logger::debug!(self.log, "message not sent"; event = "failed_address",
+                        line = recipient.line, to = recipient.email);
+                    Outcome::Failed(e.to_string())
+                }
+            };
+            if self.tx.send((index, outcome)).is_err() {
+                break;
+            }
+        }
+    }
+}

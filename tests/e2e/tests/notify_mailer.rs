@@ -1,0 +1,333 @@
+//! `notify-mailer` run as an operator would: a real child process with flags, files on disk,
+//! a `mail-test-srv` on loopback observed over its HTTP API.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use e2e::bins::{self, Output, Running};
+use e2e::peers::{signal, wait_until};
+use e2e::srv::{Http, stat};
+use mail_test_srv::{Options, TestServer};
+
+/// Generous: a debug build on a busy 2-core CI machine. The runs take a second or two.
+const LIMIT: Duration = Duration::from_secs(60);
+
+/// A temporary directory with the run's input files.
+struct Files {
+    dir: tempfile::TempDir,
+}
+
+impl Files {
+    fn new() -> Self {
+        Files { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    fn put(&self, name: &str, text: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).expect("write input file");
+        path.to_str().expect("utf-8 temp path").to_owned()
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `n` addresses `user1@example.test` ... one per line, under a comment.
+    fn list(&self, n: usize) -> String {
+        let mut text = String::from("# e2e recipients\n");
+        for i in 1..=n {
+            text.push_str(&format!("user{i}@example.test\n"));
+        }
+        self.put("list.txt", &text)
+    }
+}
+
+/// Runs notify-mailer with `args` on a blocking thread (the test server lives on this runtime).
+async fn notify_mailer(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let program = bins::notify_mailer().expect("notify-mailer binary");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        bins::run(&program, &args, LIMIT).expect("notify-mailer ran")
+    })
+    .await
+    .expect("runner thread")
+}
+
+/// The flags every sending run uses, pointing at `server`, with fast retries (faults here are
+/// injected: a long backoff would only make the test slow).
+fn base_args(server: SocketAddr, files: &Files, list: &str) -> Vec<String> {
+    let body = files.put("body.txt", "Hello {{email}},\nthe service restarts tonight.\n");
+    [
+        "--server",
+        &server.to_string(),
+        "--tls",
+        "none",
+        "--from",
+        "ops@example.test",
+        "--subject",
+        "Maintenance notice",
+        "--body",
+        &body,
+        "--recipients",
+        list,
+        "--retry-base",
+        "5ms",
+        "--retry-max",
+        "100ms",
+        "--max-attempts",
+        "25",
+        "--failures-file",
+        files.path("failed.csv").to_str().unwrap(),
+        "--resume-file",
+        files.path("resume.txt").to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+async fn http_count(http: SocketAddr) -> u64 {
+    tokio::task::spawn_blocking(move || Http::new(http).count().expect("GET /count")).await.unwrap()
+}
+
+async fn http_stats(http: SocketAddr) -> serde_json::Value {
+    tokio::task::spawn_blocking(move || Http::new(http).stats().expect("GET /stats")).await.unwrap()
+}
+
+async fn faulty_server(chance: f64, seed: u64) -> TestServer {
+    TestServer::start(Options::default().with_close_chance(chance).with_seed(seed))
+        .await
+        .expect("start mail-test-srv")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_500_messages_through_a_server_that_faults_35_percent() {
+    let server = faulty_server(35.0, 4).await;
+    let http = server.http_addr().expect("http api");
+    let files = Files::new();
+    let list = files.list(500);
+    let out = notify_mailer(base_args(server.smtp_addr(), &files, &list)).await;
+
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    assert_eq!(http_count(http).await, 500, "{}", out.transcript());
+    for event in ["event=smtp_421", "event=eof", "event=backoff", "event=reconnected"] {
+        assert!(!out.lines_with(event).is_empty(), "no {event} in the log\n{}", out.transcript());
+    }
+    assert!(out.stdout.contains("  sent         500\n"), "{}", out.transcript());
+    assert!(out.stdout.contains("  failed       0\n"), "{}", out.transcript());
+    assert!(!files.path("failed.csv").exists(), "a failures file although nothing failed");
+
+    // The body was personalised per recipient.
+    let messages =
+        tokio::task::spawn_blocking(move || Http::new(http).messages().unwrap()).await.unwrap();
+    let to_7: Vec<_> =
+        messages.iter().filter(|m| m["to"].to_string().contains("user7@example.test")).collect();
+    assert_eq!(to_7.len(), 1);
+    assert!(
+        to_7[0]["body"].as_str().unwrap_or("").contains("Hello user7@example.test,"),
+        "{:?}",
+        to_7[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_connections_share_the_list() {
+    let server = faulty_server(20.0, 9).await;
+    let http = server.http_addr().expect("http api");
+    let files = Files::new();
+    let list = files.list(200);
+    let mut args = base_args(server.smtp_addr(), &files, &list);
+    args.extend(["--parallel".into(), "4".into()]);
+    let out = notify_mailer(args).await;
+
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    assert_eq!(http_count(http).await, 200);
+    assert!(stat(&http_stats(http).await, "connections") >= 4, "{}", out.transcript());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_recipients_stop_the_run_before_any_connection() {
+    let server = faulty_server(0.0, 1).await;
+    let http = server.http_addr().expect("http api");
+    let files = Files::new();
+    let list = files.put(
+        "list.txt",
+        "# line 1 is a comment\nok1@example.test\nnot-an-address\n\nok2@example.test\nbroken@\nAlice <a@example.test>\n",
+    );
+    let out = notify_mailer(base_args(server.smtp_addr(), &files, &list)).await;
+
+    assert_eq!(out.code(), Some(2), "{}", out.transcript());
+    for line in [":3: ", ":6: ", ":7: "] {
+        assert!(
+            out.stderr.contains(&format!("list.txt{line}")),
+            "no line {line}\n{}",
+            out.transcript()
+        );
+    }
+    assert!(out.stderr.contains("nothing was sent"), "{}", out.transcript());
+    assert_eq!(stat(&http_stats(http).await, "connections"), 0, "it connected");
+    assert_eq!(http_count(http).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_invalid_sends_to_the_valid_addresses() {
+    let server = faulty_server(0.0, 1).await;
+    let http = server.http_addr().expect("http api");
+    let files = Files::new();
+    let list = files.put("list.txt", "ok1@example.test\nnot-an-address\nok2@example.test\n");
+    let mut args = base_args(server.smtp_addr(), &files, &list);
+    args.push("--skip-invalid".into());
+    let out = notify_mailer(args).await;
+
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    assert!(out.stderr.contains("list.txt:2: "), "{}", out.transcript());
+    assert_eq!(http_count(http).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_logs_one_line_per_message_and_connects_nowhere() {
+    let server = faulty_server(0.0, 1).await;
+    let http = server.http_addr().expect("http api");
+    let files = Files::new();
+    let list = files.list(25);
+    let mut args = base_args(server.smtp_addr(), &files, &list);
+    args.push("--dry-run".into());
+    let out = notify_mailer(args).await;
+
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    assert_eq!(out.lines_with("event=dry_run").len(), 25, "{}", out.transcript());
+    assert_eq!(stat(&http_stats(http).await, "connections"), 0, "a dry run connected");
+    assert!(out.stdout.contains("  would send   25\n"), "{}", out.transcript());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_server_fails_every_address_quickly() {
+    // A port that was just free: nothing listens there, so every connect is refused at once.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let files = Files::new();
+    let list = files.list(10);
+    let mut args = base_args(SocketAddr::from(([127, 0, 0, 1], port)), &files, &list);
+    for (flag, value) in [("--max-attempts", "2"), ("--connect-timeout", "2s")] {
+        let at = args.iter().position(|a| a == flag);
+        match at {
+            Some(i) => args[i + 1] = value.into(),
+            None => args.extend([flag.into(), value.into()]),
+        }
+    }
+    let out = notify_mailer(args).await;
+
+    assert_eq!(out.code(), Some(1), "{}", out.transcript());
+    // 10 messages x 2 refused connects x a 5 ms backoff: well under a second when working.
+    assert!(out.elapsed < Duration::from_secs(15), "took {:?}", out.elapsed);
+    let failed = std::fs::read_to_string(files.path("failed.csv")).expect("failures file");
+    let mut rows = failed.lines();
+    assert_eq!(rows.next(), Some("email,reason"));
+    let addresses: Vec<&str> = rows.map(|r| r.split(',').next().unwrap()).collect();
+    let expected: Vec<String> = (1..=10).map(|i| format!("user{i}@example.test")).collect();
+    assert_eq!(addresses, expected, "{failed}");
+    assert!(out.stdout.contains("  failed       10\n"), "{}", out.transcript());
+    assert!(out.stdout.contains("failed.csv"), "the summary does not name the file");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_after_the_message_in_flight_and_writes_a_resume_file() {
+    let server = faulty_server(0.0, 1).await;
+    let http = server.http_addr().expect("http api");
+    let files = Files::new();
+    let list = files.list(200);
+    let mut args = base_args(server.smtp_addr(), &files, &list);
+    args.extend(["--sleep".into(), "20ms".into()]);
+
+    let resume = files.path("resume.txt");
+    let out = tokio::task::spawn_blocking(move || {
+        let program = bins::notify_mailer().expect("notify-mailer binary");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let running = Running::start(&program, &args).expect("start notify-mailer");
+        let http = Http::new(http);
+        assert!(wait_until(Duration::from_secs(30), || http.count().unwrap_or(0) >= 5));
+        signal(running.pid(), "INT").expect("kill -INT");
+        running.wait(LIMIT).expect("notify-mailer exits after Ctrl-C")
+    })
+    .await
+    .unwrap();
+
+    assert_eq!(out.code(), Some(130), "{}", out.transcript());
+    let received = http_count(http).await;
+    assert!(received < 200, "Ctrl-C did not stop it");
+    let text = std::fs::read_to_string(&resume).expect("resume file");
+    let unsent: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        unsent.len() as u64 + received,
+        200,
+        "every address is either sent or in the resume file"
+    );
+    assert_eq!(unsent.last(), Some(&"user200@example.test"));
+    assert!(out.stdout.contains("resume with  --recipients"), "{}", out.transcript());
+    assert!(read_list_is_valid(&resume));
+}
+
+/// The resume file is itself a recipients file: a dry run over it succeeds.
+fn read_list_is_valid(path: &Path) -> bool {
+    let program = bins::notify_mailer().unwrap();
+    let files = Files::new();
+    let body = files.put("body.txt", "x\n");
+    let out = bins::run(
+        &program,
+        &[
+            "--dry-run",
+            "--from",
+            "a@example.test",
+            "--subject",
+            "s",
+            "--body",
+            &body,
+            "--recipients",
+            path.to_str().unwrap(),
+        ],
+        LIMIT,
+    )
+    .unwrap();
+    out.code() == Some(0)
+}
+
+#[test]
+fn help_mentions_every_flag() {
+    let program = bins::notify_mailer().expect("notify-mailer binary");
+    let out = bins::run(&program, &["--help"], LIMIT).unwrap();
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    let flags = [
+        "--server",
+        "--from",
+        "--subject",
+        "--body",
+        "--recipients",
+        "--skip-invalid",
+        "--tls",
+        "--ca-file",
+        "--username",
+        "--password-file",
+        "--helo-name",
+        "--dry-run",
+        "--sleep",
+        "--parallel",
+        "--retry-base",
+        "--retry-max",
+        "--max-attempts",
+        "--connect-timeout",
+        "--command-timeout",
+        "--failures-file",
+        "--resume-file",
+        "--log-level",
+        "--syslog",
+        "--help",
+        "--version",
+    ];
+    for flag in flags {
+        assert!(out.stdout.contains(flag), "--help does not mention {flag}\n{}", out.stdout);
+    }
+    // It explains the inputs, the durations and the exit status, not just the flag names.
+    for phrase in ["{{email}}", "500ms", "Exit status", "Ctrl-C", "email` column"] {
+        assert!(out.stdout.contains(phrase), "--help does not explain {phrase:?}\n{}", out.stdout);
+    }
+}
