@@ -12,6 +12,7 @@
 //!   running them as a user would.
 //! - `peers.rs`: starting and stopping third-party peers for the peer suite.
 //! - `srv.rs`: the `mail-test-srv` binary as a child process, and its HTTP API client.
+//! - `capture.rs`: a shared buffer to capture logger output, and short-format line readers.
 //! - `smtp.rs`: a strict, minimal SMTP client independent of lettre and the mailer.
 //!
 //! # Example
@@ -23,6 +24,7 @@
 //! ```
 
 pub mod bins;
+pub mod capture;
 pub mod peers;
 pub mod smtp;
 pub mod srv;
