@@ -82,7 +82,7 @@ mod tests {
         let max = 1_000 * MS;
         let b = Backoff::new(base, max);
         for attempt in 1..40u32 {
-            let ceiling = if attempt - 1 >= 32 {
+            let ceiling = if attempt > 32 {
                 max
             } else {
                 base.saturating_mul(1u32 << (attempt - 1).min(31)).min(max)

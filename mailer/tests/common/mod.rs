@@ -1,0 +1,262 @@
+//! A tiny scriptable SMTP server for behaviour the full test server cannot show (a server that
+//! never answers, one that drops every MAIL forever, one that resets), and shared helpers.
+#![allow(dead_code)] // each test file uses a different part
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// What the server does at one step of the conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// The normal reply.
+    Ok,
+    /// This reply line(s) instead (without the final CRLF).
+    Reply(String),
+    /// This reply, then close.
+    ReplyClose(String),
+    /// Close without a reply (EOF for the client).
+    Close,
+    /// Close with SO_LINGER 0: the client sees a reset.
+    Reset,
+    /// Never answer (the connection stays open until the client gives up).
+    Silent,
+}
+
+/// Where the conversation is: `greeting`, `ehlo`, `mail`, `rcpt`, `data`, `dot` (the reply to
+/// the final dot), `noop`, `rset`, `quit`, `other`.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// 0-based connection number.
+    pub conn: usize,
+    pub stage: &'static str,
+    pub line: String,
+}
+
+pub type Script = Arc<dyn Fn(&Step) -> Action + Send + Sync>;
+
+/// A running scripted server.
+pub struct Scripted {
+    pub addr: SocketAddr,
+    pub connections: Arc<AtomicUsize>,
+    /// Messages acknowledged with 250 after the final dot.
+    pub delivered: Arc<AtomicUsize>,
+    /// Raw DATA payloads received (including ones not acknowledged).
+    pub bodies: Arc<std::sync::Mutex<Vec<String>>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Scripted {
+    pub async fn start(script: impl Fn(&Step) -> Action + Send + Sync + 'static) -> Scripted {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(listener, Arc::new(script))
+    }
+
+    pub fn serve(listener: TcpListener, script: Script) -> Scripted {
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let delivered = Arc::new(AtomicUsize::new(0));
+        let bodies = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (c, d, b) = (connections.clone(), delivered.clone(), bodies.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let conn = c.fetch_add(1, Ordering::SeqCst);
+                let (script, d, b) = (script.clone(), d.clone(), b.clone());
+                tokio::spawn(async move {
+                    let _ = session(stream, conn, script, d, b).await;
+                });
+            }
+        });
+        Scripted { addr, connections, delivered, bodies, task }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    pub fn delivered(&self) -> usize {
+        self.delivered.load(Ordering::SeqCst)
+    }
+}
+
+/// Returns `Ok(true)` when the session must end.
+async fn act(
+    w: &mut tokio::net::tcp::OwnedWriteHalf,
+    action: Action,
+    normal: &str,
+) -> std::io::Result<bool> {
+    match action {
+        Action::Ok => {
+            w.write_all(format!("{normal}\r\n").as_bytes()).await?;
+            Ok(false)
+        }
+        Action::Reply(r) => {
+            w.write_all(format!("{r}\r\n").as_bytes()).await?;
+            Ok(false)
+        }
+        Action::ReplyClose(r) => {
+            w.write_all(format!("{r}\r\n").as_bytes()).await?;
+            Ok(true)
+        }
+        Action::Close | Action::Reset => Ok(true),
+        Action::Silent => {
+            // Hold the connection open without answering until the client goes away.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(true)
+        }
+    }
+}
+
+async fn session(
+    stream: TcpStream,
+    conn: usize,
+    script: Script,
+    delivered: Arc<AtomicUsize>,
+    bodies: Arc<std::sync::Mutex<Vec<String>>>,
+) -> std::io::Result<()> {
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::new(r);
+    let step = |stage, line: &str| Step { conn, stage, line: line.to_owned() };
+    let reset = |r: BufReader<tokio::net::tcp::OwnedReadHalf>,
+                 w: tokio::net::tcp::OwnedWriteHalf| {
+        let s = r.into_inner().reunite(w).expect("halves of one stream");
+        let _ = s.set_zero_linger();
+        drop(s);
+    };
+    let a = script(&step("greeting", ""));
+    if a == Action::Reset {
+        reset(r, w);
+        return Ok(());
+    }
+    if act(&mut w, a, "220 scripted.test ESMTP").await? {
+        return Ok(());
+    }
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let upper = line.to_ascii_uppercase();
+        let (stage, normal) = if upper.starts_with("EHLO") {
+            ("ehlo", "250-scripted.test\r\n250-8BITMIME\r\n250 SIZE 10000000")
+        } else if upper.starts_with("MAIL") {
+            ("mail", "250 2.1.0 Ok")
+        } else if upper.starts_with("RCPT") {
+            ("rcpt", "250 2.1.5 Ok")
+        } else if upper.starts_with("DATA") {
+            ("data", "354 End data with <CR><LF>.<CR><LF>")
+        } else if upper.starts_with("NOOP") {
+            ("noop", "250 2.0.0 Ok")
+        } else if upper.starts_with("RSET") {
+            ("rset", "250 2.0.0 Ok")
+        } else if upper.starts_with("QUIT") {
+            ("quit", "221 2.0.0 Bye")
+        } else {
+            ("other", "500 5.5.2 Error: command not recognized")
+        };
+        let a = script(&step(stage, line.trim_end()));
+        if a == Action::Reset {
+            reset(r, w);
+            return Ok(());
+        }
+        let data_accepted = stage == "data" && a == Action::Ok;
+        if act(&mut w, a, normal).await? || stage == "quit" {
+            return Ok(());
+        }
+        if data_accepted {
+            let mut body = String::new();
+            loop {
+                line.clear();
+                if r.read_line(&mut line).await? == 0 {
+                    return Ok(());
+                }
+                if line == ".\r\n" {
+                    break;
+                }
+                body.push_str(&line);
+            }
+            bodies.lock().unwrap().push(body);
+            let a = script(&step("dot", ""));
+            if a == Action::Reset {
+                reset(r, w);
+                return Ok(());
+            }
+            let ok = a == Action::Ok;
+            if act(&mut w, a, "250 2.0.0 Ok: queued").await? {
+                return Ok(());
+            }
+            if ok {
+                delivered.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// A shared Mock and the `Arc<dyn Logger>` to hand to the mailer.
+pub fn mock() -> (logger::Mock, Arc<dyn logger::Logger>) {
+    let log = logger::Mock::new();
+    let shared: Arc<dyn logger::Logger> = Arc::new(log.clone());
+    (log, shared)
+}
+
+/// A config for a loopback test server with small real durations.
+pub fn config(port: u16) -> mailer::Config {
+    mailer::Config::new("127.0.0.1", port, "sender@example.com")
+        .with_helo_name("client.test")
+        .with_retry_base(Duration::from_millis(5))
+        .with_retry_max(Duration::from_millis(100))
+        .with_max_attempts(5)
+        .with_connect_timeout(Duration::from_secs(2))
+        .with_command_timeout(Duration::from_millis(500))
+}
+
+/// Polls `cond` every 10 ms until it holds or `limit` passes; returns whether it held.
+pub async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Runs `fut` with a deadline so a hung test fails instead of hanging CI.
+pub async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(limit, fut).await.expect("test step timed out")
+}
+
+/// The `event=` names of the log lines, in order.
+pub fn events(log: &logger::Mock) -> Vec<String> {
+    log.get_all()
+        .iter()
+        .filter_map(|l| l.split(" event=").nth(1).map(|r| r.split(' ').next().unwrap().to_owned()))
+        .collect()
+}
+
+/// The value of `key=` in a log line (unquoted values only).
+pub fn field(line: &str, key: &str) -> Option<String> {
+    let pat = format!(" {key}=");
+    line.split(&pat).nth(1).map(|r| r.split(' ').next().unwrap().trim_matches('"').to_owned())
+}

@@ -1,0 +1,513 @@
+//! Behaviour against a tiny scripted SMTP server: faults at each stage, timeouts, a server that
+//! drops every MAIL, a server that is gone, idle probes, cancellation, validation.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Action, Scripted, config, events, field, mock, wait_until, within};
+use mailer::{Error, Fault, Mailer, SmtpMailer, Stage};
+
+const T: Duration = Duration::from_secs(20);
+
+fn fault_on_first_connection(
+    stage: &'static str,
+    action: Action,
+) -> impl Fn(&common::Step) -> Action {
+    move |s| if s.conn == 0 && s.stage == stage { action.clone() } else { Action::Ok }
+}
+
+/// The line index of the first event named `name` at or after `from`.
+fn position(ev: &[String], name: &str, from: usize) -> Option<usize> {
+    ev.iter().skip(from).position(|e| e == name).map(|p| p + from)
+}
+
+#[tokio::test]
+async fn no_connection_before_the_first_send_and_one_connection_reused() {
+    let srv = Scripted::start(|_| Action::Ok).await;
+    let (log, shared) = mock();
+    let m = SmtpMailer::new(config(srv.port()), shared);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(srv.connections(), 0, "connected before any mail");
+    assert!(log.get_all().is_empty(), "{:?}", log.get_all());
+    for i in 0..25 {
+        let sent = within(T, m.send_mail(&["rcpt@example.net"], &format!("n {i}"), "body")).await;
+        assert_eq!(sent.unwrap().attempts, 1);
+    }
+    assert_eq!(srv.connections(), 1);
+    assert_eq!(srv.delivered(), 25);
+    assert_eq!(log.get_all_matching("event=connect ").len(), 1);
+    assert_eq!(log.get_all_matching("event=sent ").len(), 25);
+    let st = m.stats();
+    assert_eq!((st.sent, st.attempts, st.reconnects, st.faults()), (25, 25, 0, 0));
+}
+
+/// A fault at `stage` on the first connection: the log shows the fault, then backoff,
+/// reconnected and sent, and the message is delivered once.
+async fn survives(stage: &'static str, action: Action, event: &str) {
+    let srv = Scripted::start(fault_on_first_connection(stage, action.clone())).await;
+    let (log, shared) = mock();
+    let m = SmtpMailer::new(config(srv.port()), shared);
+    let sent = within(T, m.send_mail(&["rcpt@example.net"], "s", "body")).await.unwrap();
+    let ev = events(&log);
+    let f = position(&ev, event, 0).unwrap_or_else(|| panic!("no {event} in {ev:?}"));
+    let b =
+        position(&ev, "backoff", f).unwrap_or_else(|| panic!("no backoff after {event}: {ev:?}"));
+    let r = position(&ev, "reconnected", b).unwrap_or_else(|| panic!("no reconnected: {ev:?}"));
+    position(&ev, "sent", r).unwrap_or_else(|| panic!("no sent after reconnected: {ev:?}"));
+    let want_stage = if stage == "ehlo" {
+        "greeting"
+    } else if stage == "dot" {
+        "after_dot"
+    } else {
+        stage
+    };
+    let line = &log.get_all_matching(&format!("event={event} "))[0];
+    assert_eq!(field(line, "stage").as_deref(), Some(want_stage), "{line}");
+    assert_eq!(field(line, "server").as_deref(), Some(srv.addr.to_string().as_str()), "{line}");
+    assert_eq!(sent.attempts, 2);
+    assert_eq!(srv.connections(), 2);
+    if stage == "dot" {
+        // The server had the whole message when the connection died: sent again, same ID.
+        assert!(sent.possibly_duplicated);
+        assert!(log.expect_match("event=resend ").is_ok());
+        let bodies = srv.bodies.lock().unwrap().clone();
+        assert_eq!(bodies.len(), 2);
+        let id_line =
+            |b: &str| b.lines().find(|l| l.starts_with("Message-ID:")).unwrap().to_owned();
+        assert_eq!(id_line(&bodies[0]), id_line(&bodies[1]));
+        assert!(id_line(&bodies[0]).contains(&sent.message_id));
+        assert_eq!(m.stats().possibly_duplicated, 1);
+    } else {
+        assert!(!sent.possibly_duplicated);
+        assert!(log.get_all_matching("event=resend").is_empty());
+    }
+    assert_eq!(srv.delivered(), 1);
+    let st = m.stats();
+    assert_eq!((st.sent, st.attempts, st.reconnects), (1, 2, 1));
+    match event {
+        "smtp_421" => assert_eq!(st.smtp_421, 1),
+        "eof" => assert_eq!(st.eof, 1),
+        _ => {}
+    }
+}
+
+const CLOSE_421: &str = "421 4.4.2 scripted.test Error: timeout exceeded";
+
+#[tokio::test]
+async fn reconnects_after_421_at_greeting() {
+    survives("greeting", Action::ReplyClose(CLOSE_421.into()), "smtp_421").await;
+}
+#[tokio::test]
+async fn reconnects_after_eof_at_greeting() {
+    survives("greeting", Action::Close, "eof").await;
+}
+#[tokio::test]
+async fn reconnects_after_421_at_ehlo() {
+    survives("ehlo", Action::ReplyClose(CLOSE_421.into()), "smtp_421").await;
+}
+#[tokio::test]
+async fn reconnects_after_421_at_mail() {
+    survives("mail", Action::ReplyClose(CLOSE_421.into()), "smtp_421").await;
+}
+#[tokio::test]
+async fn reconnects_after_eof_at_mail() {
+    survives("mail", Action::Close, "eof").await;
+}
+#[tokio::test]
+async fn reconnects_after_421_at_rcpt() {
+    survives("rcpt", Action::ReplyClose(CLOSE_421.into()), "smtp_421").await;
+}
+#[tokio::test]
+async fn reconnects_after_eof_at_rcpt() {
+    survives("rcpt", Action::Close, "eof").await;
+}
+#[tokio::test]
+async fn reconnects_after_reset_at_rcpt() {
+    survives("rcpt", Action::Reset, "connection_lost").await;
+}
+#[tokio::test]
+async fn reconnects_after_421_at_data() {
+    survives("data", Action::ReplyClose(CLOSE_421.into()), "smtp_421").await;
+}
+#[tokio::test]
+async fn reconnects_after_eof_at_data() {
+    survives("data", Action::Close, "eof").await;
+}
+#[tokio::test]
+async fn resends_after_eof_after_the_final_dot() {
+    survives("dot", Action::Close, "eof").await;
+}
+#[tokio::test]
+async fn resends_after_421_after_the_final_dot() {
+    survives("dot", Action::ReplyClose(CLOSE_421.into()), "smtp_421").await;
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_mail_times_out_and_the_connection_is_dropped() {
+    let srv = Scripted::start(fault_on_first_connection("mail", Action::Silent)).await;
+    let (log, shared) = mock();
+    let m = SmtpMailer::new(
+        config(srv.port()).with_command_timeout(Duration::from_millis(300)),
+        shared,
+    );
+    let started = Instant::now();
+    let sent = within(T, m.send_mail(&["rcpt@example.net"], "s", "b")).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_eq!(sent.attempts, 2);
+    assert_eq!(srv.connections(), 2, "the timed-out connection was reused");
+    let lost = log.get_all_matching("event=connection_lost ");
+    assert_eq!(lost.len(), 1, "{:?}", log.get_all());
+    assert_eq!(field(&lost[0], "stage").as_deref(), Some("mail"));
+    assert_eq!(field(&lost[0], "error").as_deref(), Some("timeout"));
+    assert_eq!(m.stats().timeout, 1);
+    // The next send uses the new connection.
+    within(T, m.send_mail(&["rcpt@example.net"], "s", "b")).await.unwrap();
+    assert_eq!(srv.connections(), 2);
+}
+
+#[tokio::test]
+async fn a_server_that_drops_every_mail_gets_growing_delays_not_a_storm() {
+    let srv = Scripted::start(|s| if s.stage == "mail" { Action::Close } else { Action::Ok }).await;
+    let (log, shared) = mock();
+    let base = Duration::from_millis(20);
+    let cfg = config(srv.port())
+        .with_retry_base(base)
+        .with_retry_max(Duration::from_secs(1))
+        .with_max_attempts(5);
+    let m = SmtpMailer::new(cfg, shared);
+    let started = Instant::now();
+    let err = within(T, m.send_mail(&["rcpt@example.net"], "s", "b")).await.unwrap_err();
+    let elapsed = started.elapsed();
+    let Error::GaveUp { attempts, last } = &err else { panic!("{err}") };
+    assert_eq!(*attempts, 6, "1 try + 5 reconnects");
+    assert_eq!(last.fault(), Some(Fault::Eof));
+    assert_eq!(last.stage(), Some(Stage::Mail));
+    assert!(err.to_string().contains("6 attempts"), "{err}");
+    let delays: Vec<u64> = log
+        .get_all_matching("event=backoff ")
+        .iter()
+        .map(|l| field(l, "delay_ms").unwrap().parse().unwrap())
+        .collect();
+    let attempts: Vec<u32> = log
+        .get_all_matching("event=backoff ")
+        .iter()
+        .map(|l| field(l, "attempt").unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(attempts, [0, 1, 2, 3, 4]);
+    assert_eq!(delays[0], 0);
+    for (n, d) in delays.iter().enumerate().skip(1) {
+        let ceiling = 20u64 << (n - 1);
+        assert!(*d >= ceiling * 8 / 10 && *d < ceiling * 12 / 10 + 1, "attempt {n}: {d} ms");
+    }
+    let min_total: u64 = delays.iter().sum();
+    assert!(elapsed >= Duration::from_millis(min_total), "{elapsed:?} < {min_total} ms");
+    assert_eq!(srv.connections(), 6);
+    assert_eq!(log.get_all_matching("event=gave_up ").len(), 1);
+    assert_eq!(field(&log.get_all_matching("event=gave_up ")[0], "attempts").as_deref(), Some("6"));
+    let st = m.stats();
+    assert_eq!((st.gave_up, st.eof, st.sent), (1, 6, 0));
+    // The counter resets for the next send: its first backoff is 0 again.
+    log.clear();
+    let _ = within(T, m.send_mail(&["rcpt@example.net"], "s", "b")).await.unwrap_err();
+    let first = &log.get_all_matching("event=backoff ")[0];
+    assert_eq!(field(first, "attempt").as_deref(), Some("0"));
+}
+
+#[tokio::test]
+async fn a_bad_recipient_is_rejected_at_once_with_its_code_and_the_connection_is_kept() {
+    let srv = Scripted::start(|s| {
+        if s.stage == "rcpt" && s.line.contains("nobody") {
+            Action::Reply("550 5.1.1 <nobody@example.net>: Recipient address rejected".into())
+        } else {
+            Action::Ok
+        }
+    })
+    .await;
+    let (log, shared) = mock();
+    let m = SmtpMailer::new(config(srv.port()), shared);
+    let err = within(T, m.send_mail(&["nobody@example.net"], "s", "b")).await.unwrap_err();
+    assert_eq!(err.code(), Some(550));
+    assert!(err.is_permanent() && err.is_bad_address() && !err.needs_reconnect(), "{err}");
+    assert_eq!(err.stage(), Some(Stage::Rcpt));
+    assert!(err.to_string().contains("Recipient address rejected"), "{err}");
+    assert!(log.get_all_matching("event=backoff").is_empty());
+    let rejected = log.get_all_matching("event=rejected ");
+    assert_eq!(rejected.len(), 1);
+    assert!(rejected[0].starts_with("ERR: "), "{}", rejected[0]);
+    assert_eq!(field(&rejected[0], "code").as_deref(), Some("550"));
+    assert_eq!(m.stats().permanent_5xx, 1);
+    // RSET cleaned the transaction; the same connection carries the next message.
+    within(T, m.send_mail(&["ok@example.net"], "s", "b")).await.unwrap();
+    assert_eq!(srv.connections(), 1);
+    assert_eq!(srv.delivered(), 1);
+}
+
+#[tokio::test]
+async fn a_rejected_message_is_not_a_bad_address() {
+    let srv = Scripted::start(|s| {
+        if s.stage == "dot" { Action::Reply("554 5.7.1 spam".into()) } else { Action::Ok }
+    })
+    .await;
+    let (_log, shared) = mock();
+    let m = SmtpMailer::new(config(srv.port()), shared);
+    let err = within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap_err();
+    assert_eq!(err.code(), Some(554));
+    assert!(err.is_permanent() && !err.is_bad_address());
+}
+
+#[tokio::test]
+async fn a_transient_450_is_retried_with_backoff() {
+    let first = Arc::new(AtomicBool::new(true));
+    let srv = Scripted::start(move |s| {
+        if s.stage == "rcpt" && first.swap(false, Ordering::SeqCst) {
+            Action::Reply("450 4.2.0 mailbox busy".into())
+        } else {
+            Action::Ok
+        }
+    })
+    .await;
+    let (log, shared) = mock();
+    let m = SmtpMailer::new(config(srv.port()), shared);
+    let sent = within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap();
+    assert_eq!(sent.attempts, 2);
+    assert!(
+        log.expect_match(r"^WARNING: .* event=deferred .*code=450").is_ok(),
+        "{:?}",
+        log.get_all()
+    );
+    assert!(log.expect_match("event=backoff attempt=0").is_ok());
+    assert_eq!(m.stats().transient_4xx, 1);
+    assert_eq!(srv.delivered(), 1);
+}
+
+#[tokio::test]
+async fn invalid_addresses_fail_before_any_io_and_never_panic() {
+    let srv = Scripted::start(|_| Action::Ok).await;
+    let (log, shared) = mock();
+    let m = SmtpMailer::new(config(srv.port()), shared);
+    for bad in [
+        "Evil\r\nBcc: x@y.test <a@example.net>",
+        "a@example.net\nRCPT TO:<b@x.test>",
+        "not an address",
+        "a@b.test, c@d.test",
+    ] {
+        let err = within(T, m.send_mail(&[bad], "s", "b")).await.unwrap_err();
+        assert!(err.is_bad_address() && err.is_permanent(), "{bad:?}: {err}");
+    }
+    let err = within(T, m.send_mail(&[], "s", "b")).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidMessage(_)));
+    // A bad from address, with CR/LF in its display name: an error from every send, no panic.
+    let mut bad_from = config(srv.port());
+    bad_from.from = "Evil\r\nBcc: x@y.test <a@example.com>".into();
+    let m2 = SmtpMailer::new(bad_from, mock().1);
+    let err = within(T, m2.send_mail(&["a@example.net"], "s", "b")).await.unwrap_err();
+    assert!(err.is_bad_address(), "{err}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(srv.connections(), 0);
+    // The log never carries the address itself at error level.
+    assert!(log.get_all_matching("Bcc").is_empty(), "{:?}", log.get_all());
+}
+
+#[tokio::test]
+async fn header_injection_through_the_subject_is_neutralised_on_the_wire() {
+    let srv = Scripted::start(|_| Action::Ok).await;
+    let m = SmtpMailer::new(config(srv.port()), mock().1);
+    let subject = "Hello\r\nBcc: victim@example.org\r\nX-Evil: 1";
+    within(T, m.send_mail(&["a@example.net"], subject, "body\r\n.\r\nMAIL FROM:<x@y>\r\n"))
+        .await
+        .unwrap();
+    let bodies = srv.bodies.lock().unwrap().clone();
+    let headers: Vec<&str> = bodies[0].split("\r\n").take_while(|l| !l.is_empty()).collect();
+    assert!(
+        !headers.iter().any(|l| l.starts_with("Bcc:") || l.starts_with("X-Evil:")),
+        "{headers:?}"
+    );
+    // The body's lone dot was stuffed, so the server saw one message, not a second command.
+    assert_eq!(srv.delivered(), 1);
+    assert!(bodies[0].contains("\r\n..\r\n"), "{:?}", bodies[0]);
+}
+
+#[tokio::test]
+async fn a_server_that_comes_back_is_reached_with_growing_backoff() {
+    // Reserve a port, then free it: nothing listens there at first.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (log, shared) = mock();
+    let cfg = config(port)
+        .with_retry_base(Duration::from_millis(50))
+        .with_retry_max(Duration::from_millis(800))
+        .with_max_attempts(30);
+    let m = Arc::new(SmtpMailer::new(cfg, shared));
+    let started = Instant::now();
+    let sender = {
+        let m = m.clone();
+        tokio::spawn(async move { m.send_mail(&["a@example.net"], "s", "b").await })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let srv = Scripted::serve(listener, Arc::new(|_: &common::Step| Action::Ok));
+    let sent = within(T, sender).await.unwrap().unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert!(sent.attempts >= 3, "{sent:?}");
+    assert_eq!(srv.delivered(), 1);
+    let failed = log.get_all_matching("event=reconnect_failed ");
+    assert!(failed.len() >= 3, "{:?}", log.get_all());
+    assert!(failed[0].contains("refused"), "{}", failed[0]);
+    let delays: Vec<u64> = log
+        .get_all_matching("event=backoff ")
+        .iter()
+        .map(|l| field(l, "delay_ms").unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(delays[0], 0);
+    assert!(delays.windows(2).take(4).all(|w| w[1] > w[0]), "not growing: {delays:?}");
+    assert!(delays.iter().all(|d| *d <= 800), "{delays:?}");
+    assert!(log.expect_match("event=reconnected ").is_ok());
+    assert_eq!(m.stats().refused, failed.len() as u64);
+}
+
+#[tokio::test]
+async fn a_server_that_never_comes_back_gives_up_with_the_count_and_the_cause() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (log, shared) = mock();
+    let m = SmtpMailer::new(config(port).with_max_attempts(3), shared);
+    let err = within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap_err();
+    assert!(matches!(err, Error::GaveUp { attempts: 4, .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("4 attempts") && text.contains("refused"), "{text}");
+    assert_eq!(err.fault(), Some(Fault::Refused));
+    let gave_up = log.get_all_matching("event=gave_up ");
+    assert_eq!(gave_up.len(), 1);
+    assert!(gave_up[0].starts_with("ERR: "));
+    assert_eq!(log.get_all_matching("event=reconnect_failed ").len(), 4);
+    assert_eq!(m.stats().gave_up, 1);
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_probed_and_replaced_when_the_server_closed_it() {
+    let noops = Arc::new(AtomicUsize::new(0));
+    let n = noops.clone();
+    let srv = Scripted::start(move |s| {
+        if s.stage == "noop" {
+            // The first probe finds the connection alive; the second finds it closed.
+            if n.fetch_add(1, Ordering::SeqCst) == 0 { Action::Ok } else { Action::Close }
+        } else {
+            Action::Ok
+        }
+    })
+    .await;
+    let (log, shared) = mock();
+    let m = SmtpMailer::new(config(srv.port()).with_idle_limit(Duration::from_millis(50)), shared);
+    within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap();
+    within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap(); // not idle: no probe
+    assert_eq!(noops.load(Ordering::SeqCst), 0);
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap();
+    assert_eq!(noops.load(Ordering::SeqCst), 1);
+    assert_eq!(srv.connections(), 1);
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let sent = within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap();
+    assert_eq!(noops.load(Ordering::SeqCst), 2);
+    assert_eq!(sent.attempts, 1, "a stale idle connection is not a failed attempt");
+    assert_eq!(srv.connections(), 2);
+    assert!(log.expect_match("event=eof .*stage=noop").is_ok(), "{:?}", log.get_all());
+    assert_eq!(srv.delivered(), 4);
+}
+
+#[tokio::test]
+async fn close_sends_quit_and_the_next_send_connects_again() {
+    let quits = Arc::new(AtomicUsize::new(0));
+    let q = quits.clone();
+    let srv = Scripted::start(move |s| {
+        if s.stage == "quit" {
+            q.fetch_add(1, Ordering::SeqCst);
+        }
+        Action::Ok
+    })
+    .await;
+    let (log, shared) = mock();
+    let m: Arc<dyn Mailer> = Arc::new(SmtpMailer::new(config(srv.port()), shared));
+    within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap();
+    within(T, m.close()).await;
+    assert!(wait_until(Duration::from_secs(5), || quits.load(Ordering::SeqCst) == 1).await);
+    assert!(
+        log.expect_match(r"^INFO: .*event=closed server=127\.0\.0\.1:").is_ok(),
+        "{:?}",
+        log.get_all()
+    );
+    within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap();
+    assert_eq!(srv.connections(), 2);
+}
+
+#[tokio::test]
+async fn dropping_a_send_cancels_it_and_discards_its_connection() {
+    let srv = Scripted::start(fault_on_first_connection("data", Action::Silent)).await;
+    let (_log, shared) = mock();
+    let m =
+        SmtpMailer::new(config(srv.port()).with_command_timeout(Duration::from_secs(30)), shared);
+    let cancelled =
+        tokio::time::timeout(Duration::from_millis(200), m.send_mail(&["a@example.net"], "s", "b"))
+            .await;
+    assert!(cancelled.is_err(), "the send should still be waiting for DATA");
+    // The half-used connection is gone: the next send opens a new one and succeeds quickly.
+    let sent =
+        within(Duration::from_secs(5), m.send_mail(&["a@example.net"], "s", "b")).await.unwrap();
+    assert_eq!(sent.attempts, 1);
+    assert_eq!(srv.connections(), 2);
+    assert_eq!(srv.delivered(), 1);
+}
+
+#[tokio::test]
+async fn every_logged_event_is_a_known_name_and_bodies_never_reach_the_log() {
+    let srv = Scripted::start(fault_on_first_connection("mail", Action::Close)).await;
+    let (log, shared) = mock();
+    let m = SmtpMailer::new(config(srv.port()).with_credentials("u", "pw"), shared);
+    // AUTH is not offered by the scripted server: a permanent protocol failure, no retry.
+    let err = within(T, m.send_mail(&["a@example.net"], "s", "SECRET-BODY")).await.unwrap_err();
+    assert!(err.is_permanent(), "{err}");
+    let m = SmtpMailer::new(config(srv.port()), shared_of(&log));
+    within(T, m.send_mail(&["a@example.net"], "s", "SECRET-BODY")).await.unwrap();
+    for e in events(&log) {
+        assert!(mailer::events::ALL.contains(&e.as_str()), "unknown event {e}");
+    }
+    assert!(log.get_all_matching("SECRET-BODY|pw").is_empty(), "{:?}", log.get_all());
+    // Addresses only at debug.
+    for line in log.get_all_matching("a@example.net") {
+        assert!(line.starts_with("DEBUG: "), "{line}");
+    }
+}
+
+fn shared_of(log: &logger::Mock) -> Arc<dyn logger::Logger> {
+    Arc::new(log.clone())
+}
+
+#[tokio::test]
+async fn concurrent_sends_share_one_connection_in_turn() {
+    let srv = Scripted::start(|_| Action::Ok).await;
+    let m: Arc<dyn Mailer> = Arc::new(SmtpMailer::new(config(srv.port()), mock().1));
+    let ids = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (m, ids) = (m.clone(), ids.clone());
+        tasks.push(tokio::spawn(async move {
+            let s = m.send_mail(&["a@example.net"], &format!("{i}"), "b").await.unwrap();
+            ids.lock().unwrap().push(s.message_id);
+        }));
+    }
+    for t in tasks {
+        within(T, t).await.unwrap();
+    }
+    let mut ids = ids.lock().unwrap().clone();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 8);
+    assert_eq!(srv.connections(), 1);
+    assert_eq!(srv.delivered(), 8);
+}
