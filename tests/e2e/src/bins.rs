@@ -195,3 +195,58 @@ impl Drop for Running {
         }
     }
 }
+
+/// The workspace README.
+pub fn readme() -> io::Result<String> {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+}
+
+/// The part of `readme` from the heading that starts with `heading` to the next heading of the
+/// same or a higher level (empty when there is no such heading). Lines in fenced code blocks
+/// are never headings (a shell comment starts with `#` too).
+pub fn readme_section<'a>(readme: &'a str, heading: &str) -> &'a str {
+    let level = heading.chars().take_while(|&c| c == '#').count();
+    let mut in_code = false;
+    let mut start = None;
+    let mut offset = 0;
+    for line in readme.split_inclusive('\n') {
+        if line.starts_with("```") {
+            in_code = !in_code;
+        } else if !in_code {
+            let hashes = line.chars().take_while(|&c| c == '#').count();
+            let is_heading = hashes > 0 && line[hashes..].starts_with(' ');
+            match start {
+                None if line.starts_with(heading) => start = Some(offset),
+                Some(s) if is_heading && hashes <= level => return &readme[s..offset],
+                _ => {}
+            }
+        }
+        offset += line.len();
+    }
+    start.map_or("", |s| &readme[s..])
+}
+
+/// Cargo's own flags, which README commands use to build and run the programs.
+const CARGO_FLAGS: &[&str] =
+    &["--release", "--example", "--bin", "--workspace", "--ignored", "--doc", "--include-ignored"];
+
+/// Every `--long-flag` written in `text`, except cargo's own.
+pub fn flags_in(text: &str) -> std::collections::BTreeSet<String> {
+    let mut flags = std::collections::BTreeSet::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while let Some(at) = text[i..].find("--") {
+        let start = i + at;
+        let mut end = start + 2;
+        while end < bytes.len() && (bytes[end].is_ascii_lowercase() || bytes[end] == b'-') {
+            end += 1;
+        }
+        let before_ok = start == 0 || !bytes[start - 1].is_ascii_alphanumeric();
+        let flag = &text[start..end];
+        if before_ok && flag.len() > 3 && !flag.ends_with('-') && !CARGO_FLAGS.contains(&flag) {
+            flags.insert(flag.to_owned());
+        }
+        i = end.max(start + 2);
+    }
+    flags
+}

@@ -28,3 +28,8 @@ pub mod capture;
 pub mod peers;
 pub mod smtp;
 pub mod srv;
+
+/// The README's Rust examples, compiled and run as doc tests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+mod readme {}

@@ -72,3 +72,20 @@ fn demo_refuses_a_certain_fault() {
     assert_eq!(out.code(), Some(2), "{}", out.transcript());
     assert!(out.stderr.contains("below 100"), "{}", out.transcript());
 }
+
+#[test]
+fn readme_demo_flags_exist() {
+    let readme = bins::readme().expect("README.md");
+    let section = bins::readme_section(&readme, "## Set up");
+    let flags = bins::flags_in(section);
+    for expected in ["--quiet", "--messages", "--close-chance", "--seed"] {
+        assert!(flags.contains(expected), "README's demo text lost {expected}: {flags:?}");
+    }
+    let help = demo(&["--help"]).stdout;
+    for flag in &flags {
+        assert!(
+            help.contains(flag.as_str()),
+            "README mentions demo flag {flag}, which --help lacks\n{help}"
+        );
+    }
+}

@@ -331,3 +331,25 @@ fn help_mentions_every_flag() {
         assert!(out.stdout.contains(phrase), "--help does not explain {phrase:?}\n{}", out.stdout);
     }
 }
+
+#[test]
+fn readme_mentions_only_flags_that_exist() {
+    let readme = bins::readme().expect("README.md");
+    let checks = [
+        ("### `notify-mailer`", bins::notify_mailer().expect("notify-mailer binary")),
+        ("### `mail-test-srv`", e2e::srv::binary().expect("mail-test-srv binary")),
+    ];
+    for (heading, program) in checks {
+        let section = bins::readme_section(&readme, heading);
+        let flags = bins::flags_in(section);
+        assert!(flags.len() >= 8, "README section {heading:?} lost its flags: {flags:?}");
+        let help = bins::run(&program, &["--help"], LIMIT).unwrap().stdout;
+        for flag in &flags {
+            assert!(
+                help.contains(flag.as_str()),
+                "README {heading:?} mentions {flag}, which {} lacks",
+                program.display()
+            );
+        }
+    }
+}

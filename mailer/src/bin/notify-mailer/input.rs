@@ -3,7 +3,6 @@
 //! shows an operator everything to fix.
 
 use std::path::Path;
-use std::str::FromStr;
 
 use crate::args::Args;
 use crate::recipients::{self, List};
@@ -114,9 +113,7 @@ fn check_from(from: &str) -> Result<(), String> {
     if from.chars().any(char::is_control) {
         return Err("--from holds a line break or another control character".into());
     }
-    lettre::message::Mailbox::from_str(from)
-        .map(|_| ())
-        .map_err(|e| format!("--from {from:?} is not an address ({e})"))
+    mailer::parse_mailbox(from).map(|_| ()).map_err(|e| format!("--from {from:?}: {e}"))
 }
 
 fn read_password(path: &Path) -> Result<String, String> {
@@ -260,7 +257,7 @@ mod tests {
             &ca,
         ];
         let err = load(&Args::try_parse_from(all).unwrap()).unwrap_err();
-        assert!(err.contains("--from \"not an address\" is not an address"), "{err}");
+        assert!(err.contains("--from \"not an address\": "), "{err}");
         assert!(err.contains("the password file is empty"), "{err}");
         assert!(err.contains("no PEM certificate"), "{err}");
     }

@@ -159,6 +159,8 @@ pub fn validate(s: &str) -> Result<(), &'static str> {
         return Err("write the bare address, without a name or angle brackets");
     }
     match lettre::Address::from_str(s) {
+        // The mailer's own check too, so an address accepted here is never refused at send time.
+        Ok(_) if mailer::parse_address(s).is_err() => Err("not an address the mailer accepts"),
         Ok(_) => Ok(()),
         Err(AddressError::MissingParts) => {
             Err("not an address: no @, or nothing before or after it")
