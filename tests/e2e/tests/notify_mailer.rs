@@ -353,3 +353,101 @@ fn readme_mentions_only_flags_that_exist() {
         }
     }
 }
+
+/// Sends 20 messages over TLS (`starttls` or `implicit`) with AUTH, trusting the server's
+/// self-signed certificate through `--ca-file`; the password must never reach the log.
+async fn sends_over_tls_with_auth(mode: &str) {
+    use mail_test_srv::TlsOptions;
+    let tls = match mode {
+        "starttls" => TlsOptions::StartTls(None),
+        _ => TlsOptions::Implicit(None),
+    };
+    let options = Options::default().with_tls(tls).with_auth("ops", "s3cret-pw");
+    let server = TestServer::start(options).await.expect("start mail-test-srv");
+    let http = server.http_addr().expect("http api");
+    let files = Files::new();
+    let ca = files.put("ca.pem", &server.certificate_pem().expect("a certificate"));
+    let password = files.put("password", "s3cret-pw\n");
+    let list = files.list(20);
+    let mut args = base_args(server.smtp_addr(), &files, &list);
+    let at = args.iter().position(|a| a == "--tls").unwrap();
+    args[at + 1] = mode.into();
+    args.extend(
+        ["--ca-file", &ca, "--username", "ops", "--password-file", &password].map(String::from),
+    );
+    let out = notify_mailer(args).await;
+
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    assert_eq!(http_count(http).await, 20);
+    let messages =
+        tokio::task::spawn_blocking(move || Http::new(http).messages().unwrap()).await.unwrap();
+    assert!(messages.iter().all(|m| m["tls"] == true && m["auth_user"] == "ops"), "{messages:?}");
+    assert!(!out.stdout.contains("s3cret") && !out.stderr.contains("s3cret"), "password logged");
+    assert!(out.stdout.contains(&format!("tls={mode}")), "{}", out.transcript());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_with_starttls_auth_and_a_private_ca() {
+    sends_over_tls_with_auth("starttls").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_with_implicit_tls_auth_and_a_private_ca() {
+    sends_over_tls_with_auth("implicit").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_certificate_fails_without_sending() {
+    use mail_test_srv::TlsOptions;
+    let options = Options::default().with_tls(TlsOptions::StartTls(None));
+    let server = TestServer::start(options).await.expect("start mail-test-srv");
+    let http = server.http_addr().expect("http api");
+    let files = Files::new();
+    let list = files.list(2);
+    let mut args = base_args(server.smtp_addr(), &files, &list);
+    let at = args.iter().position(|a| a == "--tls").unwrap();
+    args[at + 1] = "starttls".into();
+    let at = args.iter().position(|a| a == "--max-attempts").unwrap();
+    args[at + 1] = "1".into();
+    let out = notify_mailer(args).await;
+
+    // The system store does not trust a fresh self-signed certificate: nothing may be sent.
+    assert_eq!(out.code(), Some(1), "{}", out.transcript());
+    assert_eq!(http_count(http).await, 0);
+    let failed = std::fs::read_to_string(files.path("failed.csv")).expect("failures file");
+    assert!(failed.to_lowercase().contains("certificate"), "{failed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog_target_receives_the_run() {
+    let syslog = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    syslog.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let target = format!("udp:{}", syslog.local_addr().unwrap());
+    let files = Files::new();
+    let list = files.list(3);
+    let body = files.put("body.txt", "x\n");
+    let args = [
+        "--dry-run",
+        "--from",
+        "ops@example.test",
+        "--subject",
+        "s",
+        "--body",
+        &body,
+        "--recipients",
+        &list,
+        "--syslog",
+        &target,
+    ];
+    let out = notify_mailer(args.map(String::from).to_vec()).await;
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+
+    let mut lines = Vec::new();
+    let mut buf = [0u8; 8192];
+    while !lines.iter().any(|l: &String| l.contains("event=summary")) {
+        let n = syslog.recv(&mut buf).unwrap_or_else(|e| panic!("{e}; got {lines:#?}"));
+        lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(lines[0].contains("notify-mailer") && lines[0].contains("event=start"), "{lines:#?}");
+    assert_eq!(lines.iter().filter(|l| l.contains("event=dry_run")).count(), 3, "{lines:#?}");
+}
