@@ -43,7 +43,7 @@ impl Progress {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             // The template is a constant: a parse error here would be a bug caught by the tests.
             let style = ProgressStyle::with_template(
-                "{elapsed_precise} [{wide_bar}] {pos}/{len} {msg} ({per_sec}, eta {eta})",
+                "{elapsed_precise} [{wide_bar}] {pos}/{len}, {eta} left {msg}",
             )
             .expect("valid progress template")
             .progress_chars("=> ");
