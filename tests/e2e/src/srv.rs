@@ -14,29 +14,9 @@ use serde_json::Value;
 
 use crate::peers::{free_port, wait_until};
 
-/// The `mail-test-srv` binary of this build (`target/<profile>/mail-test-srv`, next to the
-/// test executable's `deps/`), built with `$CARGO build -p mail-test-srv` if it is missing.
+/// The `mail-test-srv` binary of this build (built if missing, see [`crate::bins::program`]).
 pub fn binary() -> io::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    // target/<profile>/deps/<test>-<hash> -> target/<profile>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| io::Error::other(format!("unexpected test path {}", exe.display())))?;
-    let path = profile_dir.join("mail-test-srv");
-    if !path.exists() {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(cargo);
-        build.args(["build", "-p", "mail-test-srv", "--bin", "mail-test-srv"]);
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        let status = build.status()?;
-        if !status.success() || !path.exists() {
-            return Err(io::Error::other(format!("building mail-test-srv failed: {status}")));
-        }
-    }
-    Ok(path)
+    crate::bins::program("mail-test-srv", crate::bins::Kind::Bin, "mail-test-srv")
 }
 
 /// A running `mail-test-srv` binary on loopback, killed (SIGKILL) on drop.
