@@ -129,9 +129,8 @@ fn survives_two_daemon_stops(transport: &str, stop: Stop) {
         lost.len(),
         summary_line = summary.trim(),
     );
-    let in_stop_window = |n: &u64| {
-        outages.iter().any(|(first, _)| *n < *first && *n + STOP_WINDOW >= *first)
-    };
+    let in_stop_window =
+        |n: &u64| outages.iter().any(|(first, _)| *n < *first && *n + STOP_WINDOW >= *first);
     let outside: Vec<u64> = lost.iter().copied().filter(|n| !in_stop_window(n)).collect();
     assert!(outside.is_empty(), "{transport}: lost outside the stop windows: {outside:?}");
     // Never blocked: the schedule held within a second over the whole run, outages included.
