@@ -13,6 +13,7 @@
 //! - `peers.rs`: starting and stopping third-party peers for the peer suite.
 //! - `srv.rs`: the `mail-test-srv` binary as a child process, and its HTTP API client.
 //! - `capture.rs`: a shared buffer to capture logger output, and short-format line readers.
+//! - `tally.rs`: what was meant to arrive against what the server stored (lost, duplicated).
 //! - `smtp.rs`: a strict, minimal SMTP client independent of lettre and the mailer.
 //!
 //! # Example
@@ -28,6 +29,7 @@ pub mod capture;
 pub mod peers;
 pub mod smtp;
 pub mod srv;
+pub mod tally;
 
 /// The README's Rust examples, compiled and run as doc tests so they cannot rot.
 #[cfg(doctest)]
