@@ -109,6 +109,9 @@ pub struct Config {
     pub command_timeout: Duration,
     /// A connection idle longer than this is probed with NOOP before reuse. Default 30 s.
     pub idle_limit: Duration,
+    /// Send MAIL, RCPT and DATA in one write when the server offers PIPELINING (RFC 2920):
+    /// two round trips per message instead of 3 + recipients. Default on.
+    pub pipelining: bool,
 }
 
 impl Config {
@@ -129,6 +132,7 @@ impl Config {
             connect_timeout: Duration::from_secs(30),
             command_timeout: Duration::from_secs(60),
             idle_limit: Duration::from_secs(30),
+            pipelining: true,
         }
     }
 
@@ -208,6 +212,12 @@ impl Config {
     /// Sets the idle time after which a connection is probed with NOOP before reuse.
     pub fn with_idle_limit(mut self, limit: Duration) -> Self {
         self.idle_limit = limit;
+        self
+    }
+
+    /// Uses PIPELINING when the server offers it (default), or always sends lock-step.
+    pub fn with_pipelining(mut self, on: bool) -> Self {
+        self.pipelining = on;
         self
     }
 

@@ -1,13 +1,13 @@
 //! One SMTP connection: opened on our own TCP_NODELAY socket, every exchange under a timeout,
 //! each command's failure tagged with its [`Stage`].
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream};
-use lettre::transport::smtp::commands::{Data, Mail, Noop, Rcpt, Rset};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Noop, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use tokio::net::TcpStream;
 
@@ -21,6 +21,13 @@ pub(crate) struct Conn {
     smtp: AsyncSmtpConnection,
     pub(crate) last_used: Instant,
     command_timeout: Duration,
+    /// The server offers PIPELINING and the configuration allows it.
+    pipelining: bool,
+    /// Implicit TLS (which lettre cannot see: to lettre our TLS stream is a plain transport).
+    implicit_tls: bool,
+    /// The conversation is in an unknown state (a pipelined group was cut short, or the
+    /// server entered DATA mode for a transaction we abandoned): never reuse.
+    poisoned: bool,
 }
 
 /// Runs one exchange under `limit`; a timeout or a lettre error becomes an [`Error`] at `stage`.
@@ -36,8 +43,8 @@ async fn timed<T>(
     }
 }
 
-/// Preformatted wire text (the dot-stuffed message with its final dot) sent through lettre's
-/// `command`, so it leaves in one write instead of lettre's two.
+/// Preformatted wire text (a pipelined command group, or the dot-stuffed message with its
+/// final dot) sent through lettre's `command`, so it leaves in one write.
 struct Raw<'a>(&'a str);
 
 impl fmt::Display for Raw<'_> {
@@ -48,7 +55,8 @@ impl fmt::Display for Raw<'_> {
 
 impl Conn {
     /// Opens a connection: TCP (TCP_NODELAY), implicit TLS if configured, greeting and EHLO,
-    /// STARTTLS if configured, AUTH if configured.
+    /// STARTTLS if configured, a second EHLO to learn about PIPELINING (lettre does not keep
+    /// it), AUTH if configured.
     pub(crate) async fn open(
         config: &Config,
         tls: &TlsSetup,
@@ -90,17 +98,37 @@ impl Conn {
             }
             timed(Stage::StartTls, limit, smtp.starttls(params.clone(), client_id)).await?;
         }
+        let pipelining = if config.pipelining {
+            // Before AUTH: some servers forget the authentication on a later EHLO.
+            let ehlo =
+                timed(Stage::Greeting, limit, smtp.command(Ehlo::new(client_id.clone()))).await?;
+            ehlo.message().any(|l| l.split_whitespace().next() == Some("PIPELINING"))
+        } else {
+            false
+        };
         if let Some(creds) = &config.credentials {
             let creds = Credentials::new(creds.user.clone(), creds.password.clone());
             timed(Stage::Auth, limit, smtp.auth(&[Mechanism::Plain, Mechanism::Login], &creds))
                 .await?;
         }
-        Ok(Conn { smtp, last_used: Instant::now(), command_timeout: limit })
+        Ok(Conn {
+            smtp,
+            last_used: Instant::now(),
+            command_timeout: limit,
+            pipelining,
+            implicit_tls: matches!(tls, TlsSetup::Implicit { .. }),
+            poisoned: false,
+        })
     }
 
     /// Whether the connection is encrypted (for the `connected` log line).
     pub(crate) fn is_encrypted(&self) -> bool {
-        self.smtp.is_encrypted()
+        self.implicit_tls || self.smtp.is_encrypted()
+    }
+
+    /// Whether MAIL, RCPT and DATA go out in one write on this connection.
+    pub(crate) fn is_pipelining(&self) -> bool {
+        self.pipelining
     }
 
     /// NOOP: is an idle connection still alive?
@@ -108,20 +136,26 @@ impl Conn {
         timed(Stage::Noop, self.command_timeout, self.smtp.command(Noop)).await.map(drop)
     }
 
-    /// RSET after a rejected MAIL or RCPT, so the connection can carry the next message.
+    /// RSET after a refused envelope, so the connection can carry the next message. Fails
+    /// without I/O when the conversation is in an unknown state.
     pub(crate) async fn reset(&mut self) -> Result<(), Error> {
+        if self.poisoned {
+            return Err(Error::Protocol {
+                stage: Stage::Mail,
+                detail: "connection state unknown".into(),
+            });
+        }
         timed(Stage::Mail, self.command_timeout, self.smtp.command(Rset)).await.map(drop)
     }
 
     /// QUIT, bounded by the command timeout; the outcome does not matter to anyone.
     pub(crate) async fn quit(mut self) {
-        let _ = tokio::time::timeout(self.command_timeout, self.smtp.quit()).await;
+        if !self.poisoned {
+            let _ = tokio::time::timeout(self.command_timeout, self.smtp.quit()).await;
+        }
     }
 
-    /// One mail transaction: MAIL, RCPT for each recipient, DATA, then the message and its
-    /// final dot in one write. Lock-step, one reply per command.
-    pub(crate) async fn transaction(&mut self, p: &Prepared) -> Result<(), Error> {
-        let limit = self.command_timeout;
+    fn mail_params(&self, p: &Prepared) -> Result<Vec<MailParameter>, Error> {
         let info = self.smtp.server_info();
         let mut params = Vec::new();
         if p.has_non_ascii_addresses {
@@ -142,14 +176,68 @@ impl Conn {
             }
             params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
-        timed(Stage::Mail, limit, self.smtp.command(Mail::new(Some(p.from.clone()), params)))
-            .await?;
-        for to in &p.to {
-            timed(Stage::Rcpt, limit, self.smtp.command(Rcpt::new(to.clone(), vec![]))).await?;
+        Ok(params)
+    }
+
+    /// One mail transaction: MAIL, RCPT for each recipient, DATA (pipelined in one write when
+    /// the server allows), then the message and its final dot in one write.
+    pub(crate) async fn transaction(&mut self, p: &Prepared) -> Result<(), Error> {
+        let limit = self.command_timeout;
+        let params = self.mail_params(p)?;
+        let mail = Mail::new(Some(p.from.clone()), params);
+        if self.pipelining {
+            self.pipelined_envelope(p, mail).await?;
+        } else {
+            timed(Stage::Mail, limit, self.smtp.command(mail)).await?;
+            for to in &p.to {
+                timed(Stage::Rcpt, limit, self.smtp.command(Rcpt::new(to.clone(), vec![]))).await?;
+            }
+            timed(Stage::Data, limit, self.smtp.command(Data)).await?;
         }
-        timed(Stage::Data, limit, self.smtp.command(Data)).await?;
         timed(Stage::AfterDot, limit, self.smtp.command(Raw(&p.wire))).await?;
         self.last_used = Instant::now();
         Ok(())
+    }
+
+    /// MAIL, every RCPT and DATA in one write; then one reply each, in order, so a failure is
+    /// still attributed to its stage. After a negative reply the remaining replies are read
+    /// so the conversation stays in step (RSET can then clean it); if that is impossible the
+    /// connection is marked poisoned.
+    async fn pipelined_envelope(&mut self, p: &Prepared, mail: Mail) -> Result<(), Error> {
+        let limit = self.command_timeout;
+        let mut group = String::with_capacity(64 + 48 * p.to.len());
+        // Writing to a String cannot fail.
+        let _ = write!(group, "{mail}");
+        for to in &p.to {
+            let _ = write!(group, "{}", Rcpt::new(to.clone(), vec![]));
+        }
+        let _ = write!(group, "{Data}");
+        let stages = std::iter::once(Stage::Mail)
+            .chain(p.to.iter().map(|_| Stage::Rcpt))
+            .chain([Stage::Data]);
+        let mut first_error = None;
+        for (i, stage) in stages.enumerate() {
+            let reply = if i == 0 {
+                timed(stage, limit, self.smtp.command(Raw(&group))).await
+            } else {
+                timed(stage, limit, self.smtp.read_response()).await
+            };
+            match reply {
+                Ok(_) if first_error.is_some() && stage == Stage::Data => {
+                    // DATA was accepted for a transaction we are abandoning: the server now
+                    // takes everything as message text.
+                    self.poisoned = true;
+                }
+                Ok(_) => {}
+                Err(e) if e.needs_reconnect() => {
+                    self.poisoned = true;
+                    return Err(first_error.unwrap_or(e));
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 }

@@ -3,7 +3,7 @@
 //! | event | level | fields |
 //! |---|---|---|
 //! | [`CONNECT`] | info | `server` |
-//! | [`CONNECTED`] | info | `server`, `tls` |
+//! | [`CONNECTED`] | info | `server`, `tls`, `pipelining` |
 //! | [`SMTP_421`] | warning | `server`, `stage`, `reply` |
 //! | [`EOF`] | warning | `server`, `stage` |
 //! | [`CONNECTION_LOST`] | warning | `server`, `stage`, `error` (reset, broken pipe, refused, timeout) |

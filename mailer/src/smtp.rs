@@ -235,7 +235,8 @@ impl SmtpMailer {
                     Ok(c) => {
                         let mode = if c.is_encrypted() { self.config.tls.as_str() } else { "none" };
                         logger::info!(self.log, "connected";
-                            event = events::CONNECTED, server = self.server, tls = mode);
+                            event = events::CONNECTED, server = self.server, tls = mode,
+                            pipelining = c.is_pipelining());
                         if reconnects > 0 {
                             bump(&self.counters.reconnects);
                             logger::info!(self.log, "reconnected";

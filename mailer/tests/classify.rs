@@ -86,10 +86,7 @@ async fn other_4xx_is_transient_and_5xx_permanent() {
 
 #[tokio::test]
 async fn nothing_listening_is_refused() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = common::unused_port();
     let e = connect(port).await.err().expect("connect should fail");
     assert_eq!(classify(&e), Fault::Refused, "{e}");
 }

@@ -46,10 +46,17 @@ async fn no_connection_before_the_first_send_and_one_connection_reused() {
 
 /// A fault at `stage` on the first connection: the log shows the fault, then backoff,
 /// reconnected and sent, and the message is delivered once.
+/// Checked both pipelined and lock-step.
 async fn survives(stage: &'static str, action: Action, event: &str) {
+    for pipelining in [true, false] {
+        survives_in(stage, action.clone(), event, pipelining).await;
+    }
+}
+
+async fn survives_in(stage: &'static str, action: Action, event: &str, pipelining: bool) {
     let srv = Scripted::start(fault_on_first_connection(stage, action.clone())).await;
     let (log, shared) = mock();
-    let m = SmtpMailer::new(config(srv.port()), shared);
+    let m = SmtpMailer::new(config(srv.port()).with_pipelining(pipelining), shared);
     let sent = within(T, m.send_mail(&["rcpt@example.net"], "s", "body")).await.unwrap();
     let ev = events(&log);
     let f = position(&ev, event, 0).unwrap_or_else(|| panic!("no {event} in {ev:?}"));
@@ -65,7 +72,14 @@ async fn survives(stage: &'static str, action: Action, event: &str) {
         stage
     };
     let line = &log.get_all_matching(&format!("event={event} "))[0];
-    assert_eq!(field(line, "stage").as_deref(), Some(want_stage), "{line}");
+    let got_stage = field(line, "stage");
+    if action == Action::Reset && pipelining {
+        // A reset discards replies in flight: with MAIL and RCPT in one write, the client
+        // may see the reset while reading MAIL's reply.
+        assert!(matches!(got_stage.as_deref(), Some("mail" | "rcpt")), "{line}");
+    } else {
+        assert_eq!(got_stage.as_deref(), Some(want_stage), "{line} (pipelining {pipelining})");
+    }
     assert_eq!(field(line, "server").as_deref(), Some(srv.addr.to_string().as_str()), "{line}");
     assert_eq!(sent.attempts, 2);
     assert_eq!(srv.connections(), 2);
@@ -333,10 +347,7 @@ async fn header_injection_through_the_subject_is_neutralised_on_the_wire() {
 #[tokio::test]
 async fn a_server_that_comes_back_is_reached_with_growing_backoff() {
     // Reserve a port, then free it: nothing listens there at first.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = common::unused_port();
     let (log, shared) = mock();
     let cfg = config(port)
         .with_retry_base(Duration::from_millis(50))
@@ -372,10 +383,7 @@ async fn a_server_that_comes_back_is_reached_with_growing_backoff() {
 
 #[tokio::test]
 async fn a_server_that_never_comes_back_gives_up_with_the_count_and_the_cause() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = common::unused_port();
     let (log, shared) = mock();
     let m = SmtpMailer::new(config(port).with_max_attempts(3), shared);
     let err = within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap_err();

@@ -132,6 +132,8 @@ async fn session(
     bodies: Arc<std::sync::Mutex<Vec<String>>>,
 ) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
+    // Like a real server, DATA needs an accepted recipient in this transaction.
+    let mut have_rcpt = false;
     let mut r = BufReader::new(r);
     let step = |stage, line: &str| Step { conn, stage, line: line.to_owned() };
     let reset = |r: BufReader<tokio::net::tcp::OwnedReadHalf>,
@@ -156,7 +158,7 @@ async fn session(
         }
         let upper = line.to_ascii_uppercase();
         let (stage, normal) = if upper.starts_with("EHLO") {
-            ("ehlo", "250-scripted.test\r\n250-8BITMIME\r\n250 SIZE 10000000")
+            ("ehlo", "250-scripted.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 10000000")
         } else if upper.starts_with("MAIL") {
             ("mail", "250 2.1.0 Ok")
         } else if upper.starts_with("RCPT") {
@@ -172,7 +174,15 @@ async fn session(
         } else {
             ("other", "500 5.5.2 Error: command not recognized")
         };
-        let a = script(&step(stage, line.trim_end()));
+        let mut a = script(&step(stage, line.trim_end()));
+        match stage {
+            "mail" | "rset" => have_rcpt = false,
+            "rcpt" if a == Action::Ok => have_rcpt = true,
+            "data" if a == Action::Ok && !have_rcpt => {
+                a = Action::Reply("554 5.5.1 Error: no valid recipients".into());
+            }
+            _ => {}
+        }
         if a == Action::Reset {
             reset(r, w);
             return Ok(());
@@ -208,6 +218,19 @@ async fn session(
             }
         }
     }
+}
+
+/// A port nothing listens on, outside the kernel's ephemeral range: a client's own source
+/// port can never be it (no TCP self-connect) and no `bind(0)` of a parallel test takes it.
+pub fn unused_port() -> u16 {
+    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse().ok()))
+        .unwrap_or(32768);
+    let start = 10_000 + (std::process::id() as u16 % 1000) * 7;
+    (start..low)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port below the ephemeral range")
 }
 
 /// A shared Mock and the `Arc<dyn Logger>` to hand to the mailer.
