@@ -43,6 +43,21 @@ impl Civil {
         }
     }
 
+    /// Appends the current UTC time of day, `HH:MM:SS.ffffff`, without the calendar work
+    /// (the stdout hot path).
+    pub(crate) fn write_time_of_day_now(out: &mut String) {
+        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let rem = (since.as_secs() % 86_400) as u32;
+        out.reserve(15);
+        push2(out, rem / 3600);
+        out.push(':');
+        push2(out, rem / 60 % 60);
+        out.push(':');
+        push2(out, rem % 60);
+        out.push('.');
+        push_digits(out, since.subsec_micros(), 6);
+    }
+
     /// Appends `HH:MM:SS.ffffff`.
     pub(crate) fn write_time_of_day(&self, out: &mut String) {
         push2(out, self.hour);
@@ -87,20 +102,29 @@ impl Civil {
     }
 }
 
+/// Appends `n % 100` as two digits. The arithmetic keeps both bytes provably ASCII, so each
+/// push is a single byte store with no UTF-8 branch.
 fn push2(out: &mut String, n: u32) {
-    push_digits(out, n, 2);
+    let n = (n % 100) as u8;
+    out.push(char::from(b'0' + n / 10));
+    out.push(char::from(b'0' + n % 10));
 }
 
-/// Appends the low `width` decimal digits of `n`, zero-padded.
+/// Appends the low `width` decimal digits of `n`, zero-padded (`width` 1, 2, 4 or 6).
 fn push_digits(out: &mut String, n: u32, width: usize) {
-    let mut buf = [b'0'; 10];
-    let mut n = n;
-    for slot in buf[..width].iter_mut().rev() {
-        *slot = b'0' + (n % 10) as u8;
-        n /= 10;
+    match width {
+        1 => out.push(char::from(b'0' + (n % 10) as u8)),
+        2 => push2(out, n),
+        4 => {
+            push2(out, n / 100);
+            push2(out, n);
+        }
+        _ => {
+            push2(out, n / 10_000);
+            push2(out, n / 100);
+            push2(out, n);
+        }
     }
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&buf[..width]).unwrap_or("0"));
 }
 
 /// Days since 1970-01-01 to (year, month 1-12, day 1-31), proleptic Gregorian.
@@ -152,6 +176,19 @@ mod tests {
         s.clear();
         at(1_794_182_400 + 3_600 * 5 + 7, 5).write_rfc3164(&mut s);
         assert_eq!(s, "Nov  9 05:00:07");
+    }
+
+    #[test]
+    fn fast_time_of_day_agrees_with_civil() {
+        let before = Civil::now();
+        let mut s = String::new();
+        Civil::write_time_of_day_now(&mut s);
+        let after = Civil::now();
+        let (mut a, mut b) = (String::new(), String::new());
+        before.write_time_of_day(&mut a);
+        after.write_time_of_day(&mut b);
+        assert_eq!(s.len(), 15);
+        assert!(a <= s && s <= b || b < a, "{a} <= {s} <= {b}");
     }
 
     #[test]

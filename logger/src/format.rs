@@ -14,10 +14,42 @@ fn needs_escape(c: char) -> bool {
     c.is_control() || c == '\u{2028}' || c == '\u{2029}'
 }
 
+/// Byte classes for the one-pass check in [`classify`]: a byte that may need escaping (any
+/// control byte, and any non-ASCII byte, left to the exact per-char path) and a byte that
+/// forces a value into quotes.
+const ESCAPE: u8 = 1;
+const QUOTE: u8 = 2;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = if b < 0x20 || b >= 0x7f {
+            ESCAPE
+        } else if b == b' ' as usize
+            || b == b'"' as usize
+            || b == b'=' as usize
+            || b == b'\\' as usize
+        {
+            QUOTE
+        } else {
+            0
+        };
+        b += 1;
+    }
+    t
+};
+
+/// The union of the classes of the bytes of `s`. No early exit, so the loop is a table load
+/// and an OR per byte; the strings are short and almost always clean.
+fn classify(s: &str) -> u8 {
+    s.as_bytes().iter().fold(0, |acc, &b| acc | CLASS[b as usize])
+}
+
 /// Appends `s` to `out` with control characters escaped.
 pub fn escape_into(out: &mut String, s: &str) {
     // Fast path: printable ASCII, the overwhelmingly common case.
-    if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+    if classify(s) & ESCAPE == 0 {
         out.push_str(s);
         return;
     }
@@ -63,39 +95,40 @@ pub(crate) fn write_message(out: &mut String, message: fmt::Arguments<'_>) {
 
 /// Appends a key with characters outside `[A-Za-z0-9_.-]` replaced by `_`.
 pub(crate) fn write_key(out: &mut String, key: &str) {
+    let ok = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-');
     if key.is_empty() {
         out.push('_');
-        return;
+    } else if key.bytes().all(ok) {
+        out.push_str(key);
+    } else {
+        out.extend(key.chars().map(|c| if c.is_ascii() && ok(c as u8) { c } else { '_' }));
     }
-    out.extend(
-        key.chars().map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '_' }
-        }),
-    );
 }
 
 /// Appends one value, escaped; quoted (`"two words"`) when it is empty or holds a space, `"`,
 /// `=` or `\\`, in which case `"` and `\\` from the value are backslash-escaped too.
 pub(crate) fn write_value(out: &mut String, value: &dyn fmt::Display) {
-    thread_local! {
-        static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    // Rendered straight into the line; only a value that needs quoting or escaping is copied
+    // out and written again.
+    let start = out.len();
+    // Writing to a String cannot fail; a Display impl that errors just stops early.
+    let _ = write!(out, "{value}");
+    if out.len() > start && classify(&out[start..]) == 0 {
+        return;
     }
-    let done = SCRATCH.try_with(|scratch| {
-        let mut raw = scratch.try_borrow_mut().ok()?;
-        raw.clear();
-        let _ = write!(raw, "{value}");
-        push_value(out, &raw);
-        Some(())
-    });
-    // A Display impl that logs while being rendered, or a thread exiting: a fresh buffer.
-    if !matches!(done, Ok(Some(()))) {
-        push_value(out, &value.to_string());
-    }
+    let raw = out[start..].to_owned();
+    out.truncate(start);
+    push_value(out, &raw);
 }
 
 pub(crate) fn push_value(out: &mut String, raw: &str) {
-    if !raw.is_empty() && !raw.contains([' ', '"', '=', '\\']) {
-        escape_into(out, raw);
+    let class = classify(raw);
+    if !raw.is_empty() && class & QUOTE == 0 {
+        if class == 0 {
+            out.push_str(raw);
+        } else {
+            escape_into(out, raw);
+        }
         return;
     }
     out.push('"');

@@ -30,85 +30,97 @@ use crate::{Level, Logger, OwnedRecord, Record};
 /// ```
 #[derive(Clone, Default)]
 pub struct Mock {
-    entries: Arc<Mutex<Vec<Entry>>>,
+    store: Arc<Mutex<Store>>,
 }
 
-/// One recorded record in a single allocation: the raw (unescaped) message, keys and values
-/// first, then the escaped line. `ends` marks where each raw piece ends (message, then key and
-/// value per field) and is empty, so not allocated, for a record without fields.
-struct Entry {
+/// Every recorded record, back to back in a few growing buffers, so recording one allocates
+/// nothing once they have grown: per entry, the raw (unescaped) message, keys and values, then
+/// the escaped line, all in `text`; where each raw piece ends in `ends`.
+#[derive(Default)]
+struct Store {
+    text: String,
+    ends: Vec<u32>,
+    entries: Vec<Meta>,
+}
+
+/// Where one entry lives in the [`Store`].
+#[derive(Clone, Copy)]
+struct Meta {
     level: Level,
     audit: bool,
-    data: String,
+    /// `text[start..line_start]` is the raw message then key, value, key, value...
+    start: usize,
     line_start: usize,
-    ends: Vec<u32>,
+    end: usize,
+    /// `ends[ends_start..ends_start + 1 + 2 * fields]`: the end of the message, then of each
+    /// key and value, relative to `start`. Nothing is stored for a record without fields.
+    ends_start: usize,
+    fields: usize,
 }
 
-impl Entry {
-    fn new(record: &Record<'_>) -> Entry {
-        with_line_buffer(|raw| {
-            // Each value is rendered once, raw; the line is escaped from the raw text, which
-            // gives exactly what `write_body` writes for every other backend.
-            let mut ends = Vec::new();
-            match record.message().as_str() {
-                Some(s) => raw.push_str(s),
-                // Writing to a String cannot fail; a failing Display impl just stops early.
-                None => drop(raw.write_fmt(record.message())),
-            }
-            let msg_end = raw.len();
-            if !record.fields().is_empty() {
-                ends.reserve_exact(1 + 2 * record.fields().len());
-                ends.push(msg_end as u32);
-                for field in record.fields() {
-                    raw.push_str(field.key);
-                    ends.push(raw.len() as u32);
-                    let _ = write!(raw, "{}", field.value);
-                    ends.push(raw.len() as u32);
-                }
-            }
-            let level = record.level();
-            let mut data = String::with_capacity(2 * raw.len() + 24);
-            data.push_str(raw);
-            let line_start = data.len();
-            data.push_str(level.as_str());
-            data.push_str(": ");
-            if record.is_audit() {
-                data.push_str("[AUDIT] ");
-            }
-            escape_into(&mut data, &raw[..msg_end]);
-            let mut start = msg_end;
-            for kv in ends.get(1..).unwrap_or_default().chunks_exact(2) {
-                let (k, v) = (kv[0] as usize, kv[1] as usize);
-                data.push(' ');
-                write_key(&mut data, &raw[start..k]);
-                data.push('=');
-                push_value(&mut data, &raw[k..v]);
-                start = v;
-            }
-            Entry { level, audit: record.is_audit(), data, line_start, ends }
-        })
+impl Store {
+    fn line(&self, m: &Meta) -> &str {
+        &self.text[m.line_start..m.end]
     }
 
-    fn line(&self) -> &str {
-        &self.data[self.line_start..]
-    }
-
-    fn record(&self) -> OwnedRecord {
-        let raw = &self.data[..self.line_start];
-        let msg_end = self.ends.first().map_or(raw.len(), |&e| e as usize);
-        let mut fields = Vec::with_capacity(self.ends.len() / 2);
-        let mut start = msg_end;
-        for kv in self.ends.get(1..).unwrap_or_default().chunks_exact(2) {
-            let (k, v) = (kv[0] as usize, kv[1] as usize);
-            fields.push((raw[start..k].to_owned(), raw[k..v].to_owned()));
-            start = v;
+    fn record(&self, m: &Meta) -> OwnedRecord {
+        let raw = &self.text[m.start..m.line_start];
+        if m.fields == 0 {
+            return OwnedRecord {
+                level: m.level,
+                audit: m.audit,
+                message: raw.to_owned(),
+                fields: Vec::new(),
+            };
         }
+        let ends = &self.ends[m.ends_start..m.ends_start + 1 + 2 * m.fields];
+        let mut start = ends[0] as usize;
+        let fields = ends[1..]
+            .chunks_exact(2)
+            .map(|kv| {
+                let (k, v) = (kv[0] as usize, kv[1] as usize);
+                let field = (raw[start..k].to_owned(), raw[k..v].to_owned());
+                start = v;
+                field
+            })
+            .collect();
         OwnedRecord {
-            level: self.level,
-            audit: self.audit,
-            message: raw[..msg_end].to_owned(),
+            level: m.level,
+            audit: m.audit,
+            message: raw[..ends[0] as usize].to_owned(),
             fields,
         }
+    }
+}
+
+/// Piece ends for one record: inline for up to 8 fields, on the heap beyond.
+struct Ends {
+    len: usize,
+    inline: [u32; 17],
+    heap: Vec<u32>,
+}
+
+impl Ends {
+    fn new() -> Ends {
+        Ends { len: 0, inline: [0; 17], heap: Vec::new() }
+    }
+
+    fn push(&mut self, end: usize) {
+        // A Mock line longer than 4 GiB is not a case tests have; saturate rather than wrap.
+        let end = u32::try_from(end).unwrap_or(u32::MAX);
+        if self.len < self.inline.len() {
+            self.inline[self.len] = end;
+        } else {
+            if self.heap.is_empty() {
+                self.heap.extend_from_slice(&self.inline);
+            }
+            self.heap.push(end);
+        }
+        self.len += 1;
+    }
+
+    fn as_slice(&self) -> &[u32] {
+        if self.len <= self.inline.len() { &self.inline[..self.len] } else { &self.heap }
     }
 }
 
@@ -123,15 +135,16 @@ impl Mock {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
-        // A test thread that panicked while holding the lock left whole entries behind: the
-        // recording is still consistent, so keep using it.
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> std::sync::MutexGuard<'_, Store> {
+        // Nothing that can panic runs while the lock is held (user Display impls run before
+        // it is taken), so a poisoned lock still guards a consistent recording.
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Every line recorded so far, oldest first.
     pub fn get_all(&self) -> Vec<String> {
-        self.lock().iter().map(|e| e.line().to_owned()).collect()
+        let store = self.lock();
+        store.entries.iter().map(|m| store.line(m).to_owned()).collect()
     }
 
     /// The lines that match the regular expression `pattern`.
@@ -141,7 +154,14 @@ impl Mock {
     /// If `pattern` is not a valid regular expression (this is a test helper).
     pub fn get_all_matching(&self, pattern: &str) -> Vec<String> {
         let re = compile(pattern);
-        self.lock().iter().filter(|e| re.is_match(e.line())).map(|e| e.line().to_owned()).collect()
+        let store = self.lock();
+        store
+            .entries
+            .iter()
+            .map(|m| store.line(m))
+            .filter(|l| re.is_match(l))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// `Ok(())` when some line matches `pattern`; otherwise an error that quotes the pattern
@@ -152,22 +172,26 @@ impl Mock {
     /// If `pattern` is not a valid regular expression.
     pub fn expect_match(&self, pattern: &str) -> Result<(), String> {
         let re = compile(pattern);
-        let entries = self.lock();
-        if entries.iter().any(|e| re.is_match(e.line())) {
+        let store = self.lock();
+        if store.entries.iter().any(|m| re.is_match(store.line(m))) {
             return Ok(());
         }
-        let seen: Vec<&str> = entries.iter().map(Entry::line).collect();
+        let seen: Vec<&str> = store.entries.iter().map(|m| store.line(m)).collect();
         Err(format!("expected a log line matching {pattern:?}, got {seen:#?}"))
     }
 
     /// Forgets everything recorded so far.
     pub fn clear(&self) {
-        self.lock().clear();
+        let mut store = self.lock();
+        store.text.clear();
+        store.ends.clear();
+        store.entries.clear();
     }
 
     /// The records so far, for structured assertions on level, audit flag, message and fields.
     pub fn records(&self) -> Vec<OwnedRecord> {
-        self.lock().iter().map(Entry::record).collect()
+        let store = self.lock();
+        store.entries.iter().map(|m| store.record(m)).collect()
     }
 }
 
@@ -177,15 +201,68 @@ fn compile(pattern: &str) -> Regex {
 
 impl Logger for Mock {
     fn log(&self, record: &Record<'_>) {
-        // Built before taking the lock, so threads only contend for the push.
-        let entry = Entry::new(record);
-        self.lock().push(entry);
+        with_line_buffer(|raw| {
+            // Every value is rendered once, raw, before the lock is taken (a Display impl may
+            // be slow, or log itself). The line is then escaped from the raw text under the
+            // lock, which gives exactly what `write_body` writes in every other backend.
+            match record.message().as_str() {
+                Some(s) => raw.push_str(s),
+                // Writing to a String cannot fail; a failing Display impl just stops early.
+                None => drop(raw.write_fmt(record.message())),
+            }
+            let mut ends = Ends::new();
+            let fields = record.fields();
+            if !fields.is_empty() {
+                ends.push(raw.len());
+                for field in fields {
+                    raw.push_str(field.key);
+                    ends.push(raw.len());
+                    let _ = write!(raw, "{}", field.value);
+                    ends.push(raw.len());
+                }
+            }
+            let ends = ends.as_slice();
+            let msg_end = ends.first().map_or(raw.len(), |&e| e as usize);
+
+            let mut store = self.lock();
+            let store = &mut *store;
+            let start = store.text.len();
+            store.text.push_str(raw);
+            let line_start = store.text.len();
+            let text = &mut store.text;
+            text.push_str(record.level().as_str());
+            text.push_str(": ");
+            if record.is_audit() {
+                text.push_str("[AUDIT] ");
+            }
+            escape_into(text, &raw[..msg_end]);
+            let mut piece = msg_end;
+            for kv in ends.get(1..).unwrap_or_default().chunks_exact(2) {
+                let (k, v) = (kv[0] as usize, kv[1] as usize);
+                text.push(' ');
+                write_key(text, &raw[piece..k]);
+                text.push('=');
+                push_value(text, &raw[k..v]);
+                piece = v;
+            }
+            let ends_start = store.ends.len();
+            store.ends.extend_from_slice(ends);
+            store.entries.push(Meta {
+                level: record.level(),
+                audit: record.is_audit(),
+                start,
+                line_start,
+                end: store.text.len(),
+                ends_start,
+                fields: fields.len(),
+            });
+        });
     }
 }
 
 impl std::fmt::Debug for Mock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mock").field("lines", &self.lock().len()).finish()
+        f.debug_struct("Mock").field("lines", &self.lock().entries.len()).finish()
     }
 }
 

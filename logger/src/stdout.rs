@@ -82,7 +82,7 @@ impl<W: Write + Send> Stdout<W> {
         if let Some(c) = colour {
             line.push_str(c);
         }
-        Civil::now().write_time_of_day(line);
+        Civil::write_time_of_day_now(line);
         line.push(' ');
         line.push(char::from(b'0' + record.level().severity()));
         line.push(' ');

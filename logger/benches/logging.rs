@@ -1,0 +1,264 @@
+//! Cost per event of the logger's backends against what a user would pick instead, side by
+//! side in one process and one run: `cargo bench -p logger`.
+//!
+//! One event everywhere: the literal message "delivered message" and two fields,
+//! `recipients=2 server=127.0.0.1:25` (the number through `black_box`, so nothing is formatted
+//! at compile time).
+//!
+//! - to /dev/null: a raw `write(2)` of a preformatted line, our `Stdout`, and
+//!   `tracing-subscriber` fmt (compact, ANSI off);
+//! - to a unix datagram socket drained by a thread: a raw `send(2)` of a preformatted RFC 5424
+//!   line, our `Syslog`, and the `syslog` crate's RFC 5424 formatter;
+//! - our `Mock`, and a call at a disabled level.
+//!
+//! Timings are noisy on a busy machine; instruction counts are not:
+//! `BENCH_ONLY="logger Stdout" BENCH_ROUNDS=1 BENCH_SCALE=10 valgrind --tool=callgrind
+//! target/release/deps/logging-* --bench` counts one variant (divide by events run).
+//! Variants run interleaved, round after round, so they share the machine's noise; the figures
+//! are medians over the rounds. Set `BENCH_ROUNDS` / `BENCH_SCALE` to run longer or shorter.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::hint::black_box;
+use std::io::Write;
+use std::os::unix::net::UnixDatagram;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use logger::{Level, Logger, Mock, Stdout, Syslog, SyslogTarget};
+
+const SERVER: &str = "127.0.0.1:25";
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Runs `f` `n` times and returns ns per call.
+fn time(n: usize, f: &mut dyn FnMut()) -> f64 {
+    let start = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    start.elapsed().as_nanos() as f64 / n as f64
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+struct Variant<'a> {
+    name: &'static str,
+    per_round: usize,
+    run: Box<dyn FnMut() + 'a>,
+    /// Run after each round, untimed (the Mock forgets its lines there).
+    reset: Box<dyn FnMut() + 'a>,
+    samples: Vec<f64>,
+}
+
+impl<'a> Variant<'a> {
+    fn new(name: &'static str, per_round: usize, run: impl FnMut() + 'a) -> Self {
+        Variant { name, per_round, run: Box::new(run), reset: Box::new(|| {}), samples: vec![] }
+    }
+}
+
+/// A unix datagram receiver in a temp dir, drained by a thread until dropped.
+struct Drain {
+    dir: tempfile::TempDir,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl Drain {
+    fn start() -> Drain {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = UnixDatagram::bind(dir.path().join("log.sock")).unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 9000];
+            let mut n = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                if socket.recv(&mut buf).is_ok() {
+                    n += 1;
+                }
+            }
+            n
+        });
+        Drain { dir, stop, thread: Some(thread) }
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("log.sock")
+    }
+}
+
+impl Drop for Drain {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing special, and a
+    // quick smoke run is what a test wants.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let rounds = if smoke { 1 } else { env_usize("BENCH_ROUNDS", 9) };
+    let scale = if smoke { 1 } else { env_usize("BENCH_SCALE", 100) };
+
+    let devnull = || File::options().write(true).open("/dev/null").unwrap();
+
+    // 1. To /dev/null.
+    let mut raw_file = devnull();
+    let raw_line =
+        format!("00:24:37.123456 6 bench delivered message recipients=2 server={SERVER}\n");
+    let stdout: Arc<dyn Logger> = Arc::new(Stdout::with_writer(devnull(), "bench", Level::Info));
+    let fmt_subscriber = tracing_subscriber::fmt()
+        .compact()
+        .with_ansi(false)
+        .with_writer(Arc::new(devnull()))
+        .finish();
+    // This thread's default for the whole run (not a global): only the tracing variant emits
+    // tracing events, and none pays for switching dispatchers per event.
+    let _fmt_guard = tracing::dispatcher::set_default(&tracing::Dispatch::new(fmt_subscriber));
+
+    // 2. To a unix datagram socket.
+    let drain = Drain::start();
+    let raw_sock = UnixDatagram::unbound().unwrap();
+    raw_sock.connect(drain.path()).unwrap();
+    let pid = std::process::id();
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let raw_5424 = format!(
+        "<134>1 2026-11-28T22:12:01.617363Z {host} bench {pid} - - delivered message recipients=2 \
+         server={SERVER}"
+    );
+    let syslog: Arc<dyn Logger> = Arc::new(
+        Syslog::new(SyslogTarget::Unix(drain.path()), "bench").connect().expect("our syslog"),
+    );
+    let mut crate_syslog = syslog::unix_custom(
+        syslog::Formatter5424 {
+            facility: syslog::Facility::LOG_LOCAL0,
+            hostname: Some(host.clone()),
+            process: "bench".into(),
+            pid,
+        },
+        drain.path(),
+    )
+    .expect("syslog crate");
+
+    // 3. Mock and disabled.
+    let mock = Mock::new();
+    let mock_dyn: Arc<dyn Logger> = Arc::new(mock.clone());
+    let disabled: Arc<dyn Logger> = Arc::new(Stdout::with_writer(devnull(), "bench", Level::Info));
+
+    let n = 1_000 * scale;
+    let mut variants = vec![
+        Variant::new("raw write(2) /dev/null", n, || {
+            raw_file.write_all(black_box(raw_line.as_bytes())).unwrap();
+        }),
+        Variant::new("logger Stdout /dev/null", n, || {
+            logger::info!(stdout, "delivered message"; recipients = black_box(2), server = SERVER);
+        }),
+        Variant::new("tracing fmt compact /dev/null", n, || {
+            tracing::info!(recipients = black_box(2), server = SERVER, "delivered message");
+        }),
+        Variant::new("raw send(2) unix dgram", n, || {
+            raw_sock.send(black_box(raw_5424.as_bytes())).unwrap();
+        }),
+        Variant::new("logger Syslog unix 5424", n, || {
+            logger::info!(syslog, "delivered message"; recipients = black_box(2), server = SERVER);
+        }),
+        Variant::new("syslog crate unix 5424", n, || {
+            let _ = crate_syslog.info((
+                1u32,
+                BTreeMap::new(),
+                format_args!("delivered message recipients={} server={SERVER}", black_box(2)),
+            ));
+        }),
+        {
+            let mut v = Variant::new("logger Mock", n, || {
+                logger::info!(mock_dyn, "delivered message"; recipients = black_box(2), server = SERVER);
+            });
+            let m = mock.clone();
+            v.reset = Box::new(move || m.clear());
+            v
+        },
+        // Batches of 100 calls, so the harness's own indirect call per run is not counted.
+        Variant::new("disabled level (debug! at Info)", n, || {
+            for _ in 0..100 {
+                let log = black_box(&disabled);
+                logger::debug!(log, "delivered message"; recipients = 2, server = SERVER);
+            }
+        }),
+    ];
+
+    // BENCH_ONLY=substring keeps matching variants only (for valgrind --tool=callgrind).
+    if let Ok(only) = std::env::var("BENCH_ONLY") {
+        variants.retain(|v| v.name.contains(&only));
+    }
+    // Warm up (buffers grow, sockets connect, pages fault in), then measure.
+    for v in &mut variants {
+        time(v.per_round / 10 + 1, &mut v.run);
+        (v.reset)();
+    }
+    for _ in 0..rounds {
+        for v in &mut variants {
+            let ns = time(v.per_round, &mut v.run);
+            v.samples.push(ns);
+            (v.reset)();
+        }
+    }
+    drop(drain);
+
+    for v in &mut variants {
+        if v.name.starts_with("disabled") {
+            v.samples.iter_mut().for_each(|ns| *ns /= 100.0);
+        }
+    }
+    let med: BTreeMap<&str, f64> =
+        variants.iter_mut().map(|v| (v.name, median(&mut v.samples))).collect();
+    if med.len() < 8 {
+        for (name, ns) in &med {
+            println!("{name}: {ns:.1} ns/event");
+        }
+        return;
+    }
+    println!("logger benchmark: {rounds} rounds, medians in ns/event (same event everywhere)");
+    for v in &variants {
+        let mut s = v.samples.clone();
+        s.sort_by(f64::total_cmp);
+        println!(
+            "  {:<34} {:>9.1} ns   (min {:.1}, max {:.1})",
+            v.name,
+            med[v.name],
+            s[0],
+            s[s.len() - 1]
+        );
+    }
+    let ratio = |a: &str, b: &str| med[a] / med[b];
+    let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
+    let r1 = ratio("logger Stdout /dev/null", "raw write(2) /dev/null");
+    let r2 = ratio("tracing fmt compact /dev/null", "logger Stdout /dev/null");
+    let r3 = ratio("logger Syslog unix 5424", "raw send(2) unix dgram");
+    let r4 = ratio("syslog crate unix 5424", "raw send(2) unix dgram");
+    let mock_ns = med["logger Mock"];
+    let off_ns = med["disabled level (debug! at Info)"];
+    println!("ratios and goals:");
+    println!("  Stdout / raw write        {r1:>6.2}x   goal <= 1.5x   {}", verdict(r1 <= 1.5));
+    println!("  tracing fmt / Stdout      {r2:>6.2}x   goal >= 2.5x   {}", verdict(r2 >= 2.5));
+    println!("  Syslog / raw send         {r3:>6.2}x   goal <= 1.2x   {}", verdict(r3 <= 1.2));
+    println!("  syslog crate / raw send   {r4:>6.2}x   (for comparison)");
+    println!(
+        "  Mock                      {mock_ns:>6.1} ns  goal <= 100 ns {}",
+        verdict(mock_ns <= 100.0)
+    );
+    println!(
+        "  disabled                  {off_ns:>6.2} ns  goal <= 2 ns   {}",
+        verdict(off_ns <= 2.0)
+    );
+}
