@@ -519,3 +519,29 @@ async fn concurrent_sends_share_one_connection_in_turn() {
     assert_eq!(srv.connections(), 1);
     assert_eq!(srv.delivered(), 8);
 }
+
+#[tokio::test]
+async fn a_partly_rejected_pipelined_envelope_never_reuses_a_connection_left_in_data_mode() {
+    for pipelining in [true, false] {
+        let srv = Scripted::start(|s| {
+            if s.stage == "rcpt" && s.line.contains("nobody") {
+                Action::Reply("550 5.1.1 no such user".into())
+            } else {
+                Action::Ok
+            }
+        })
+        .await;
+        let m = SmtpMailer::new(config(srv.port()).with_pipelining(pipelining), mock().1);
+        let err = within(T, m.send_mail(&["ok@example.net", "nobody@example.net"], "s", "b"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some(550));
+        assert!(err.is_bad_address());
+        within(T, m.send_mail(&["ok@example.net"], "s", "b")).await.unwrap();
+        // Pipelined, DATA was already accepted (354) for the abandoned transaction: that
+        // connection is unusable and was dropped. Lock-step stopped before DATA: RSET kept it.
+        let want = if pipelining { 2 } else { 1 };
+        assert_eq!(srv.connections(), want, "pipelining {pipelining}");
+        assert_eq!(srv.delivered(), 1, "the abandoned transaction delivered nothing");
+    }
+}

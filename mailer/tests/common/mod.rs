@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -222,15 +222,23 @@ async fn session(
 
 /// A port nothing listens on, outside the kernel's ephemeral range: a client's own source
 /// port can never be it (no TCP self-connect) and no `bind(0)` of a parallel test takes it.
+/// Each call in this process gets a different port, so parallel tests never share one.
 pub fn unused_port() -> u16 {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
     let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse().ok()))
         .unwrap_or(32768);
-    let start = 10_000 + (std::process::id() as u16 % 1000) * 7;
-    (start..low)
-        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        .expect("a free port below the ephemeral range")
+    // Spread processes apart so test binaries of other crates rarely meet ours.
+    let base = 10_000 + (std::process::id() % 2_000) as u16 * 10;
+    let _ = NEXT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let p = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(p < low, "no free port below the ephemeral range");
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
 }
 
 /// A shared Mock and the `Arc<dyn Logger>` to hand to the mailer.
