@@ -39,8 +39,8 @@ pub fn profile_dir() -> io::Result<PathBuf> {
 }
 
 /// The path of program `name` of `package`, built with `$CARGO build` (same profile) if it is
-/// not there yet. `cargo test --workspace` builds examples but not other packages' binaries, so
-/// a test run from a fresh clone may need the build; once built, later calls cost a stat.
+/// missing or older than the workspace's sources. `cargo test --workspace` builds it already;
+/// `cargo test -p e2e` alone would otherwise run a stale binary after a source change.
 pub fn program(package: &str, kind: Kind, name: &str) -> io::Result<PathBuf> {
     // Tests run in parallel threads: one build at a time, the others wait and then find it.
     static BUILD: Mutex<()> = Mutex::new(());
@@ -50,11 +50,28 @@ pub fn program(package: &str, kind: Kind, name: &str) -> io::Result<PathBuf> {
         Kind::Example => dir.join("examples").join(name),
     };
     let _guard = BUILD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if path.exists() {
+    if is_fresh(&path) {
         return Ok(path);
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
+    // Variables cargo set for this test process: passed on, build scripts that track them
+    // (ring's does) would see a changed environment and rebuild, in this build and the next
+    // `cargo test` alike.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let per_run =
+            ["CARGO_PKG_", "CARGO_MANIFEST_", "CARGO_BIN_", "CARGO_CRATE_", "CARGO_TARGET_TMPDIR"]
+                .iter()
+                .any(|p| key.starts_with(p));
+        if per_run
+            || key == "CARGO_PRIMARY_PACKAGE"
+            || key == "CARGO_RUSTC_CURRENT_DIR"
+            || key == "OUT_DIR"
+        {
+            build.env_remove(&*key);
+        }
+    }
     build.args([
         "build",
         "-p",
@@ -70,6 +87,26 @@ pub fn program(package: &str, kind: Kind, name: &str) -> io::Result<PathBuf> {
         return Err(io::Error::other(format!("building {} failed: {status}", path.display())));
     }
     Ok(path)
+}
+
+/// Whether `path` exists and is newer than every source file of the crates it is built from.
+fn is_fresh(path: &Path) -> bool {
+    let Ok(built) = path.metadata().and_then(|m| m.modified()) else { return false };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let sources = ["mailer/src", "mailer/examples", "logger/src", "tests/mail-test-srv/src"];
+    sources.iter().all(|dir| newest(&root.join(dir)).is_none_or(|t| t <= built))
+}
+
+/// The newest modification time of a file under `dir`.
+fn newest(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut latest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let time =
+            if path.is_dir() { newest(&path) } else { entry.metadata().ok()?.modified().ok() };
+        latest = latest.max(time);
+    }
+    latest
 }
 
 /// What a finished program run produced.
