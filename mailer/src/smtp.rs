@@ -98,8 +98,15 @@ impl SmtpMailer {
     }
 
     /// Sends one message to `to` (each `addr@example.com` or `Name <addr@example.com>`).
-    /// Every address is checked before any I/O. See [`SmtpMailer::send_prepared`] for the
-    /// retry policy.
+    /// Every address is checked before any I/O.
+    ///
+    /// Retry policy: a failure that [`Error::is_retryable`] (421, EOF, reset, broken pipe,
+    /// refused, timeout, other 4xx) drops the connection, sleeps [`Backoff::delay`] for
+    /// reconnect attempt `n` (0 for the first, then `retry_base` doubling to `retry_max`,
+    /// with jitter; `n` never resets within a send) and tries again, at most `max_attempts`
+    /// reconnects; then [`Error::GaveUp`]. A 5xx reply, TLS or protocol failure returns at
+    /// once. A failure after the final dot resends the same bytes (same Message-ID) and marks
+    /// the result `possibly_duplicated`. Dropping the future cancels the send.
     pub async fn send(&self, to: &[&str], subject: &str, body: &str) -> Result<Sent, Error> {
         let from = match &self.ready {
             Ok((from, _)) => from,
