@@ -108,15 +108,15 @@ impl SmtpMailer {
     /// once. A failure after the final dot resends the same bytes (same Message-ID) and marks
     /// the result `possibly_duplicated`. Dropping the future cancels the send.
     pub async fn send(&self, to: &[&str], subject: &str, body: &str) -> Result<Sent, Error> {
-        let from = match &self.ready {
-            Ok((from, _)) => from,
+        let (from, tls) = match &self.ready {
+            Ok(ready) => ready,
             Err(e) => return Err(self.fail_early(e.clone())),
         };
         let prepared = prepare(from, to, subject, body).map_err(|e| self.fail_early(e))?;
         logger::debug!(self.log, "envelope";
             event = events::ENVELOPE, message_id = prepared.message_id,
             from = prepared.from, to = Joined(&prepared.to));
-        self.send_prepared(&prepared).await
+        self.send_prepared(&prepared, tls).await
     }
 
     fn fail_early(&self, e: Error) -> Error {
@@ -144,10 +144,7 @@ impl SmtpMailer {
     /// after the final dot leaves delivery unknown: the same bytes (same Message-ID) are sent
     /// again and the result is marked `possibly_duplicated`. Dropping the future cancels the
     /// send and discards the connection it was using.
-    async fn send_prepared(&self, p: &Prepared) -> Result<Sent, Error> {
-        let Ok((_, tls)) = &self.ready else {
-            unreachable!("send checks `ready` before preparing a message")
-        };
+    async fn send_prepared(&self, p: &Prepared, tls: &TlsSetup) -> Result<Sent, Error> {
         let mut guard = self.conn.lock().await;
         let mut reconnects: u32 = 0;
         let mut tries: u32 = 0;

@@ -545,3 +545,11 @@ async fn a_partly_rejected_pipelined_envelope_never_reuses_a_connection_left_in_
         assert_eq!(srv.delivered(), 1, "the abandoned transaction delivered nothing");
     }
 }
+
+#[test]
+fn a_mailer_can_be_built_and_dropped_outside_a_runtime() {
+    // lettre's pooled transport panics in a destructor here; ours holds no runtime resources.
+    let m = SmtpMailer::new(config(25), mock().1);
+    assert_eq!(m.stats(), mailer::Stats::default());
+    drop(m);
+}
