@@ -56,6 +56,9 @@ pub struct Syslog {
     program: String,
     hostname: String,
     pid: u32,
+    /// The header text that does not change between records, rebuilt by every `with_*`
+    /// that affects it: the hot path only appends.
+    header: Header,
     max_len: usize,
     timeout: Duration,
     retry_interval: Duration,
@@ -76,7 +79,7 @@ impl Syslog {
     /// A syslog sink for `target` with RFC 5424, facility local0, threshold Debug (everything;
     /// put it behind a [`crate::Fanout`] or use [`Syslog::with_level`]). No I/O happens here.
     pub fn new(target: SyslogTarget, program: &str) -> Self {
-        Syslog {
+        let mut syslog = Syslog {
             target,
             format: SyslogFormat::default(),
             facility: Facility::default(),
@@ -84,23 +87,28 @@ impl Syslog {
             program: header_word(program, 48),
             hostname: header_word(&gethostname::gethostname().to_string_lossy(), 255),
             pid: std::process::id(),
+            header: Header::default(),
             max_len: DEFAULT_MAX_LEN,
             timeout: Duration::from_secs(1),
             retry_interval: Duration::from_millis(200),
             state: Mutex::new(State::default()),
             fallback: Mutex::new(Box::new(io::stderr())),
-        }
+        };
+        syslog.header = Header::new(&syslog);
+        syslog
     }
 
     /// RFC 5424 or RFC 3164 headers.
     pub fn with_format(mut self, format: SyslogFormat) -> Self {
         self.format = format;
+        self.header = Header::new(&self);
         self
     }
 
     /// The facility (default local0).
     pub fn with_facility(mut self, facility: Facility) -> Self {
         self.facility = facility;
+        self.header = Header::new(&self);
         self
     }
 
@@ -113,6 +121,7 @@ impl Syslog {
     /// The HOSTNAME field (default: this machine's name).
     pub fn with_hostname(mut self, hostname: &str) -> Self {
         self.hostname = header_word(hostname, 255);
+        self.header = Header::new(&self);
         self
     }
 
@@ -178,36 +187,14 @@ impl Syslog {
     /// Appends the syslog message for `record` (no framing, no newline), truncated.
     fn format_message(&self, out: &mut String, record: &Record<'_>) {
         let start = out.len();
-        let pri = u32::from(self.facility.code()) * 8 + u32::from(record.level().severity());
-        out.push('<');
-        push_u32(out, pri);
-        out.push('>');
+        // `pri` is indexed in `Level::ALL` order, which is the declaration order.
+        out.push_str(&self.header.pri[record.level() as usize]);
         let now = Civil::now();
         match self.format {
-            SyslogFormat::Rfc5424 => {
-                out.push_str("1 ");
-                now.write_rfc3339(out);
-                out.push(' ');
-                out.push_str(&self.hostname);
-                out.push(' ');
-                out.push_str(&self.program);
-                out.push(' ');
-                push_u32(out, self.pid);
-                out.push_str(" - - ");
-            }
-            SyslogFormat::Rfc3164 => {
-                now.write_rfc3164(out);
-                out.push(' ');
-                if !matches!(self.target, SyslogTarget::Unix(_)) {
-                    out.push_str(&self.hostname);
-                    out.push(' ');
-                }
-                out.push_str(&self.program);
-                out.push('[');
-                push_u32(out, self.pid);
-                out.push_str("]: ");
-            }
+            SyslogFormat::Rfc5424 => now.write_rfc3339(out),
+            SyslogFormat::Rfc3164 => now.write_rfc3164(out),
         }
+        out.push_str(&self.header.tail);
         write_body(out, record);
         truncate(out, start, self.max_len);
     }
@@ -318,6 +305,36 @@ impl std::fmt::Debug for Syslog {
     }
 }
 
+/// The constant parts of a header: per level `<PRI>` (and the `1 ` version for RFC 5424), and
+/// what follows the timestamp: ` HOST APP PID - - ` (5424) or ` [HOST ]APP[PID]: ` (3164).
+#[derive(Default)]
+struct Header {
+    pri: [String; 4],
+    tail: String,
+}
+
+impl Header {
+    fn new(s: &Syslog) -> Header {
+        let version = match s.format {
+            SyslogFormat::Rfc5424 => "1 ",
+            SyslogFormat::Rfc3164 => "",
+        };
+        let pri = Level::ALL.map(|level| {
+            let pri = u32::from(s.facility.code()) * 8 + u32::from(level.severity());
+            format!("<{pri}>{version}")
+        });
+        let tail = match s.format {
+            SyslogFormat::Rfc5424 => format!(" {} {} {} - - ", s.hostname, s.program, s.pid),
+            // On a local socket the daemon adds the hostname, as glibc's syslog(3) expects.
+            SyslogFormat::Rfc3164 if matches!(s.target, SyslogTarget::Unix(_)) => {
+                format!(" {}[{}]: ", s.program, s.pid)
+            }
+            SyslogFormat::Rfc3164 => format!(" {} {}[{}]: ", s.hostname, s.program, s.pid),
+        };
+        Header { pri, tail }
+    }
+}
+
 /// One open transport.
 enum Conn {
     Unix(UnixDatagram),
@@ -419,22 +436,6 @@ fn header_word(s: &str, max: usize) -> String {
     if w.is_empty() { "-".to_owned() } else { w }
 }
 
-fn push_u32(out: &mut String, n: u32) {
-    let mut buf = [0u8; 10];
-    let mut i = buf.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or("0"));
-}
-
 /// Cuts `out[start..]` to at most `max` bytes, on a char boundary, ending with the marker.
 fn truncate(out: &mut String, start: usize, max: usize) {
     if out.len() - start <= max {
@@ -504,14 +505,5 @@ mod tests {
         assert_eq!(header_word("a b\u{e9}", 48), "a_b_");
         assert_eq!(header_word("", 48), "-");
         assert_eq!(header_word(&"x".repeat(60), 48).len(), 48);
-    }
-
-    #[test]
-    fn numbers() {
-        for n in [0, 7, 10, 191, 4_294_967_295] {
-            let mut s = String::new();
-            push_u32(&mut s, n);
-            assert_eq!(s, n.to_string());
-        }
     }
 }
