@@ -451,3 +451,34 @@ async fn syslog_target_receives_the_run() {
     assert!(lines[0].contains("notify-mailer") && lines[0].contains("event=start"), "{lines:#?}");
     assert_eq!(lines.iter().filter(|l| l.contains("event=dry_run")).count(), 3, "{lines:#?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_columns_fill_the_template() {
+    let server = faulty_server(0.0, 1).await;
+    let http = server.http_addr().expect("http api");
+    let files = Files::new();
+    let list = files.put(
+        "customers.csv",
+        "name,email,plan\n# paused accounts are skipped with a comment\nAnn,ann@example.test,pro\nBo Li,bo@example.test,free\n",
+    );
+    let mut args = base_args(server.smtp_addr(), &files, &list);
+    let body =
+        files.put("body.txt", "Dear {{name}},\nyour {{plan}} plan ({{email}}) moves tonight.\n");
+    let at = args.iter().position(|a| a == "--body").unwrap();
+    args[at + 1] = body;
+    let at = args.iter().position(|a| a == "--subject").unwrap();
+    args[at + 1] = "News for {{name}}".into();
+    let out = notify_mailer(args).await;
+
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    let messages =
+        tokio::task::spawn_blocking(move || Http::new(http).messages().unwrap()).await.unwrap();
+    assert_eq!(messages.len(), 2);
+    let bo = messages.iter().find(|m| m["to"][0] == "bo@example.test").expect("Bo's message");
+    assert_eq!(bo["subject"], "News for Bo Li");
+    let body = bo["body"].as_str().unwrap().replace("\r\n", "\n");
+    assert!(
+        body.contains("Dear Bo Li,\nyour free plan (bo@example.test) moves tonight."),
+        "{body:?}"
+    );
+}

@@ -118,6 +118,13 @@ async fn send(args: Args, inputs: Inputs, config: Option<mailer::Config>) -> u8 
     let log = build_logger(&args, &progress);
 
     log_start(&*log, &args, config.as_ref(), total);
+    if let Some(server) = args.server.as_ref().filter(|_| config.is_some())
+        && args.tls == TlsMode::None
+        && !is_loopback(&server.host)
+    {
+        logger::warning!(log, "--tls none: mail (and any password) crosses the network in plain text";
+            event = "plaintext", server = server);
+    }
     if let Some(report) = &skipped_report {
         logger::warning!(log, "skipping {} invalid address(es) (--skip-invalid)", list.invalid.len();
             event = "skipped_invalid", count = list.invalid.len());
@@ -150,8 +157,12 @@ async fn send(args: Args, inputs: Inputs, config: Option<mailer::Config>) -> u8 
     let job = Arc::new(Job { recipients: list.recipients, subject, body, sleep: args.sleep });
     let outcomes =
         run::run(job.clone(), workers, log.clone(), &progress, counters, stop.clone()).await;
-    for mailer in &distinct {
-        mailer.close().await;
+    // After a second Ctrl-C the operator wants out now, not a polite QUIT that may wait for a
+    // command timeout on a connection whose send was just abandoned.
+    if !stop.abort.is_cancelled() {
+        for mailer in &distinct {
+            mailer.close().await;
+        }
     }
     progress.finish();
 
@@ -213,6 +224,12 @@ async fn send(args: Args, inputs: Inputs, config: Option<mailer::Config>) -> u8 
     code.max(summary.exit_code())
 }
 
+/// Whether `host` names this machine (where plain text is harmless).
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Faults survived, summed over every connection.
 fn reconnects(mailers: &[Arc<SmtpMailer>]) -> Reconnects {
     let mut r = Reconnects::default();
@@ -253,4 +270,19 @@ fn log_summary(log: &dyn Logger, s: &Summary) {
         eof = r.eof, reset = r.reset, timeout = r.timeout, refused = r.refused,
         transient_4xx = r.transient_4xx, elapsed_ms = s.elapsed.as_millis(),
         interrupted = s.interrupted, dry_run = s.dry_run);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn loopback_hosts() {
+        for host in ["localhost", "LOCALHOST", "127.0.0.1", "127.3.2.1", "::1"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in ["smtp.example.com", "10.0.0.1", "localhost.example.com", "::2"] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
 }
