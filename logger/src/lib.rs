@@ -46,6 +46,8 @@
 //! - `audit.rs`: [`audit_object`] and [`install_panic_hook`].
 //! - `mock.rs`: [`Mock`], the recorder that unit tests inject and assert on.
 
+#![warn(missing_docs)]
+
 mod audit;
 mod bridge;
 mod clock;

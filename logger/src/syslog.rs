@@ -151,8 +151,8 @@ impl Syslog {
         self
     }
 
-    /// Connects now, returning the error if the daemon cannot be reached (a UDP "connection"
-    /// succeeds whenever the address is routable).
+    /// Connects now, returning the error if the daemon cannot be reached (for UDP this only
+    /// opens a local socket: whether anyone listens is never known).
     pub fn connect(self) -> io::Result<Self> {
         self.open_now()?;
         Ok(self)
@@ -338,7 +338,10 @@ impl Header {
 /// One open transport.
 enum Conn {
     Unix(UnixDatagram),
-    Udp(UdpSocket),
+    /// Not connected: a connected UDP socket reports the ICMP "port unreachable" of one
+    /// datagram as an error on a later send, which would make lines flap between the daemon
+    /// and the fallback. UDP syslog is fire-and-forget.
+    Udp(UdpSocket, SocketAddr),
     Tcp(TcpConn),
 }
 
@@ -351,8 +354,7 @@ impl Conn {
                     if addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
                 let socket = UdpSocket::bind(local)?;
                 socket.set_write_timeout(Some(timeout))?;
-                socket.connect(addr)?;
-                Ok(Conn::Udp(socket))
+                Ok(Conn::Udp(socket, *addr))
             }
             SyslogTarget::Tcp(addr) => TcpConn::open(*addr, timeout).map(Conn::Tcp),
         }
@@ -361,7 +363,7 @@ impl Conn {
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
         let sent = match self {
             Conn::Unix(s) => s.send(msg)?,
-            Conn::Udp(s) => s.send(msg)?,
+            Conn::Udp(s, addr) => s.send_to(msg, *addr)?,
             Conn::Tcp(t) => return t.send(msg),
         };
         if sent == msg.len() {

@@ -83,6 +83,22 @@ fn udp_one_datagram_per_record() {
     assert_eq!((two.pri, two.msg.as_str()), (132, "two"));
 }
 
+#[test]
+fn udp_with_nobody_listening_neither_fails_nor_flaps() {
+    // The ICMP "port unreachable" for one datagram must not turn later lines into fallback
+    // lines and outage notices: UDP syslog is fire-and-forget.
+    let port = support::free_port();
+    let fallback = Captured::default();
+    let log = Syslog::new(SyslogTarget::Udp(([127, 0, 0, 1], port).into()), "p")
+        .with_fallback(fallback.clone())
+        .connect()
+        .unwrap();
+    for i in 0..20 {
+        logger::info!(log, "into the void"; i = i);
+    }
+    assert_eq!(fallback.text(), "");
+}
+
 /// Reads octet-counted frames: `LEN SP MSG`.
 fn read_frame(r: &mut impl BufRead) -> String {
     let mut len = Vec::new();
