@@ -100,12 +100,14 @@ pub struct Config {
     pub retry_base: Duration,
     /// Backoff ceiling. Default 5 min.
     pub retry_max: Duration,
-    /// Reconnect attempts per send before giving up. Default 10.
+    /// Reconnect attempts per send before giving up. Default 10. A send makes at most
+    /// `1 + max_attempts` tries; [`crate::Error::GaveUp`] reports the tries made.
     pub max_attempts: u32,
     /// Limit on TCP connect plus implicit TLS handshake. Default 30 s.
     pub connect_timeout: Duration,
-    /// Limit on every SMTP exchange (greeting+EHLO, STARTTLS, AUTH, each command, the body).
-    /// Default 60 s.
+    /// Limit on every SMTP exchange (greeting+EHLO, STARTTLS, AUTH, each command, and writing
+    /// the whole message plus waiting for the reply to its final dot). Default 60 s. A
+    /// connection whose exchange timed out is never reused.
     pub command_timeout: Duration,
     /// A connection idle longer than this is probed with NOOP before reuse. Default 30 s.
     pub idle_limit: Duration,
