@@ -225,4 +225,62 @@ mod tests {
         assert_eq!(dot_stuff("a.b\r\n"), "a.b\r\n.\r\n");
         assert_eq!(dot_stuff("x\r\r\n"), "x\r\n\r\n.\r\n");
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// Reverses `dot_stuff`: the lines before the terminating dot, unstuffed.
+        fn unstuff(wire: &str) -> Option<String> {
+            let body = wire.strip_suffix(".\r\n")?;
+            let mut out = String::new();
+            for line in body.split_inclusive("\r\n") {
+                out.push_str(line.strip_prefix('.').unwrap_or(line));
+            }
+            Some(out)
+        }
+
+        proptest! {
+            #[test]
+            fn dot_stuffing_round_trips_and_ends_only_at_the_end(text in "[a-z.\r\n ]{0,200}") {
+                let wire = dot_stuff(&text);
+                prop_assert!(wire.ends_with(".\r\n"));
+                // No line is a lone dot before the end, so the server sees one message.
+                let early_end = wire.starts_with(".\r\n") && wire.len() > 3;
+                prop_assert!(!early_end && !wire[..wire.len() - 3].contains("\r\n.\r\n"));
+                prop_assert!(!wire.replace("\r\n", "").contains(['\r', '\n']));
+                let normalised = text.replace("\r\n", "\n").replace('\r', "\n").replace('\n', "\r\n");
+                let mut want = normalised.clone();
+                if !want.is_empty() && !want.ends_with("\r\n") {
+                    want.push_str("\r\n");
+                }
+                prop_assert_eq!(unstuff(&wire), Some(want));
+            }
+
+            #[test]
+            fn any_subject_and_recipient_text_never_panics_or_injects_a_header(
+                subject in "\\PC{0,40}([\r\n]{1,2}[A-Za-z-]{1,10}: [a-z@.]{0,20}){0,3}",
+                name in "[A-Za-z \r\n:<>@.\"]{0,30}",
+            ) {
+                let from = parse_mailbox("n@example.com").unwrap();
+                let rcpt = format!("{name} <a@example.net>");
+                match prepare(&from, &[rcpt.as_str()], &subject, "body") {
+                    Ok(p) => {
+                        let headers: Vec<&str> =
+                            p.wire.split("\r\n").take_while(|l| !l.is_empty()).collect();
+                        let known = ["From:", "To:", "Subject:", "Date:", "Message-ID:",
+                            "Content-Type:", "Content-Transfer-Encoding:", "MIME-Version:"];
+                        for l in headers {
+                            prop_assert!(
+                                l.starts_with([' ', '\t']) || known.iter().any(|k| l.starts_with(k)),
+                                "unexpected header line {:?}", l
+                            );
+                        }
+                    }
+                    Err(e) => prop_assert!(e.is_bad_address(), "{}", e),
+                }
+            }
+        }
+    }
 }
