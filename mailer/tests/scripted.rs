@@ -553,3 +553,33 @@ fn a_mailer_can_be_built_and_dropped_outside_a_runtime() {
     assert_eq!(m.stats(), mailer::Stats::default());
     drop(m);
 }
+
+#[tokio::test]
+async fn authenticates_with_auth_login_when_plain_is_not_offered() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let srv = Scripted::start_with_auth_login(move |s| {
+        if s.stage == "auth" {
+            s2.lock().unwrap().push(s.line.clone());
+            // base64("mailer") base64("s3cret")
+            if s.line == "bWFpbGVy czNjcmV0" {
+                return Action::Ok;
+            }
+            return Action::Reply("535 5.7.8 Authentication credentials invalid".into());
+        }
+        Action::Ok
+    })
+    .await;
+    let (log, shared) = mock();
+    let m = SmtpMailer::new(config(srv.port()).with_credentials("mailer", "s3cret"), shared);
+    within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(srv.delivered(), 1);
+    let bad =
+        SmtpMailer::new(config(srv.port()).with_credentials("mailer", "nope"), shared_of(&log));
+    let err = within(T, bad.send_mail(&["a@example.net"], "s", "b")).await.unwrap_err();
+    assert_eq!(err.code(), Some(535));
+    assert_eq!(err.stage(), Some(Stage::Auth));
+    assert!(err.is_permanent());
+    assert!(log.get_all_matching("s3cret|czNjcmV0|nope").is_empty(), "{:?}", log.get_all());
+}

@@ -64,7 +64,20 @@ impl Scripted {
         Self::serve(listener, Arc::new(script))
     }
 
+    /// Like `start`, but offering `AUTH LOGIN` (only): the `auth` steps see the client's
+    /// base64 lines; `Action::Ok` accepts.
+    pub async fn start_with_auth_login(
+        script: impl Fn(&Step) -> Action + Send + Sync + 'static,
+    ) -> Scripted {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve_with(listener, Arc::new(script), true)
+    }
+
     pub fn serve(listener: TcpListener, script: Script) -> Scripted {
+        Self::serve_with(listener, script, false)
+    }
+
+    fn serve_with(listener: TcpListener, script: Script, auth_login: bool) -> Scripted {
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
         let delivered = Arc::new(AtomicUsize::new(0));
@@ -76,7 +89,7 @@ impl Scripted {
                 let conn = c.fetch_add(1, Ordering::SeqCst);
                 let (script, d, b) = (script.clone(), d.clone(), b.clone());
                 tokio::spawn(async move {
-                    let _ = session(stream, conn, script, d, b).await;
+                    let _ = session(stream, conn, script, d, b, auth_login).await;
                 });
             }
         });
@@ -130,6 +143,7 @@ async fn session(
     script: Script,
     delivered: Arc<AtomicUsize>,
     bodies: Arc<std::sync::Mutex<Vec<String>>>,
+    auth_login: bool,
 ) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
     // Like a real server, DATA needs an accepted recipient in this transaction.
@@ -157,8 +171,24 @@ async fn session(
             return Ok(());
         }
         let upper = line.to_ascii_uppercase();
-        let (stage, normal) = if upper.starts_with("EHLO") {
+        let (stage, normal) = if upper.starts_with("EHLO") && auth_login {
+            ("ehlo", "250-scripted.test\r\n250-PIPELINING\r\n250-AUTH LOGIN\r\n250 8BITMIME")
+        } else if upper.starts_with("EHLO") {
             ("ehlo", "250-scripted.test\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 10000000")
+        } else if auth_login && upper.starts_with("AUTH LOGIN") {
+            // Username and password prompts, each answered with one base64 line.
+            w.write_all(b"334 VXNlcm5hbWU6\r\n").await?;
+            let mut user = String::new();
+            r.read_line(&mut user).await?;
+            w.write_all(b"334 UGFzc3dvcmQ6\r\n").await?;
+            let mut pass = String::new();
+            r.read_line(&mut pass).await?;
+            let a = script(&step("auth", &format!("{} {}", user.trim_end(), pass.trim_end())));
+            let ok = "235 2.7.0 Authentication successful";
+            if act(&mut w, a, ok).await? {
+                return Ok(());
+            }
+            continue;
         } else if upper.starts_with("MAIL") {
             ("mail", "250 2.1.0 Ok")
         } else if upper.starts_with("RCPT") {
