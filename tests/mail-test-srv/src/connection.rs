@@ -52,6 +52,7 @@ pub struct Connection<S> {
     end: usize,
     discarding: bool,
     out: Vec<u8>,
+    data: Vec<u8>,
     idle_timeout: Duration,
     shutdown: CancellationToken,
 }
@@ -68,6 +69,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             end: 0,
             discarding: false,
             out: Vec::with_capacity(1024),
+            data: Vec::new(),
             idle_timeout,
             shutdown,
         }
@@ -219,22 +221,35 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Reads message content up to the line `.`, undoing dot-stuffing. Content past
     /// `max_size` bytes is read and discarded (the client is still sending it), then reported
     /// as [`Data::TooBig`]. Replies queued before this are flushed first.
-    pub async fn read_data(&mut self, max_size: usize, size_hint: usize) -> io::Result<Data> {
+    ///
+    /// The content is gathered in a buffer reused across messages and returned as an exact-size
+    /// copy: a stored message then costs its length, not the doubling slack of a growing Vec.
+    pub async fn read_data(&mut self, max_size: usize) -> io::Result<Data> {
         self.flush().await?;
-        let mut data = Vec::with_capacity(size_hint.clamp(1024, 1 << 20));
+        let mut data = std::mem::take(&mut self.data);
+        data.clear();
+        let result = self.read_data_into(&mut data, max_size).await.map(|outcome| match outcome {
+            Data::Complete(_) => Data::Complete(data.as_slice().to_vec()),
+            other => other,
+        });
+        // Keep a modest buffer for the next message, not the largest one ever seen.
+        if data.capacity() <= 256 * 1024 {
+            self.data = data;
+        }
+        result
+    }
+
+    async fn read_data_into(&mut self, data: &mut Vec<u8>, max_size: usize) -> io::Result<Data> {
         let mut too_big = false;
         loop {
             // A single content line may be as long as the whole message may be.
             match self.read_line(max_size).await? {
                 ReadLine::Eof => return Ok(Data::Eof),
-                ReadLine::TooLong => {
-                    too_big = true;
-                    data = Vec::new();
-                }
+                ReadLine::TooLong => too_big = true,
                 ReadLine::Line(range) => {
                     let line = &self.buf[range];
                     if line == b"." {
-                        return Ok(if too_big { Data::TooBig } else { Data::Complete(data) });
+                        return Ok(if too_big { Data::TooBig } else { Data::Complete(Vec::new()) });
                     }
                     if too_big {
                         continue;
@@ -242,7 +257,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                     let line = line.strip_prefix(b".").unwrap_or(line);
                     if data.len() + line.len() + 2 > max_size {
                         too_big = true;
-                        data = Vec::new();
+                        data.clear();
                         continue;
                     }
                     data.extend_from_slice(line);
@@ -318,7 +333,7 @@ mod tests {
         client.write_all(input).await.unwrap();
         drop(client);
         let mut c = Connection::new(server, Duration::from_secs(5), CancellationToken::new());
-        c.read_data(max, 0).await.unwrap()
+        c.read_data(max).await.unwrap()
     }
 
     #[tokio::test]

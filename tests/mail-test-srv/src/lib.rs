@@ -140,7 +140,8 @@ impl TestServer {
         let shared = Arc::new(Shared {
             session: Arc::new(SessionConfig {
                 hostname,
-                max_message_size: options.max_message_size,
+                // Stored spans are u32 (store.rs); no test message comes near 4 GiB.
+                max_message_size: options.max_message_size.min(u32::MAX as usize / 2),
                 starttls: matches!(options.tls, TlsOptions::StartTls(_)),
                 auth: options.auth.clone(),
             }),

@@ -238,7 +238,7 @@ async fn serve(
                 session.tls_started();
             }
             Action::ReadData => {
-                let data = conn.read_data(shared.session.max_message_size, 0).await?;
+                let data = conn.read_data(shared.session.max_message_size).await?;
                 let envelope = session.finish_data();
                 let bytes = match data {
                     Data::Eof => return Ok(()),
@@ -251,7 +251,7 @@ async fn serve(
                 };
                 let size = bytes.len();
                 let recipients = envelope.to.len();
-                let mut message = StoredMessage::new(envelope.from, envelope.to, bytes);
+                let mut message = StoredMessage::unparsed(envelope.from, envelope.to, bytes);
                 message.tls = conn.stream().is_tls();
                 message.helo = envelope.helo;
                 message.auth_user = envelope.auth_user;
