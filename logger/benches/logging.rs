@@ -11,9 +11,10 @@
 //!   line, our `Syslog`, and the `syslog` crate's RFC 5424 formatter;
 //! - our `Mock`, and a call at a disabled level.
 //!
-//! Timings are noisy on a busy machine; instruction counts are not:
-//! `BENCH_ONLY="logger Stdout" BENCH_ROUNDS=1 BENCH_SCALE=10 valgrind --tool=callgrind
-//! target/release/deps/logging-* --bench` counts one variant (divide by events run).
+//! Timings are noisy on a busy machine; instruction counts are not: `bash
+//! logger/benches/instructions.sh` counts each variant under callgrind (`BENCH_ONLY=substring`
+//! keeps only the matching variants).
+//!
 //! Variants run interleaved, round after round, so they share the machine's noise; the figures
 //! are medians over the rounds. Set `BENCH_ROUNDS` / `BENCH_SCALE` to run longer or shorter.
 
