@@ -71,9 +71,17 @@ struct State {
     conn: Option<Conn>,
     /// When the last connection attempt was made while the daemon was away.
     last_attempt: Option<Instant>,
-    /// Whether the fallback has been told the daemon is away (cleared on recovery).
+    /// Whether the daemon is away (set by a failure, cleared on recovery).
     failing: bool,
+    /// Whether this outage was announced on the fallback (so its end is announced too).
+    announced: bool,
+    /// When an outage was last announced: a daemon that flaps (accepts, then hangs up, again
+    /// and again) gets one notice per [`NOTICE_INTERVAL`], not two per line.
+    last_notice: Option<Instant>,
 }
+
+/// The least time between two outage notices on the fallback.
+const NOTICE_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Syslog {
     /// A syslog sink for `target` with RFC 5424, facility local0, threshold Debug (everything;
@@ -229,7 +237,9 @@ impl Syslog {
                 state.conn = Some(conn);
                 if state.failing {
                     state.failing = false;
-                    self.notice(&format!("syslog {} is back; delivering again", self.target));
+                    if state.announced {
+                        self.notice(&format!("syslog {} is back; delivering again", self.target));
+                    }
                 }
                 true
             }
@@ -241,8 +251,15 @@ impl Syslog {
     }
 
     fn notice_down(&self, state: &mut State, e: &io::Error) {
-        if !state.failing {
-            state.failing = true;
+        if state.failing {
+            return;
+        }
+        state.failing = true;
+        let now = Instant::now();
+        state.announced =
+            state.last_notice.is_none_or(|t| now.duration_since(t) >= NOTICE_INTERVAL);
+        if state.announced {
+            state.last_notice = Some(now);
             self.notice(&format!(
                 "syslog {} unavailable ({e}); lines go to stderr until it is back",
                 self.target

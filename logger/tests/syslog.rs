@@ -209,6 +209,43 @@ fn tcp_reconnects_after_the_daemon_closes_the_connection() {
 }
 
 #[test]
+fn a_flapping_daemon_is_announced_once_not_per_line() {
+    // A daemon that takes each connection and hangs up at once: every line is a new outage
+    // and a recovery. One notice, then only the undeliverable lines themselves.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    listener.set_nonblocking(true).unwrap();
+    let server = std::thread::spawn(move || {
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((conn, _)) => drop(conn),
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+    });
+    let fallback = Captured::default();
+    let log = Syslog::new(SyslogTarget::Tcp(addr), "p")
+        .with_retry_interval(Duration::ZERO)
+        .with_fallback(fallback.clone());
+    let deadline = std::time::Instant::now() + 5 * SECOND;
+    let mut i = 0;
+    while fallback.text().lines().filter(|l| l.contains(" flap ")).count() < 3
+        && std::time::Instant::now() < deadline
+    {
+        i += 1;
+        logger::info!(log, "flap"; i = i);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    server.join().unwrap();
+    let text = fallback.text();
+    assert!(text.lines().filter(|l| l.contains(" flap ")).count() >= 3, "{text}");
+    assert_eq!(text.matches("unavailable").count(), 1, "{text}");
+    assert_eq!(text.matches("is back; delivering again").count(), 1, "{text}");
+}
+
+#[test]
 fn tcp_daemon_down_goes_to_fallback_and_connect_reports_it() {
     let port = support::free_port();
     let target = SyslogTarget::Tcp(([127, 0, 0, 1], port).into());
