@@ -5,95 +5,117 @@
 //! would do, but the arithmetic is a dozen integer operations (Howard Hinnant's
 //! `civil_from_days`) and formatting it by hand keeps it out of the profile.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::cell::RefCell;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A point in time broken down into UTC calendar fields.
+/// The three timestamp formats the backends write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Civil {
-    pub(crate) year: i64,
-    pub(crate) month: u32,
-    pub(crate) day: u32,
-    pub(crate) hour: u32,
-    pub(crate) minute: u32,
-    pub(crate) second: u32,
-    pub(crate) micros: u32,
+pub(crate) enum Stamp {
+    /// `HH:MM:SS.ffffff` (stdout).
+    TimeOfDay = 0,
+    /// `2026-11-28T22:12:01.617363Z` (RFC 5424).
+    Rfc3339 = 1,
+    /// `Nov 28 22:12:01` (RFC 3164).
+    Rfc3164 = 2,
+}
+
+/// Appends the current time in `stamp`'s format.
+pub(crate) fn write_now(out: &mut String, stamp: Stamp) {
+    write_at(out, stamp, SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default());
+}
+
+/// Appends `since` (after the epoch) in `stamp`'s format. Everything up to the second is
+/// rendered once per second per thread and format, then copied; only the microseconds are
+/// rendered per call. A thread that feeds a stdout and a syslog sink alternately keeps both
+/// prefixes.
+fn write_at(out: &mut String, stamp: Stamp, since: Duration) {
+    thread_local! {
+        static PREFIXES: RefCell<[(u64, String); 3]> = RefCell::new(Default::default());
+    }
+    let secs = since.as_secs();
+    let cached = PREFIXES.try_with(|p| {
+        let mut p = p.try_borrow_mut().ok()?;
+        let (at, prefix) = &mut p[stamp as usize];
+        if *at != secs || prefix.is_empty() {
+            prefix.clear();
+            Civil::from_secs(secs).write_prefix(prefix, stamp);
+            *at = secs;
+        }
+        out.push_str(prefix);
+        Some(())
+    });
+    // A thread being torn down has no thread-locals left: render without the cache.
+    if !matches!(cached, Ok(Some(()))) {
+        Civil::from_secs(secs).write_prefix(out, stamp);
+    }
+    match stamp {
+        Stamp::TimeOfDay => push_digits(out, since.subsec_micros(), 6),
+        Stamp::Rfc3339 => {
+            push_digits(out, since.subsec_micros(), 6);
+            out.push('Z');
+        }
+        Stamp::Rfc3164 => {}
+    }
+}
+
+/// A whole second broken down into UTC calendar fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Civil {
+    year: i64,
+    month: u32,
+    day: u32,
+    hour: u32,
+    minute: u32,
+    second: u32,
 }
 
 impl Civil {
-    /// The current time, in UTC.
-    pub(crate) fn now() -> Civil {
-        Civil::from_system_time(SystemTime::now())
-    }
-
-    /// `t` in UTC. Times before 1970 (a clock set very wrong) clamp to the epoch.
-    pub(crate) fn from_system_time(t: SystemTime) -> Civil {
-        let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let secs = since.as_secs();
-        let days = (secs / 86_400) as i64;
+    /// `secs` after the epoch, in UTC.
+    fn from_secs(secs: u64) -> Civil {
         let rem = (secs % 86_400) as u32;
-        let (year, month, day) = civil_from_days(days);
-        Civil {
-            year,
-            month,
-            day,
-            hour: rem / 3600,
-            minute: rem / 60 % 60,
-            second: rem % 60,
-            micros: since.subsec_micros(),
+        let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+        Civil { year, month, day, hour: rem / 3600, minute: rem / 60 % 60, second: rem % 60 }
+    }
+
+    /// Appends the part of `stamp` up to and including the seconds, and the `.` before the
+    /// microseconds in the formats that have them.
+    fn write_prefix(&self, out: &mut String, stamp: Stamp) {
+        match stamp {
+            Stamp::TimeOfDay => {
+                self.write_hms(out);
+                out.push('.');
+            }
+            Stamp::Rfc3339 => {
+                push_digits(out, self.year.clamp(0, 9999) as u32, 4);
+                out.push('-');
+                push2(out, self.month);
+                out.push('-');
+                push2(out, self.day);
+                out.push('T');
+                self.write_hms(out);
+                out.push('.');
+            }
+            Stamp::Rfc3164 => {
+                const MONTHS: [&str; 12] = [
+                    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
+                    "Dec",
+                ];
+                out.push_str(MONTHS[(self.month as usize).clamp(1, 12) - 1]);
+                out.push(' ');
+                // The day is space-padded: `Nov  8`.
+                if self.day < 10 {
+                    out.push(' ');
+                    push_digits(out, self.day, 1);
+                } else {
+                    push2(out, self.day);
+                }
+                out.push(' ');
+                self.write_hms(out);
+            }
         }
     }
 
-    /// Appends the current UTC time of day, `HH:MM:SS.ffffff`, without the calendar work
-    /// (the stdout hot path).
-    pub(crate) fn write_time_of_day_now(out: &mut String) {
-        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let rem = (since.as_secs() % 86_400) as u32;
-        out.reserve(15);
-        push2(out, rem / 3600);
-        out.push(':');
-        push2(out, rem / 60 % 60);
-        out.push(':');
-        push2(out, rem % 60);
-        out.push('.');
-        push_digits(out, since.subsec_micros(), 6);
-    }
-
-    /// Appends `HH:MM:SS.ffffff`.
-    pub(crate) fn write_time_of_day(&self, out: &mut String) {
-        push2(out, self.hour);
-        out.push(':');
-        push2(out, self.minute);
-        out.push(':');
-        push2(out, self.second);
-        out.push('.');
-        push_digits(out, self.micros, 6);
-    }
-
-    /// Appends the RFC 3339 timestamp RFC 5424 wants: `2026-11-28T22:12:01.617363Z`.
-    pub(crate) fn write_rfc3339(&self, out: &mut String) {
-        push_digits(out, self.year.clamp(0, 9999) as u32, 4);
-        out.push('-');
-        push2(out, self.month);
-        out.push('-');
-        push2(out, self.day);
-        out.push('T');
-        self.write_time_of_day(out);
-        out.push('Z');
-    }
-
-    /// Appends the RFC 3164 timestamp: `Nov  8 22:12:01` (day space-padded).
-    pub(crate) fn write_rfc3164(&self, out: &mut String) {
-        const MONTHS: [&str; 12] =
-            ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-        out.push_str(MONTHS[(self.month as usize).clamp(1, 12) - 1]);
-        out.push(' ');
-        if self.day < 10 {
-            out.push(' ');
-            push_digits(out, self.day, 1);
-        } else {
-            push2(out, self.day);
-        }
-        out.push(' ');
+    fn write_hms(&self, out: &mut String) {
         push2(out, self.hour);
         out.push(':');
         push2(out, self.minute);
@@ -145,10 +167,11 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
-    fn at(secs: u64, micros: u32) -> Civil {
-        Civil::from_system_time(UNIX_EPOCH + Duration::new(secs, micros * 1000))
+    fn at(stamp: Stamp, secs: u64, micros: u32) -> String {
+        let mut s = String::new();
+        write_at(&mut s, stamp, Duration::new(secs, micros * 1000));
+        s
     }
 
     #[test]
@@ -163,32 +186,42 @@ mod tests {
     #[test]
     fn renders_all_three_formats() {
         // 2026-11-28T22:12:01.617363Z
-        let c = at(1_795_903_921, 617_363);
-        let mut s = String::new();
-        c.write_rfc3339(&mut s);
-        assert_eq!(s, "2026-11-28T22:12:01.617363Z");
-        s.clear();
-        c.write_time_of_day(&mut s);
-        assert_eq!(s, "22:12:01.617363");
-        s.clear();
-        c.write_rfc3164(&mut s);
-        assert_eq!(s, "Nov 28 22:12:01");
-        s.clear();
-        at(1_794_182_400 + 3_600 * 5 + 7, 5).write_rfc3164(&mut s);
-        assert_eq!(s, "Nov  9 05:00:07");
+        let t = 1_795_903_921;
+        assert_eq!(at(Stamp::Rfc3339, t, 617_363), "2026-11-28T22:12:01.617363Z");
+        assert_eq!(at(Stamp::TimeOfDay, t, 617_363), "22:12:01.617363");
+        assert_eq!(at(Stamp::Rfc3164, t, 617_363), "Nov 28 22:12:01");
+        assert_eq!(at(Stamp::Rfc3164, 1_794_182_400 + 3_600 * 5 + 7, 5), "Nov  9 05:00:07");
+        assert_eq!(at(Stamp::TimeOfDay, 0, 7), "00:00:00.000007");
     }
 
     #[test]
-    fn fast_time_of_day_agrees_with_civil() {
-        let before = Civil::now();
+    fn the_per_second_cache_never_serves_a_stale_or_foreign_prefix() {
+        // Interleaved formats and seconds, as a thread feeding stdout and syslog sees them.
+        let t = 1_795_903_921;
+        for round in 0..3 {
+            for dt in [0, 0, 1, 1, 0, 86_400, 2] {
+                let micros = round * 1000 + dt as u32;
+                let day = if dt == 86_400 { "29" } else { "28" };
+                let sec = if dt == 86_400 { 1 } else { 1 + dt };
+                assert_eq!(
+                    at(Stamp::Rfc3339, t + dt, micros),
+                    format!("2026-11-{day}T22:12:{sec:02}.{micros:06}Z")
+                );
+                assert_eq!(
+                    at(Stamp::TimeOfDay, t + dt, micros),
+                    format!("22:12:{sec:02}.{micros:06}")
+                );
+                assert_eq!(at(Stamp::Rfc3164, t + dt, micros), format!("Nov {day} 22:12:{sec:02}"));
+            }
+        }
+    }
+
+    #[test]
+    fn now_is_today() {
         let mut s = String::new();
-        Civil::write_time_of_day_now(&mut s);
-        let after = Civil::now();
-        let (mut a, mut b) = (String::new(), String::new());
-        before.write_time_of_day(&mut a);
-        after.write_time_of_day(&mut b);
-        assert_eq!(s.len(), 15);
-        assert!(a <= s && s <= b || b < a, "{a} <= {s} <= {b}");
+        write_now(&mut s, Stamp::Rfc3339);
+        assert_eq!(s.len(), 27, "{s}");
+        assert!(s.starts_with("20") && s.ends_with('Z'), "{s}");
     }
 
     #[test]

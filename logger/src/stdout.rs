@@ -3,7 +3,7 @@
 use std::io::{self, IsTerminal, Write};
 use std::sync::{Mutex, PoisonError};
 
-use crate::clock::Civil;
+use crate::clock::{self, Stamp};
 use crate::format::{with_line_buffer, write_body};
 use crate::{Level, Logger, Record};
 
@@ -82,7 +82,7 @@ impl<W: Write + Send> Stdout<W> {
         if let Some(c) = colour {
             line.push_str(c);
         }
-        Civil::write_time_of_day_now(line);
+        clock::write_now(line, Stamp::TimeOfDay);
         line.push(' ');
         line.push(char::from(b'0' + record.level().severity()));
         line.push(' ');

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::clock::Civil;
+use crate::clock::{self, Stamp};
 use crate::format::{with_line_buffer, write_body};
 use crate::{Facility, Level, Logger, Record, SyslogFormat, SyslogTarget};
 
@@ -197,11 +197,11 @@ impl Syslog {
         let start = out.len();
         // `pri` is indexed in `Level::ALL` order, which is the declaration order.
         out.push_str(&self.header.pri[record.level() as usize]);
-        let now = Civil::now();
-        match self.format {
-            SyslogFormat::Rfc5424 => now.write_rfc3339(out),
-            SyslogFormat::Rfc3164 => now.write_rfc3164(out),
-        }
+        let stamp = match self.format {
+            SyslogFormat::Rfc5424 => Stamp::Rfc3339,
+            SyslogFormat::Rfc3164 => Stamp::Rfc3164,
+        };
+        clock::write_now(out, stamp);
         out.push_str(&self.header.tail);
         write_body(out, record);
         truncate(out, start, self.max_len);
