@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use logger::{Facility, Logger, Syslog, SyslogFormat, SyslogTarget};
@@ -158,4 +160,67 @@ fn restart_over_unix() {
 #[ignore = "needs rsyslogd: run by .ci/run"]
 fn restart_over_tcp() {
     restart_in_the_middle(|r| SyslogTarget::Tcp(r.tcp_addr()), "tcp");
+}
+
+/// The environment variable that turns [`child_logs_what_stdin_says`] into a probe.
+const CHILD_SOCKET: &str = "LOGGER_TEST_CHILD_SYSLOG_SOCKET";
+
+/// Helper for [`undeliverable_lines_reach_the_real_stderr`], run in a child process: logs each
+/// stdin line through a `Syslog` with the default fallback (the real stderr) and answers
+/// `CHILD-OK` on stdout. Without the environment variable it has nothing to do.
+#[test]
+#[ignore = "helper: runs in a child process of undeliverable_lines_reach_the_real_stderr"]
+fn child_logs_what_stdin_says() {
+    let Some(socket) = std::env::var_os(CHILD_SOCKET) else { return };
+    let log = Syslog::new(SyslogTarget::Unix(socket.into()), "probe")
+        .with_retry_interval(Duration::from_millis(10));
+    for line in std::io::stdin().lock().lines() {
+        log.info(&line.unwrap());
+        println!("CHILD-OK");
+    }
+}
+
+#[test]
+#[ignore = "needs rsyslogd: run by .ci/run"]
+fn undeliverable_lines_reach_the_real_stderr() {
+    let mut rsyslog = Rsyslog::start();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_logs_what_stdin_says", "--include-ignored", "--nocapture"])
+        .env(CHILD_SOCKET, rsyslog.socket_path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut say = |text: &str| {
+        writeln!(stdin, "{text}").unwrap();
+        let acked = stdout.by_ref().map(Result::unwrap).any(|l| l == "CHILD-OK");
+        assert!(acked, "the child exited before logging {text:?}");
+    };
+    say("child-before");
+    assert!(rsyslog.wait_for("child-before", WAIT).is_some());
+    rsyslog.kill();
+    say("child-while-down");
+    rsyslog.restart();
+    let mut n = 0;
+    let resumed = wait_until(WAIT, || {
+        n += 1;
+        say(&format!("child-after-{n}"));
+        rsyslog.lines().iter().any(|l| l.contains("child-after-"))
+    });
+    assert!(resumed);
+    drop(say);
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unavailable"), "{stderr}");
+    let line = stderr.lines().find(|l| l.ends_with(" child-while-down")).unwrap_or_else(|| {
+        panic!("the line sent while rsyslog was down is not on stderr: {stderr}")
+    });
+    assert!(parse_5424(line).is_some(), "{line}");
+    assert!(stderr.contains("is back; delivering again"), "{stderr}");
+    assert!(!rsyslog.lines().iter().any(|l| l.contains("child-while-down")));
 }
