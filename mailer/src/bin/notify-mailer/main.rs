@@ -176,16 +176,26 @@ async fn send(args: Args, inputs: Inputs, config: Option<mailer::Config>) -> u8 
         reconnects: config.is_some().then(|| reconnects(&smtp)),
         ..Summary::default()
     };
+    let code = tally(&args, &job, &outcomes, &mut summary);
+    log_summary(&*log, &summary);
+    log.flush();
+    print!("{summary}");
+    code.max(summary.exit_code())
+}
+
+/// Counts the outcomes into `summary` and writes the failures and resume files. Returns 1 if
+/// a file could not be written (its addresses then go to stderr, so none is lost), else 0.
+fn tally(args: &Args, job: &Job, outcomes: &[Option<Outcome>], summary: &mut Summary) -> u8 {
     let mut failures = Vec::new();
     let mut unsent = Vec::new();
-    for (recipient, outcome) in job.recipients.iter().zip(&outcomes) {
+    for (recipient, outcome) in job.recipients.iter().zip(outcomes) {
         match outcome {
             Some(Outcome::Sent { possibly_duplicated }) => {
                 summary.sent += 1;
                 summary.possibly_duplicated += u64::from(*possibly_duplicated);
             }
             Some(Outcome::Failed(reason)) => {
-                failures.push((recipient.email.clone(), reason.clone()));
+                failures.push((recipient.email.clone(), reason.clone()))
             }
             None => unsent.push(recipient.email.as_str()),
         }
@@ -203,6 +213,10 @@ async fn send(args: Args, inputs: Inputs, config: Option<mailer::Config>) -> u8 
             Ok(()) => summary.failures_file = Some(path),
             Err(e) => {
                 eprintln!("notify-mailer: cannot write the failures file {}: {e}", path.display());
+                eprintln!("notify-mailer: the failed addresses:");
+                for (email, _) in &failures {
+                    eprintln!("{email}");
+                }
                 code = 1;
             }
         }
@@ -214,14 +228,15 @@ async fn send(args: Args, inputs: Inputs, config: Option<mailer::Config>) -> u8 
             Ok(()) => summary.resume_file = Some(path),
             Err(e) => {
                 eprintln!("notify-mailer: cannot write the resume file {}: {e}", path.display());
+                eprintln!("notify-mailer: the addresses not yet sent:");
+                for email in &unsent {
+                    eprintln!("{email}");
+                }
                 code = 1;
             }
         }
     }
-    log_summary(&*log, &summary);
-    log.flush();
-    print!("{summary}");
-    code.max(summary.exit_code())
+    code
 }
 
 /// Whether `host` names this machine (where plain text is harmless).
