@@ -211,7 +211,6 @@ fn undeliverable_lines_reach_the_real_stderr() {
         rsyslog.lines().iter().any(|l| l.contains("child-after-"))
     });
     assert!(resumed);
-    drop(say);
     drop(stdin);
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
