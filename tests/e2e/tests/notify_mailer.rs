@@ -482,3 +482,47 @@ async fn csv_columns_fill_the_template() {
         "{body:?}"
     );
 }
+
+/// The README's HTTP API table: every `GET` endpoint it lists answers on a real server (with
+/// `N` as 0 and optional parameters left out), so a renamed route cannot leave it stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_http_endpoints_answer() {
+    let readme = bins::readme().expect("README.md");
+    let section = bins::readme_section(&readme, "### `mail-test-srv`").to_owned();
+    let mut paths: Vec<String> = section
+        .split("`GET ")
+        .skip(1)
+        .map(|rest| {
+            let path: String = rest.chars().take_while(|&c| c != '`' && c != '[').collect();
+            path.replace("count=N", "count=0").replace("/N", "/0")
+        })
+        .collect();
+    paths.sort();
+    paths.dedup();
+    assert!(paths.len() >= 6, "README lost its endpoint table: {paths:?}");
+
+    let server = faulty_server(0.0, 1).await;
+    let http = server.http_addr().expect("http api");
+    tokio::task::spawn_blocking(move || {
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
+        for path in paths {
+            let status = match agent.get(&format!("http://{http}{path}")).call() {
+                Ok(response) => response.status(),
+                Err(ureq::Error::Status(code, response)) => {
+                    // "No message 0" is a real answer from a real route; an unknown route
+                    // gets axum's empty 404.
+                    let body = response.into_string().unwrap_or_default();
+                    assert!(
+                        !body.is_empty(),
+                        "README lists GET {path}, which does not exist ({code})"
+                    );
+                    code
+                }
+                Err(e) => panic!("GET {path}: {e}"),
+            };
+            assert!([200, 404].contains(&status), "GET {path}: {status}");
+        }
+    })
+    .await
+    .unwrap();
+}
