@@ -5,7 +5,7 @@
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -153,8 +153,43 @@ pub fn run(program: &Path, args: &[&str], limit: Duration) -> io::Result<Output>
 pub struct Running {
     child: Child,
     started: Instant,
-    stdout: Option<thread::JoinHandle<String>>,
-    stderr: Option<thread::JoinHandle<String>>,
+    stdout: Collected,
+    stderr: Collected,
+}
+
+/// One output stream, read on its own thread (so a chatty program never blocks on a full
+/// pipe) into a buffer the test can look at while the program runs.
+struct Collected {
+    text: Arc<Mutex<Vec<u8>>>,
+    reader: Option<thread::JoinHandle<()>>,
+}
+
+impl Collected {
+    fn new(stream: Option<impl Read + Send + 'static>) -> Self {
+        let text = Arc::new(Mutex::new(Vec::new()));
+        let reader = stream.map(|mut stream| {
+            let text = text.clone();
+            thread::spawn(move || {
+                let mut chunk = [0u8; 8192];
+                while let Ok(n @ 1..) = stream.read(&mut chunk) {
+                    text.lock().unwrap_or_else(|p| p.into_inner()).extend_from_slice(&chunk[..n]);
+                }
+            })
+        });
+        Collected { text, reader }
+    }
+
+    fn so_far(&self) -> String {
+        String::from_utf8_lossy(&self.text.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+    }
+
+    /// Everything, once the program has exited and the pipe is closed.
+    fn finish(&mut self) -> String {
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.so_far()
+    }
 }
 
 impl Running {
@@ -171,24 +206,19 @@ impl Running {
     }
 
     fn new(mut child: Child) -> Self {
-        // Readers on their own threads, so a chatty program never blocks on a full pipe.
-        let collect = |stream: Option<Box<dyn Read + Send>>| {
-            stream.map(|mut s| {
-                thread::spawn(move || {
-                    let mut bytes = Vec::new();
-                    let _ = s.read_to_end(&mut bytes);
-                    String::from_utf8_lossy(&bytes).into_owned()
-                })
-            })
-        };
-        let stdout = collect(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
-        let stderr = collect(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+        let stdout = Collected::new(child.stdout.take());
+        let stderr = Collected::new(child.stderr.take());
         Running { child, started: Instant::now(), stdout, stderr }
     }
 
     /// Its pid.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// What it has written to stdout so far.
+    pub fn stdout_so_far(&self) -> String {
+        self.stdout.so_far()
     }
 
     /// Waits for it to exit, killing it after `limit` (an error carrying its output).
@@ -206,11 +236,8 @@ impl Running {
             thread::sleep(Duration::from_millis(10));
         };
         let elapsed = self.started.elapsed();
-        let join = |h: Option<thread::JoinHandle<String>>| {
-            h.map(|h| h.join().unwrap_or_default()).unwrap_or_default()
-        };
-        let stdout = join(self.stdout.take());
-        let stderr = join(self.stderr.take());
+        let stdout = self.stdout.finish();
+        let stderr = self.stderr.finish();
         match status {
             Some(status) => Ok(Output { status, stdout, stderr, elapsed }),
             None => Err(io::Error::new(

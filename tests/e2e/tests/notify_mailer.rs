@@ -318,6 +318,7 @@ fn help_mentions_every_flag() {
         "--command-timeout",
         "--failures-file",
         "--resume-file",
+        "--progress-interval",
         "--log-level",
         "--syslog",
         "--help",
@@ -525,4 +526,57 @@ async fn readme_http_endpoints_answer() {
     })
     .await
     .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_lines_when_not_on_a_terminal() {
+    let server = faulty_server(0.0, 1).await;
+    let files = Files::new();
+    let list = files.list(30);
+    let mut args = base_args(server.smtp_addr(), &files, &list);
+    args.extend(["--sleep", "10ms", "--progress-interval", "50ms"].map(String::from));
+    let out = notify_mailer(args).await;
+
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    let lines = out.lines_with("event=progress");
+    assert!(lines.len() >= 2, "{}", out.transcript());
+    assert!(lines.iter().all(|l| l.contains("total=30")), "{lines:#?}");
+    // No progress bar drawing codes in a pipe.
+    assert!(!out.stderr.contains('\r') && !out.stderr.contains("\u{1b}["), "{}", out.transcript());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_ctrl_c_abandons_a_message_stuck_in_backoff() {
+    // Nothing listens: the first message backs off for 30 s after its second refused connect.
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let files = Files::new();
+    let list = files.list(5);
+    let mut args = base_args(SocketAddr::from(([127, 0, 0, 1], port)), &files, &list);
+    let at = args.iter().position(|a| a == "--retry-base").unwrap();
+    args[at + 1] = "30s".into();
+    let at = args.iter().position(|a| a == "--retry-max").unwrap();
+    args[at + 1] = "30s".into();
+    let resume = files.path("resume.txt");
+
+    let out = tokio::task::spawn_blocking(move || {
+        let program = bins::notify_mailer().expect("notify-mailer binary");
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let running = Running::start(&program, &args).expect("start notify-mailer");
+        let seen = |needle: &str| {
+            wait_until(Duration::from_secs(20), || running.stdout_so_far().contains(needle))
+        };
+        assert!(seen("event=backoff attempt=1"), "{}", running.stdout_so_far());
+        signal(running.pid(), "INT").expect("kill -INT");
+        assert!(seen("event=interrupted"), "{}", running.stdout_so_far());
+        signal(running.pid(), "INT").expect("kill -INT");
+        running.wait(Duration::from_secs(10)).expect("notify-mailer exits at the second Ctrl-C")
+    })
+    .await
+    .unwrap();
+
+    assert_eq!(out.code(), Some(130), "{}", out.transcript());
+    assert_eq!(out.lines_with("event=aborted").len(), 1, "{}", out.transcript());
+    let text = std::fs::read_to_string(&resume).expect("resume file");
+    let unsent: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(unsent.len(), 5, "the abandoned message and the 4 never started: {text}");
 }

@@ -103,6 +103,11 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub resume_file: Option<PathBuf>,
 
+    /// How often to log a progress line when stderr is not a terminal (on a terminal, a
+    /// progress bar shows instead).
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval, default_value = "5s")]
+    pub progress_interval: Duration,
+
     /// Least severe level written: err, warning, info or debug.
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     pub log_level: logger::Level,
@@ -113,7 +118,8 @@ pub struct Args {
 }
 
 const AFTER_HELP: &str = "\
-Progress: a progress bar when stderr is a terminal, otherwise a progress log line every 5 s.
+Progress: a progress bar when stderr is a terminal, otherwise a progress log line every
+--progress-interval.
 Ctrl-C: stops after the messages in flight, prints the summary and writes the addresses not yet
 sent to the resume file; a second Ctrl-C abandons the messages in flight too.
 
@@ -178,6 +184,14 @@ pub fn parse_server(s: &str) -> Result<Server, String> {
     Ok(Server { host: host.to_owned(), port })
 }
 
+/// A duration that must not be zero (a timer firing constantly).
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        Duration::ZERO => Err("the interval must be longer than zero".into()),
+        d => Ok(d),
+    }
+}
+
 /// Parses a duration written `500ms`, `2s`, `5m`, `1h 30m`; a bare `0` means zero.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if s.trim() == "0" {
@@ -199,6 +213,12 @@ mod tests {
         assert_eq!(parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn intervals_are_never_zero() {
+        assert_eq!(parse_interval("100ms"), Ok(Duration::from_millis(100)));
+        assert!(parse_interval("0s").is_err());
     }
 
     #[test]

@@ -114,7 +114,8 @@ async fn send(args: Args, inputs: Inputs, config: Option<mailer::Config>) -> u8 
     let Inputs { list, subject, body, skipped_report, .. } = inputs;
     let total = list.recipients.len();
     let counters = Arc::new(Counters::default());
-    let progress = Progress::new(total as u64, counters.clone(), std::io::stderr().is_terminal());
+    let terminal = std::io::stderr().is_terminal();
+    let progress = Progress::new(total as u64, counters.clone(), terminal, args.progress_interval);
     let log = build_logger(&args, &progress);
 
     log_start(&*log, &args, config.as_ref(), total);

@@ -9,9 +9,6 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use logger::Logger;
 
-/// How often the plain progress line is written.
-pub const LINE_INTERVAL: Duration = Duration::from_secs(5);
-
 /// Counts shared by the senders and the progress display.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -31,14 +28,16 @@ impl Counters {
 /// The progress display for one run.
 pub struct Progress {
     total: u64,
+    interval: Duration,
     counters: Arc<Counters>,
     bar: Option<ProgressBar>,
     started: Instant,
 }
 
 impl Progress {
-    /// A bar when `terminal`, otherwise nothing until [`Progress::line`] is called.
-    pub fn new(total: u64, counters: Arc<Counters>, terminal: bool) -> Self {
+    /// A bar when `terminal`, otherwise a line every `interval` (written by whoever calls
+    /// [`Progress::line`] on that schedule).
+    pub fn new(total: u64, counters: Arc<Counters>, terminal: bool, interval: Duration) -> Self {
         let bar = terminal.then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             // The template is a constant: a parse error here would be a bug caught by the tests.
@@ -51,7 +50,7 @@ impl Progress {
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
-        Progress { total, counters, bar, started: Instant::now() }
+        Progress { total, interval, counters, bar, started: Instant::now() }
     }
 
     /// Whether a bar is drawn (log lines must then go through [`Progress::writer`]).
@@ -70,8 +69,12 @@ impl Progress {
         }
     }
 
-    /// Writes one plain progress line (the caller calls this every [`LINE_INTERVAL`] when there
-    /// is no bar).
+    /// How often to call [`Progress::line`] when there is no bar.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// Writes one plain progress line.
     pub fn line(&self, log: &dyn Logger) {
         let sent = self.counters.sent.load(Ordering::Relaxed);
         let failed = self.counters.failed.load(Ordering::Relaxed);
@@ -124,7 +127,7 @@ mod tests {
         let counters = Arc::new(Counters::default());
         counters.sent.store(40, Ordering::Relaxed);
         counters.failed.store(2, Ordering::Relaxed);
-        let progress = Progress::new(100, counters.clone(), false);
+        let progress = Progress::new(100, counters.clone(), false, Duration::from_secs(5));
         assert!(!progress.has_bar());
         let log = logger::Mock::new();
         progress.line(&log);
@@ -141,7 +144,7 @@ mod tests {
     #[test]
     fn bar_follows_the_counters() {
         let counters = Arc::new(Counters::default());
-        let progress = Progress::new(10, counters.clone(), true);
+        let progress = Progress::new(10, counters.clone(), true, Duration::from_secs(5));
         counters.sent.store(3, Ordering::Relaxed);
         counters.failed.store(1, Ordering::Relaxed);
         progress.tick();

@@ -15,7 +15,7 @@ use mailer::Mailer;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::progress::{Counters, LINE_INTERVAL, Progress};
+use crate::progress::{Counters, Progress};
 use crate::recipients::Recipient;
 use crate::template::Template;
 
@@ -103,8 +103,10 @@ pub async fn run(
     drop(tx);
 
     let mut outcomes = vec![None; job.recipients.len()];
-    let mut ticker =
-        tokio::time::interval_at(tokio::time::Instant::now() + LINE_INTERVAL, LINE_INTERVAL);
+    let mut ticker = tokio::time::interval_at(
+        tokio::time::Instant::now() + progress.interval(),
+        progress.interval(),
+    );
     loop {
         tokio::select! {
             received = rx.recv() => {
