@@ -12,6 +12,7 @@
 //! - `reply.rs`: [`Reply`] and its wire form.
 //! - `session.rs`: [`Session`], the SMTP state machine (command in, reply and action out).
 //! - `connection.rs`: [`Connection`], capped line reading, DATA with dot-unstuffing, batched replies.
+//! - `headers.rs`: [`parse_headers`], RFC 2047 [`decode_words`], [`decode_body`]; pure.
 //! - `store.rs`: [`Store`] and [`StoredMessage`], the mailbox, counts by recipient in O(1).
 //! - `fault.rs`: [`Chaos`], [`ChaosConfig`], [`Stage`], [`FaultMode`]: when and how to fault.
 //! - `stats.rs`: [`Stats`], counters since start-up.
@@ -46,6 +47,7 @@
 mod command;
 mod connection;
 mod fault;
+mod headers;
 mod http;
 mod options;
 mod reply;
@@ -66,6 +68,7 @@ use tokio_util::task::TaskTracker;
 pub use command::{Command, ParseError, parse};
 pub use connection::{Connection, Data, MAX_COMMAND_LINE, ReadLine};
 pub use fault::{Chaos, ChaosConfig, FaultKind, FaultMode, Stage};
+pub use headers::{decode_body, decode_words, parse_headers};
 pub use http::{HttpState, router};
 pub use options::Options;
 pub use reply::Reply;

@@ -32,7 +32,7 @@ pub struct SessionConfig {
     pub auth: Option<(String, String)>,
 }
 
-/// What the connection must do after sending [`Step::reply`].
+/// What the connection must do after sending the reply of a [`Step`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// Read the next command.

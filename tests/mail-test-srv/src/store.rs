@@ -8,6 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
+use crate::headers::{decode_body, decode_words, parse_headers};
+
 /// One accepted message (with all its recipients).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
@@ -19,13 +21,14 @@ pub struct StoredMessage {
     pub to: Vec<String>,
     /// The content exactly as received, dot-unstuffed, CRLF line endings, without the final dot.
     pub data: Vec<u8>,
-    /// The `Subject` header, unfolded (encoded words are left as sent).
+    /// The `Subject` header, unfolded and RFC 2047-decoded (`=?utf-8?B?...?=` becomes text).
     pub subject: Option<String>,
     /// The `Message-ID` header, unfolded.
     pub message_id: Option<String>,
-    /// Every header in order, names as sent, values unfolded and trimmed.
+    /// Every header in order, names as sent, values unfolded and trimmed (not decoded).
     pub headers: Vec<(String, String)>,
-    /// The body after the blank line (lossy UTF-8).
+    /// The body after the blank line as text: a single-part `base64` or `quoted-printable`
+    /// body is decoded; invalid UTF-8 becomes U+FFFD. `data` keeps the raw bytes.
     pub body: String,
     /// Whether the session was encrypted (STARTTLS or implicit TLS).
     pub tls: bool,
@@ -72,9 +75,9 @@ impl StoredMessage {
         let find = |name: &str| {
             headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
         };
-        self.subject = find("Subject");
+        self.subject = find("Subject").map(|v| decode_words(&v));
         self.message_id = find("Message-ID");
-        self.body = String::from_utf8_lossy(&self.data[body_start..]).into_owned();
+        self.body = decode_body(&headers, &self.data[body_start..]);
         self.headers = headers;
     }
 
@@ -82,46 +85,6 @@ impl StoredMessage {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
-}
-
-/// Splits RFC 5322 headers from the body. Returns the unfolded headers and the body offset.
-/// Content without a blank line is all headers if every line looks like one, else all body.
-fn parse_headers(data: &[u8]) -> (Vec<(String, String)>, usize) {
-    let mut headers: Vec<(String, String)> = Vec::new();
-    let mut pos = 0;
-    while pos < data.len() {
-        let end = data[pos..].iter().position(|&b| b == b'\n').map_or(data.len(), |i| pos + i + 1);
-        let line = &data[pos..end];
-        let text = line.strip_suffix(b"\n").unwrap_or(line);
-        let text = text.strip_suffix(b"\r").unwrap_or(text);
-        if text.is_empty() {
-            headers.shrink_to_fit();
-            return (headers, end);
-        }
-        if matches!(text[0], b' ' | b'\t') {
-            match headers.last_mut() {
-                Some((_, value)) => {
-                    value.push(' ');
-                    value.push_str(String::from_utf8_lossy(text).trim());
-                }
-                None => return (Vec::new(), 0),
-            }
-        } else {
-            let Some(colon) = text.iter().position(|&b| b == b':') else {
-                // Not a header: there is no header block, the whole content is body.
-                return (Vec::new(), 0);
-            };
-            let name = &text[..colon];
-            if name.is_empty() || !name.iter().all(|&b| b.is_ascii_graphic()) {
-                return (Vec::new(), 0);
-            }
-            let value = String::from_utf8_lossy(&text[colon + 1..]).trim().to_owned();
-            headers.push((String::from_utf8_lossy(name).into_owned(), value));
-        }
-        pos = end;
-    }
-    headers.shrink_to_fit();
-    (headers, data.len())
 }
 
 /// Why a message was not stored.

@@ -226,7 +226,9 @@ with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
 # Plain AUTH (no TLS), then STARTTLS + AUTH.
 with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
     s.login("user", "pw")
-    s.send_message(msg("plain auth"))
+    m = msg("plain auth \u00e9t\u00e9")
+    m.set_content("caf\u00e9 " * 30 + "\n", cte="quoted-printable")
+    s.send_message(m)
 ctx = ssl.create_default_context(cafile=ca)
 with smtplib.SMTP("localhost", port, timeout=10) as s:
     s.starttls(context=ctx)
@@ -240,7 +242,9 @@ print("ok")
     assert!(out.status.success(), "{}", explain(&out));
     assert_eq!(http_wait(&srv, 2).await, 2);
     let messages = srv.store().messages();
-    assert_eq!(messages[0].subject.as_deref(), Some("plain auth"));
+    // An RFC 2047 subject and a quoted-printable body, decoded.
+    assert_eq!(messages[0].subject.as_deref(), Some("plain auth été"));
+    assert_eq!(messages[0].body.trim_end(), "café ".repeat(30).trim_end());
     assert!(!messages[0].tls);
     assert_eq!(messages[1].subject.as_deref(), Some("starttls auth"));
     assert!(messages[1].tls);
