@@ -6,7 +6,7 @@ use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
 use tracing::field::{Field as TracingField, Visit};
-use tracing::{Event, Metadata, Subscriber};
+use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 
 use crate::format::{with_line_buffer, write_body};
@@ -41,8 +41,8 @@ pub fn level_from_log(level: log::Level) -> Level {
 /// or the service itself) into a [`Logger`].
 ///
 /// The event's `message` becomes the record's message; every other field becomes a field,
-/// followed by `target=`. Events the logger does not want at their level are filtered out
-/// before anything is formatted. Fields that `tracing-log` adds to `log` records
+/// followed by `target=`. Events the logger does not want at their level are dropped before
+/// any field is formatted; other layers of the same subscriber still see them. Fields that `tracing-log` adds to `log` records
 /// (`log.target`, `log.file`, ...) are dropped; `target=` already carries the target.
 ///
 /// ```
@@ -74,12 +74,10 @@ impl fmt::Debug for TracingLayer {
     }
 }
 
+// No `Layer::enabled`: in a layered subscriber that is a global filter, so a logger at Info
+// would silence Debug events for a fmt layer next to this one. The level is checked in
+// `on_event` instead, before any field is visited.
 impl<S: Subscriber> Layer<S> for TracingLayer {
-    fn enabled(&self, metadata: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
-        metadata.target() != BRIDGE_TARGET
-            && self.logger.enabled(level_from_tracing(metadata.level()))
-    }
-
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let meta = event.metadata();
         let level = level_from_tracing(meta.level());

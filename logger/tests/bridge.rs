@@ -84,6 +84,23 @@ fn events_below_the_logger_threshold_are_not_formatted() {
 }
 
 #[test]
+fn the_layer_does_not_filter_for_other_layers() {
+    // A logger at Info next to a layer that wants everything: Debug still reaches the other.
+    let mock = Mock::new();
+    let seen = Seen::default();
+    let sink: Arc<dyn Logger> =
+        Arc::new(logger::Fanout::new().with(Arc::new(mock.clone()), Level::Info));
+    let subscriber =
+        tracing_subscriber::registry().with(TracingLayer::new(sink)).with(seen.clone());
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::debug!(target: "t", "detail");
+        tracing::info!(target: "t", "news");
+    });
+    assert_eq!(mock.get_all(), ["INFO: news target=t"]);
+    assert_eq!(*seen.0.lock().unwrap(), ["DEBUG t message=detail", "INFO t message=news"]);
+}
+
+#[test]
 fn events_from_other_threads_and_tasks_arrive() {
     let mock = Mock::new();
     let subscriber = Arc::new(layered(&mock));
