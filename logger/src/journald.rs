@@ -40,6 +40,7 @@ pub struct Journald {
     socket: io::Result<UnixDatagram>,
     path: PathBuf,
     program: String,
+    pid: String,
     level: Level,
     fallback: Mutex<Box<dyn Write + Send>>,
 }
@@ -54,6 +55,7 @@ impl Journald {
             socket: unbound(),
             path: PathBuf::from(DEFAULT_SOCKET),
             program: program.to_owned(),
+            pid: std::process::id().to_string(),
             level: Level::Debug,
             fallback: Mutex::new(Box::new(io::stderr())),
         }
@@ -86,7 +88,7 @@ impl Journald {
     fn encode(&self, out: &mut Vec<u8>, record: &Record<'_>) {
         push_field(out, "PRIORITY", &[b'0' + record.level().severity()]);
         push_field(out, "SYSLOG_IDENTIFIER", self.program.as_bytes());
-        push_field(out, "SYSLOG_PID", std::process::id().to_string().as_bytes());
+        push_field(out, "SYSLOG_PID", self.pid.as_bytes());
         if record.is_audit() {
             push_field(out, "AUDIT", b"1");
         }

@@ -95,6 +95,20 @@ fn multi_line_values_stay_one_field() {
 }
 
 #[test]
+fn huge_values_are_cut_with_the_marker_so_the_datagram_still_fits() {
+    let (_dir, path, rx) = receiver();
+    let log = Journald::new("p").with_socket_path(&path);
+    let huge = "ä".repeat(150_000);
+    logger::info!(log, "{}", huge; also = huge);
+    let e = recv(&rx);
+    for key in ["MESSAGE", "ALSO"] {
+        assert!(e[key].ends_with(logger::syslog::TRUNCATION_MARKER), "{key}");
+        assert!(e[key].len() <= 48 * 1024, "{key}: {}", e[key].len());
+        assert!(e[key].starts_with("ää"));
+    }
+}
+
+#[test]
 fn threshold_and_fallback_when_the_journal_is_absent() {
     let (_dir, path, rx) = receiver();
     let log = Journald::new("p").with_socket_path(&path).with_level(Level::Warning);
