@@ -141,6 +141,19 @@ async fn smtp_mailer(port: u16, conns: usize, n: usize, pipelining: bool) -> f64
     rate
 }
 
+/// Messages per second of `DryRunMailer`: validating addresses and building the message
+/// (lettre builder, Date, Message-ID, dot-stuffing), the CPU floor of every real send.
+async fn build_only(n: usize) -> f64 {
+    let body = body_1k();
+    let log: Arc<dyn logger::Logger> = Arc::new(Quiet);
+    let m = mailer::DryRunMailer::new("bench@example.com", log);
+    let started = Instant::now();
+    for _ in 0..n {
+        m.send_mail(&["rcpt@example.net"], "bench", &body).await.unwrap();
+    }
+    n as f64 / started.elapsed().as_secs_f64()
+}
+
 /// Messages per second of a plain lettre `AsyncSmtpConnection` loop, as shipped (lettre opens
 /// the socket, Nagle on) or on a socket we opened with TCP_NODELAY.
 async fn lettre_loop(port: u16, nodelay: bool, n: usize) -> f64 {
@@ -231,6 +244,13 @@ fn main() {
         let all: Vec<String> = results.iter().map(|r| format!("{r:.0}")).collect();
         println!("{name:<44} {count:>8} {m:>12.0}   {}", all.join(" "));
     }
+    let build: Vec<f64> = (0..rounds).map(|_| rt.block_on(build_only(n))).collect();
+    let build = median(build);
+    println!(
+        "{:<44} {n:>8} {build:>12.0}   ({:.1} us per message, no I/O)",
+        "message building only (DryRunMailer)",
+        1e6 / build
+    );
     println!();
     let ratio = |name: &str, a: usize, b: usize, goal: &str| {
         println!("{name:<52} {:>8.2}x {goal}", med[a] / med[b]);
