@@ -577,4 +577,48 @@ mod tests {
         assert_eq!(wire(&mut s, "AUTH LOGIN"), "334 VXNlcm5hbWU6\r\n");
         assert_eq!(wire(&mut s, "*"), "501 5.7.0 Authentication aborted\r\n");
     }
+
+    proptest::proptest! {
+        /// Any sequence of lines, commands or junk: the session never panics, every reply is
+        /// well formed, and only QUIT or the error limit closes.
+        #[test]
+        fn any_line_sequence_gets_well_formed_replies(
+            lines in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::strategy::Just(b"EHLO c.test".to_vec()),
+                    proptest::strategy::Just(b"MAIL FROM:<a@x.test>".to_vec()),
+                    proptest::strategy::Just(b"RCPT TO:<b@x.test>".to_vec()),
+                    proptest::strategy::Just(b"DATA".to_vec()),
+                    proptest::strategy::Just(b"RSET".to_vec()),
+                    proptest::strategy::Just(b"AUTH LOGIN".to_vec()),
+                    proptest::strategy::Just(b"AUTH PLAIN AHVzZXIAc2VjcmV0".to_vec()),
+                    proptest::strategy::Just(b"STARTTLS".to_vec()),
+                    proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+                ],
+                0..60,
+            ),
+            starttls in proptest::bool::ANY,
+            auth in proptest::bool::ANY,
+        ) {
+            let mut s = session(starttls, auth);
+            for line in lines {
+                let step = s.handle_line(&line);
+                let wire = step.reply.to_wire();
+                proptest::prop_assert!(wire.ends_with("\r\n"));
+                for l in wire.split_terminator("\r\n") {
+                    proptest::prop_assert!(l.len() >= 4 && l.as_bytes()[..3].iter().all(u8::is_ascii_digit), "{l:?}");
+                    proptest::prop_assert!(!l.contains('\n') && !l.contains('\r'));
+                }
+                match step.action {
+                    Action::Close => {
+                        proptest::prop_assert!(wire.starts_with("221 ") || wire.starts_with("421 "), "{wire:?}");
+                        break;
+                    }
+                    Action::ReadData => { s.finish_data(); }
+                    Action::StartTls => s.tls_started(),
+                    Action::Continue => {}
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,161 @@
+//! The `mail-test-srv` binary: flags, the one start-up line, and graceful shutdown on SIGTERM
+//! and SIGINT.
+
+mod common;
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Client;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mail-test-srv");
+
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+/// Kills the child if a test fails before it exits by itself.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(extra: &[&str]) -> (Guard, SocketAddr, SocketAddr) {
+    let (smtp, http) = (free_addr(), free_addr());
+    let child = Command::new(BIN)
+        .args(["--smtp", &smtp.to_string(), "--http", &http.to_string()])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(http).is_err() {
+        assert!(Instant::now() < deadline, "HTTP never came up");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (Guard(child), smtp, http)
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+/// Waits (bounded) for the child to exit; returns its exit code and stdout.
+fn finish(mut guard: Guard) -> (Option<i32>, String, String) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = guard.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let (mut out, mut err) = (String::new(), String::new());
+    guard.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    guard.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    (status.code(), out, err)
+}
+
+#[tokio::test]
+async fn sigterm_says_421_to_sessions_and_exits_zero_after_one_startup_line() {
+    let (guard, smtp, _http) =
+        start(&["--auth", "user:hunter2", "--close-chance", "5", "--seed", "3", "--starttls"]);
+    let mut c = Client::greeted(smtp).await;
+    assert!(c.cmd("EHLO client.test").await.contains("250-STARTTLS\r\n"));
+    signal(&guard.0, "-TERM");
+    assert_eq!(c.reply().await, "421 4.3.2 mail-test-srv.test Service shutting down\r\n");
+    let (code, out, err) = tokio::task::spawn_blocking(move || finish(guard)).await.unwrap();
+    assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let version = env!("CARGO_PKG_VERSION");
+    assert!(
+        lines[0]
+            .contains(&format!(" 6 mail-test-srv mail-test-srv {version} started smtp={smtp} ")),
+        "{out}"
+    );
+    for field in ["tls=starttls", "auth_user=user", "close_chance=5", "seed=3", "fault_stage=mail"]
+    {
+        assert!(lines[0].contains(field), "{field} missing: {out}");
+    }
+    assert!(
+        !out.contains("hunter2") && !err.contains("hunter2"),
+        "the password leaked: {out}{err}"
+    );
+    assert!(lines[1].contains("mail-test-srv stopped connections=1 messages=0"), "{out}");
+}
+
+#[tokio::test]
+async fn sigint_stops_it_too() {
+    let (guard, smtp, http) = start(&[]);
+    let mut c = Client::greeted(smtp).await;
+    c.cmd("EHLO client.test").await;
+    c.send_message("a@x.test", "b@x.test", "one\r\n").await;
+    let (status, body) = common::get(format!("http://{http}/count")).await;
+    assert_eq!((status, body.as_str()), (200, "1\n"));
+    signal(&guard.0, "-INT");
+    let (code, out, _) = tokio::task::spawn_blocking(move || finish(guard)).await.unwrap();
+    assert_eq!(code, Some(0));
+    assert!(out.contains("stopped connections=1 messages=1 deliveries=1"), "{out}");
+}
+
+#[test]
+fn bad_flags_are_refused_with_a_clear_error() {
+    for (args, expect) in [
+        (vec!["--close-chance", "150"], "not a percentage from 0 to 100"),
+        (vec!["--fault-stage", "lunch"], "unknown stage"),
+        (vec!["--fault-mode", "explode"], "unknown fault mode"),
+        (vec!["--auth", "nocolon"], "expected USER:PASS"),
+        (vec!["--cert", "/nonexistent.pem"], "--key"),
+        (vec!["--smtp", "not-an-address"], "invalid socket address"),
+    ] {
+        let out = Command::new(BIN).args(&args).stdin(Stdio::null()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(expect), "{args:?}: {err}");
+    }
+    let (smtp, http) = (free_addr().to_string(), free_addr().to_string());
+    let out = Command::new(BIN)
+        .args([
+            "--smtp",
+            &smtp,
+            "--http",
+            &http,
+            "--cert",
+            "/nonexistent.pem",
+            "--key",
+            "/nonexistent.key",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cannot read /nonexistent.pem"));
+}
+
+#[test]
+fn a_taken_port_is_a_clear_failure() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let http = free_addr().to_string();
+    let out = Command::new(BIN)
+        .args(["--smtp", &addr, "--http", &http])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("cannot start") && stdout.contains("Address already in use"),
+        "{stdout}"
+    );
+}
