@@ -1,10 +1,9 @@
 //! [`Mock`]: an injected recorder for unit tests.
 
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use regex::Regex;
-
-use std::fmt::Write as _;
 
 use crate::format::{escape_into, push_value, with_line_buffer, write_key};
 use crate::{Level, Logger, OwnedRecord, Record};
