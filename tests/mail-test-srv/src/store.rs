@@ -426,6 +426,11 @@ impl Store {
         self.changed.send_replace(());
     }
 
+    /// How many `wait_for`/`wait_matching` calls (and `/wait` requests) are pending now.
+    pub fn waiters(&self) -> usize {
+        self.changed.receiver_count()
+    }
+
     /// Waits until at least `count` deliveries are stored: `Ok(n)` then, `Err(n)` with the
     /// count at the deadline.
     pub async fn wait_for(&self, count: usize, timeout: Duration) -> Result<usize, usize> {

@@ -172,3 +172,19 @@ async fn no_http_listener_when_disabled() {
     assert!(srv.http_addr().is_none());
     assert!(srv.http_url().is_none());
 }
+
+#[tokio::test]
+async fn shutdown_ends_a_pending_wait() {
+    let srv = TestServer::start(Options::default()).await.unwrap();
+    let url = srv.http_url().unwrap();
+    let waiter = tokio::spawn(get(format!("{url}/wait?count=1&timeout_ms=60000")));
+    // The request must be waiting before shutdown.
+    let store = srv.store();
+    assert!(common::eventually(Duration::from_secs(10), || store.waiters() == 1).await);
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), srv.shutdown()).await.expect("shutdown hung");
+    let (status, body) =
+        tokio::time::timeout(Duration::from_secs(10), waiter).await.unwrap().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!((status, body.as_str()), (408, "0\n"));
+}
