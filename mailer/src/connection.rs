@@ -9,10 +9,11 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream};
 use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Noop, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::response::Response;
 use tokio::net::TcpStream;
 
 use crate::Config;
-use crate::error::{Error, Stage};
+use crate::error::{Error, Fault, Stage};
 use crate::message::Prepared;
 use crate::tls::{TlsSetup, TlsTcp};
 
@@ -41,6 +42,23 @@ async fn timed<T>(
         Ok(Err(e)) => Err(Error::from_lettre(stage, &e)),
         Err(_) => Err(Error::timeout(stage, limit)),
     }
+}
+
+/// lettre counts `221` (closing) as a positive reply. A server that said `221` and closed
+/// while the connection was idle leaves that line waiting, and it would be read as the reply
+/// to our next command (lettre #743): treat it as the connection being gone.
+fn closing(stage: Stage, reply: &Response) -> Result<(), Error> {
+    if reply.has_code(221) {
+        return Err(Error::Connection {
+            stage,
+            fault: Fault::Eof,
+            detail: format!(
+                "server closed the connection: 221 {}",
+                reply.message().collect::<Vec<_>>().join(" ")
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Preformatted wire text (a pipelined command group, or the dot-stuffed message with its
@@ -133,7 +151,8 @@ impl Conn {
 
     /// NOOP: is an idle connection still alive?
     pub(crate) async fn probe(&mut self) -> Result<(), Error> {
-        timed(Stage::Noop, self.command_timeout, self.smtp.command(Noop)).await.map(drop)
+        let reply = timed(Stage::Noop, self.command_timeout, self.smtp.command(Noop)).await?;
+        closing(Stage::Noop, &reply)
     }
 
     /// RSET after a refused envelope, so the connection can carry the next message. Fails
@@ -188,7 +207,8 @@ impl Conn {
         if self.pipelining {
             self.pipelined_envelope(p, mail).await?;
         } else {
-            timed(Stage::Mail, limit, self.smtp.command(mail)).await?;
+            let reply = timed(Stage::Mail, limit, self.smtp.command(mail)).await?;
+            closing(Stage::Mail, &reply)?;
             for to in &p.to {
                 timed(Stage::Rcpt, limit, self.smtp.command(Rcpt::new(to.clone(), vec![]))).await?;
             }
@@ -222,13 +242,14 @@ impl Conn {
             } else {
                 timed(stage, limit, self.smtp.read_response()).await
             };
+            let reply = reply.and_then(|r| closing(stage, &r));
             match reply {
-                Ok(_) if first_error.is_some() && stage == Stage::Data => {
+                Ok(()) if first_error.is_some() && stage == Stage::Data => {
                     // DATA was accepted for a transaction we are abandoning: the server now
                     // takes everything as message text.
                     self.poisoned = true;
                 }
-                Ok(_) => {}
+                Ok(()) => {}
                 Err(e) if e.needs_reconnect() => {
                     self.poisoned = true;
                     return Err(first_error.unwrap_or(e));

@@ -517,7 +517,7 @@ async fn concurrent_sends_share_one_connection_in_turn() {
     ids.dedup();
     assert_eq!(ids.len(), 8);
     assert_eq!(srv.connections(), 1);
-    assert_eq!(srv.delivered(), 8);
+    assert_eq!(srv.bodies.lock().unwrap().len(), 8, "each message sent once");
 }
 
 #[tokio::test]
@@ -582,4 +582,41 @@ async fn authenticates_with_auth_login_when_plain_is_not_offered() {
     assert_eq!(err.stage(), Some(Stage::Auth));
     assert!(err.is_permanent());
     assert!(log.get_all_matching("s3cret|czNjcmV0|nope").is_empty(), "{:?}", log.get_all());
+}
+
+#[tokio::test]
+async fn an_unsolicited_221_is_never_taken_for_a_reply() {
+    // After each message the server says 221 and closes, unasked (lettre #743): the buffered
+    // 221 must not pass as the reply to the next NOOP or MAIL.
+    let srv = Scripted::start(|s| {
+        if s.stage == "dot" {
+            Action::ReplyClose("250 2.0.0 Ok: queued\r\n221 2.0.0 idle, bye".into())
+        } else {
+            Action::Ok
+        }
+    })
+    .await;
+    for pipelining in [true, false] {
+        let (log, shared) = mock();
+        let cfg = config(srv.port()).with_pipelining(pipelining);
+        let m = SmtpMailer::new(cfg, shared);
+        within(T, m.send_mail(&["a@example.net"], "1", "b")).await.unwrap();
+        // Not idle: MAIL reads the stale 221, which counts as EOF at MAIL; resent at once.
+        let sent = within(T, m.send_mail(&["a@example.net"], "2", "b")).await.unwrap();
+        assert_eq!(sent.attempts, 2, "{:?}", log.get_all());
+        assert!(log.expect_match("event=eof .*stage=mail").is_ok(), "{:?}", log.get_all());
+        // Idle: the NOOP probe reads the 221 and replaces the connection, no failed attempt.
+        let m = SmtpMailer::new(
+            config(srv.port())
+                .with_pipelining(pipelining)
+                .with_idle_limit(Duration::from_millis(20)),
+            shared_of(&log),
+        );
+        within(T, m.send_mail(&["a@example.net"], "3", "b")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let sent = within(T, m.send_mail(&["a@example.net"], "4", "b")).await.unwrap();
+        assert_eq!(sent.attempts, 1);
+        assert!(log.expect_match("event=eof .*stage=noop").is_ok(), "{:?}", log.get_all());
+    }
+    assert_eq!(srv.bodies.lock().unwrap().len(), 8, "each message sent once");
 }
