@@ -155,8 +155,8 @@ async fn one_message(
         return r;
     }
     let index: usize = n.parse().unwrap_or(usize::MAX);
-    match st.store.matching(&q.into()).get(index) {
-        Some(m) => Json(view(m, true)).into_response(),
+    match st.store.nth_matching(&q.into(), index) {
+        Some(m) => Json(view(&m, true)).into_response(),
         None => (StatusCode::NOT_FOUND, format!("no message {index}\n")).into_response(),
     }
 }

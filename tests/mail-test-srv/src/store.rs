@@ -391,6 +391,23 @@ impl Store {
         list
     }
 
+    /// The `n`th message (0-based) matching `filter`, parsing only that one when the filter
+    /// has no subject.
+    pub fn nth_matching(&self, filter: &Filter, n: usize) -> Option<StoredMessage> {
+        if filter.subject.is_some() {
+            return self.matching(filter).into_iter().nth(n);
+        }
+        let mut message = {
+            let inner = self.lock();
+            let envelope = |e: &&Entry| {
+                filter.envelope_matches(inner.arena.str(e.from), e.recipients(&inner.arena))
+            };
+            inner.entries.iter().filter(envelope).nth(n)?.unparsed(&inner.arena)
+        };
+        message.parse();
+        Some(message)
+    }
+
     /// The `n`th delivery (0-based) matching `filter`, as `(message, recipient)`; Boulder's
     /// `/mail/N` counts one entry per recipient.
     pub fn delivery(&self, filter: &Filter, n: usize) -> Option<(StoredMessage, String)> {
