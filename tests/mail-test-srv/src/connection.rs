@@ -267,6 +267,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
+    /// Sends the queued replies, then waits `delay` (an injected slow reply); fails with
+    /// `ConnectionAborted` if the server shuts down meanwhile.
+    pub async fn pause(&mut self, delay: Duration) -> io::Result<()> {
+        self.flush().await?;
+        tokio::select! {
+            () = tokio::time::sleep(delay) => Ok(()),
+            () = self.shutdown.cancelled() => {
+                Err(io::Error::new(io::ErrorKind::ConnectionAborted, "server shutting down"))
+            }
+        }
+    }
+
     /// Flushes replies if a flood of pipelined commands has queued many of them.
     pub async fn flush_if_large(&mut self) -> io::Result<()> {
         if self.out.len() > MAX_PENDING_OUTPUT { self.flush().await } else { Ok(()) }

@@ -82,6 +82,10 @@ pub enum FaultMode {
     /// Each fault is one or the other, drawn from the seeded RNG (half and half).
     #[default]
     Mixed,
+    /// Reply [`ChaosConfig::reject_code`] instead (`451` by default) and keep the session:
+    /// the command is refused, as smtp-sink's `-r`/`-f` and Mailpit's chaos do. After the
+    /// final dot the message is then **not** stored.
+    Reject,
 }
 
 impl FromStr for FaultMode {
@@ -91,7 +95,8 @@ impl FromStr for FaultMode {
             "close" => Ok(FaultMode::Close),
             "421" | "reply421" | "reply_421" => Ok(FaultMode::Reply421),
             "mixed" => Ok(FaultMode::Mixed),
-            _ => Err(format!("unknown fault mode {s:?} (close, 421, mixed)")),
+            "reject" => Ok(FaultMode::Reject),
+            _ => Err(format!("unknown fault mode {s:?} (close, 421, mixed, reject)")),
         }
     }
 }
@@ -103,6 +108,19 @@ pub enum FaultKind {
     Close,
     /// `421` then close.
     Reply421,
+    /// This reply code, and the session goes on.
+    Reject(u16),
+}
+
+impl FaultKind {
+    /// `close`, `421` or `reject` (for logs).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FaultKind::Close => "close",
+            FaultKind::Reply421 => "421",
+            FaultKind::Reject(_) => "reject",
+        }
+    }
 }
 
 /// The fault settings, read and replaced as a whole (`GET`/`PUT /chaos`).
@@ -118,6 +136,11 @@ pub struct ChaosConfig {
     /// The next this-many connections fault at `stage` for certain (Boulder's `-closeFirst`);
     /// counts down as connections arrive.
     pub close_first: u64,
+    /// The reply code of [`FaultMode::Reject`]: 400 to 599 (default 451).
+    pub reject_code: u16,
+    /// Every reply at `stage` is held back this long first (whether or not a fault follows),
+    /// like smtp-sink's `-W`: for testing client command timeouts. 0 = no delay.
+    pub delay_ms: u64,
     /// Milliseconds left in the "gone away" window (read-only in `get`; `set` ignores it,
     /// use [`Chaos::gone_away`]).
     pub gone_away_ms: u64,
@@ -130,10 +153,15 @@ impl Default for ChaosConfig {
             stage: Stage::Mail,
             mode: FaultMode::Mixed,
             close_first: 0,
+            reject_code: DEFAULT_REJECT_CODE,
+            delay_ms: 0,
             gone_away_ms: 0,
         }
     }
 }
+
+/// The reply code of [`FaultMode::Reject`] unless configured: a transient local error.
+pub const DEFAULT_REJECT_CODE: u16 = 451;
 
 /// The runtime fault controller. Clones share one state.
 #[derive(Clone)]
@@ -161,7 +189,7 @@ impl Chaos {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_os_rng(),
         };
-        let config = ChaosConfig { chance: sanitize(config.chance), gone_away_ms: 0, ..config };
+        let config = sanitized(config);
         Chaos { inner: Arc::new(Mutex::new(Inner { config, rng, gone_until: None })) }
     }
 
@@ -171,10 +199,11 @@ impl Chaos {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Replaces the configuration (chance is clamped to 0..=100; `gone_away_ms` is ignored).
+    /// Replaces the configuration (chance is clamped to 0..=100, a reject code outside
+    /// 400..=599 becomes 451; `gone_away_ms` is ignored).
     pub fn set(&self, config: ChaosConfig) {
         let mut inner = self.lock();
-        inner.config = ChaosConfig { chance: sanitize(config.chance), gone_away_ms: 0, ..config };
+        inner.config = sanitized(config);
     }
 
     /// The current configuration, with the time left in the gone-away window.
@@ -241,6 +270,7 @@ impl Chaos {
         Some(match inner.config.mode {
             FaultMode::Close => FaultKind::Close,
             FaultMode::Reply421 => FaultKind::Reply421,
+            FaultMode::Reject => FaultKind::Reject(inner.config.reject_code),
             FaultMode::Mixed => {
                 if inner.rng.random_bool(0.5) {
                     FaultKind::Close
@@ -251,14 +281,27 @@ impl Chaos {
         })
     }
 
+    /// How long to hold back the reply at `stage`, if a delay is configured for it.
+    pub fn delay(&self, stage: Stage) -> Option<Duration> {
+        let inner = self.lock();
+        (inner.config.stage == stage && inner.config.delay_ms > 0)
+            .then(|| Duration::from_millis(inner.config.delay_ms))
+    }
+
     /// The faulting stage now.
     pub fn stage(&self) -> Stage {
         self.lock().config.stage
     }
 }
 
-fn sanitize(chance: f64) -> f64 {
-    if chance.is_nan() { 0.0 } else { chance.clamp(0.0, 100.0) }
+fn sanitized(config: ChaosConfig) -> ChaosConfig {
+    let chance = if config.chance.is_nan() { 0.0 } else { config.chance.clamp(0.0, 100.0) };
+    let reject_code = if (400..=599).contains(&config.reject_code) {
+        config.reject_code
+    } else {
+        DEFAULT_REJECT_CODE
+    };
+    ChaosConfig { chance, reject_code, gone_away_ms: 0, ..config }
 }
 
 #[cfg(test)]
@@ -329,6 +372,31 @@ mod tests {
         assert_eq!(c.get().chance, 0.0);
         c.set(ChaosConfig { chance: 250.0, ..ChaosConfig::default() });
         assert_eq!(c.get().chance, 100.0);
+    }
+
+    #[test]
+    fn reject_mode_and_delay() {
+        let c = Chaos::new(
+            ChaosConfig {
+                chance: 100.0,
+                mode: FaultMode::Reject,
+                reject_code: 550,
+                delay_ms: 30,
+                ..ChaosConfig::default()
+            },
+            Some(1),
+        );
+        assert_eq!(c.draw(Stage::Mail, false), Some(FaultKind::Reject(550)));
+        assert_eq!(c.delay(Stage::Mail), Some(Duration::from_millis(30)));
+        assert_eq!(c.delay(Stage::Rcpt), None);
+        c.set(ChaosConfig {
+            reject_code: 250,
+            mode: FaultMode::Reject,
+            chance: 100.0,
+            ..ChaosConfig::default()
+        });
+        assert_eq!(c.draw(Stage::Mail, false), Some(FaultKind::Reject(DEFAULT_REJECT_CODE)));
+        assert_eq!(c.delay(Stage::Mail), None);
     }
 
     #[test]

@@ -200,11 +200,16 @@ struct ChaosPatch {
     stage: Option<Stage>,
     mode: Option<FaultMode>,
     close_first: Option<u64>,
+    reject_code: Option<u16>,
+    delay_ms: Option<u64>,
     gone_away_ms: Option<u64>,
     seed: Option<u64>,
 }
 
 async fn put_chaos(State(st): State<HttpState>, Json(patch): Json<ChaosPatch>) -> Response {
+    if patch.reject_code.is_some_and(|c| !(400..=599).contains(&c)) {
+        return (StatusCode::BAD_REQUEST, "reject_code must be from 400 to 599\n").into_response();
+    }
     if patch.chance.is_some_and(|c| !(0.0..=100.0).contains(&c)) {
         return (StatusCode::BAD_REQUEST, "chance must be a percentage from 0 to 100\n")
             .into_response();
@@ -214,6 +219,8 @@ async fn put_chaos(State(st): State<HttpState>, Json(patch): Json<ChaosPatch>) -
     config.stage = patch.stage.unwrap_or(config.stage);
     config.mode = patch.mode.unwrap_or(config.mode);
     config.close_first = patch.close_first.unwrap_or(config.close_first);
+    config.reject_code = patch.reject_code.unwrap_or(config.reject_code);
+    config.delay_ms = patch.delay_ms.unwrap_or(config.delay_ms);
     st.chaos.set(config);
     if let Some(seed) = patch.seed {
         st.chaos.reseed(seed);

@@ -134,6 +134,8 @@ impl TestServer {
                 stage: options.fault_stage,
                 mode: options.fault_mode,
                 close_first: options.close_first,
+                reject_code: options.reject_code,
+                delay_ms: u64::try_from(options.fault_delay.as_millis()).unwrap_or(u64::MAX),
                 gone_away_ms: 0,
             },
             options.seed,

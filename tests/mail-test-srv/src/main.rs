@@ -38,9 +38,15 @@ struct Args {
     /// Where faults happen: greeting, mail, rcpt, data, after_dot.
     #[arg(long, default_value = "mail")]
     fault_stage: Stage,
-    /// How faults look: close, 421, mixed.
+    /// How faults look: close, 421, mixed, reject (reply --reject-code, keep the session).
     #[arg(long, default_value = "mixed")]
     fault_mode: FaultMode,
+    /// The reply code of --fault-mode reject (400 to 599).
+    #[arg(long, default_value_t = 451, value_parser = clap::value_parser!(u16).range(400..=599))]
+    reject_code: u16,
+    /// Hold back every reply at the fault stage this long (e.g. 500ms, 30s).
+    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
+    fault_delay: Duration,
     /// Certificate chain (PEM) for TLS; with --key and without --starttls: implicit TLS.
     #[arg(long, requires = "key")]
     cert: Option<PathBuf>,
@@ -123,6 +129,8 @@ fn options(args: &Args, log: Arc<dyn logger::Logger>) -> Result<Options, String>
         .with_close_first(args.close_first)
         .with_fault_stage(args.fault_stage)
         .with_fault_mode(args.fault_mode)
+        .with_reject_code(args.reject_code)
+        .with_fault_delay(args.fault_delay)
         .with_tls(tls)
         .with_max_message_size(args.max_message_size)
         .with_max_connections(args.max_connections)
@@ -160,6 +168,7 @@ async fn main() -> ExitCode {
         smtp = server.smtp_addr(), http = http, hostname = args.hostname, tls = tls,
         auth_user = auth_user, close_chance = args.close_chance, close_first = args.close_first,
         fault_stage = args.fault_stage, fault_mode = format!("{:?}", args.fault_mode),
+        reject_code = args.reject_code, fault_delay_ms = args.fault_delay.as_millis(),
         seed = args.seed.map_or_else(|| "random".to_owned(), |s| s.to_string()),
         max_message_size = args.max_message_size, max_connections = args.max_connections,
         max_messages = args.max_messages);

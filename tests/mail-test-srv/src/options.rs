@@ -28,6 +28,10 @@ pub struct Options {
     pub fault_stage: Stage,
     /// How faults look (default mixed: half clean close, half 421).
     pub fault_mode: FaultMode,
+    /// The reply code of [`FaultMode::Reject`] (400 to 599, default 451).
+    pub reject_code: u16,
+    /// Every reply at the fault stage is held back this long (default none).
+    pub fault_delay: Duration,
     /// TLS: none, STARTTLS or implicit.
     pub tls: TlsOptions,
     /// `AUTH PLAIN LOGIN` credentials; when set, MAIL needs a successful AUTH.
@@ -56,6 +60,8 @@ impl Default for Options {
             seed: None,
             fault_stage: Stage::Mail,
             fault_mode: FaultMode::Mixed,
+            reject_code: crate::fault::DEFAULT_REJECT_CODE,
+            fault_delay: Duration::ZERO,
             tls: TlsOptions::None,
             auth: None,
             max_message_size: 10 * 1024 * 1024,
@@ -79,6 +85,8 @@ impl fmt::Debug for Options {
             .field("seed", &self.seed)
             .field("fault_stage", &self.fault_stage)
             .field("fault_mode", &self.fault_mode)
+            .field("reject_code", &self.reject_code)
+            .field("fault_delay", &self.fault_delay)
             .field("tls", &self.tls_name())
             .field("auth_user", &self.auth.as_ref().map(|(u, _)| u))
             .field("max_message_size", &self.max_message_size)
@@ -145,6 +153,18 @@ impl Options {
     /// Sets the fault mode.
     pub fn with_fault_mode(mut self, mode: FaultMode) -> Self {
         self.fault_mode = mode;
+        self
+    }
+
+    /// Sets the reply code of [`FaultMode::Reject`].
+    pub fn with_reject_code(mut self, code: u16) -> Self {
+        self.reject_code = code;
+        self
+    }
+
+    /// Holds back every reply at the fault stage for `delay`.
+    pub fn with_fault_delay(mut self, delay: Duration) -> Self {
+        self.fault_delay = delay;
         self
     }
 

@@ -175,29 +175,41 @@ async fn handshake(
     }
 }
 
-/// Draws a fault for `stage`; when one fires, counts and logs it, then closes `conn` the way
-/// it says (replies queued earlier are still sent first). Returns whether it fired.
-async fn fault(
+/// At `stage`: waits out a configured delay, then draws a fault; when one fires, counts and
+/// logs it. The caller applies it ([`close_with`] or a reject reply).
+async fn draw(
     shared: &Shared,
     conn: &mut Connection<Stream>,
     stage: Stage,
     doomed: bool,
     peer: SocketAddr,
-) -> io::Result<bool> {
+) -> io::Result<Option<FaultKind>> {
+    if let Some(delay) = shared.chaos.delay(stage) {
+        conn.pause(delay).await?;
+    }
     let Some(kind) = shared.chaos.draw(stage, doomed) else {
-        return Ok(false);
+        return Ok(None);
     };
     shared.counters.fault(stage, kind);
-    let kind_name = match kind {
-        FaultKind::Close => "close",
-        FaultKind::Reply421 => "421",
-    };
-    logger::info!(shared.logger, "fault injected"; stage = stage, kind = kind_name, peer = peer);
-    if kind == FaultKind::Reply421 {
-        conn.push_reply(&Session::fault_421(&shared.session.hostname));
+    logger::info!(shared.logger, "fault injected"; stage = stage, kind = kind.as_str(), peer = peer);
+    Ok(Some(kind))
+}
+
+/// Ends the connection as a close or 421 fault says (replies queued earlier are still sent
+/// first). A reject at a stage that cannot continue (the greeting) sends its code, then closes.
+async fn close_with(
+    shared: &Shared,
+    conn: &mut Connection<Stream>,
+    kind: FaultKind,
+) -> io::Result<()> {
+    match kind {
+        FaultKind::Close => {}
+        FaultKind::Reply421 => conn.push_reply(&Session::fault_421(&shared.session.hostname)),
+        FaultKind::Reject(code) => {
+            conn.push_reply(&Session::fault_reject(code, &shared.session.hostname))
+        }
     }
-    conn.close(CLOSE_LINGER).await?;
-    Ok(true)
+    conn.close(CLOSE_LINGER).await
 }
 
 async fn serve(
@@ -207,8 +219,8 @@ async fn serve(
     doomed: bool,
 ) -> io::Result<()> {
     let mut session = Session::new(Arc::clone(&shared.session), shared.implicit_tls);
-    if fault(shared, conn, Stage::Greeting, doomed, peer).await? {
-        return Ok(());
+    if let Some(kind) = draw(shared, conn, Stage::Greeting, doomed, peer).await? {
+        return close_with(shared, conn, kind).await;
     }
     conn.push_reply(&session.greeting());
     loop {
@@ -217,10 +229,17 @@ async fn serve(
             ReadLine::TooLong => session.line_too_long(),
             ReadLine::Line(range) => session.handle_line(conn.line(range)),
         };
-        if let Some(stage) = step.stage
-            && fault(shared, conn, stage, doomed, peer).await?
-        {
-            return Ok(());
+        if let Some(stage) = step.stage {
+            match draw(shared, conn, stage, doomed, peer).await? {
+                None => {}
+                Some(FaultKind::Reject(code)) => {
+                    // The command is refused: undo what the session did with it, skip its action.
+                    session.undo(stage);
+                    conn.push_reply(&Session::fault_reject(code, &shared.session.hostname));
+                    continue;
+                }
+                Some(kind) => return close_with(shared, conn, kind).await,
+            }
         }
         conn.push_reply(&step.reply);
         match step.action {
@@ -249,6 +268,13 @@ async fn serve(
                     }
                     Data::Complete(bytes) => bytes,
                 };
+                // Drawn before storing: a rejected message is not stored, while after a close
+                // or 421 it is (the client cannot know: "delivery unknown").
+                let fault = draw(shared, conn, Stage::AfterDot, doomed, peer).await?;
+                if let Some(FaultKind::Reject(code)) = fault {
+                    conn.push_reply(&Session::fault_reject(code, &shared.session.hostname));
+                    continue;
+                }
                 let size = bytes.len();
                 let recipients = envelope.to.len();
                 let mut message = StoredMessage::unparsed(envelope.from, envelope.to, bytes);
@@ -260,8 +286,8 @@ async fn serve(
                     Ok(id) => {
                         shared.counters.stored(recipients, size);
                         logger::debug!(shared.logger, "message stored"; id = id, recipients = recipients, size = size);
-                        if fault(shared, conn, Stage::AfterDot, doomed, peer).await? {
-                            return Ok(());
+                        if let Some(kind) = fault {
+                            return close_with(shared, conn, kind).await;
                         }
                         conn.push_reply(&Session::queued(id));
                     }

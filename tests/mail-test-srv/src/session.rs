@@ -282,6 +282,28 @@ impl Session {
         Reply::new(421, format!("4.4.2 {hostname} Error: timeout exceeded"))
     }
 
+    /// `<code> <class>.3.0 <host> Error: injected fault`, an injected rejection.
+    pub fn fault_reject(code: u16, hostname: &str) -> Reply {
+        let class = if code >= 500 { 5 } else { 4 };
+        Reply::new(code, format!("{class}.3.0 {hostname} Error: injected fault"))
+    }
+
+    /// Takes back the effect of the command that reached `stage`, because an injected fault
+    /// refused it: a refused MAIL leaves no transaction, a refused RCPT adds no recipient.
+    pub fn undo(&mut self, stage: Stage) {
+        match stage {
+            Stage::Mail => self.reset_transaction(),
+            Stage::Rcpt => {
+                self.envelope.to.pop();
+                if self.envelope.to.is_empty() && self.state == State::Rcpt {
+                    self.state = State::Mail;
+                }
+            }
+            // DATA changes no state until its content is read, which a refusal skips.
+            Stage::Greeting | Stage::Data | Stage::AfterDot => {}
+        }
+    }
+
     fn greeted(&mut self, name: String, esmtp: bool) {
         self.esmtp = esmtp;
         self.helo = name;
@@ -508,6 +530,32 @@ mod tests {
             "252 2.0.0 Cannot VRFY user, but will accept message\r\n"
         );
         assert_eq!(wire(&mut s, "NOOP"), "250 2.0.0 Ok\r\n");
+    }
+
+    #[test]
+    fn undo_takes_back_a_refused_mail_or_rcpt() {
+        let mut s = session(false, false);
+        wire(&mut s, "EHLO c.test");
+        wire(&mut s, "MAIL FROM:<a@x.test>");
+        s.undo(Stage::Mail);
+        assert_eq!(wire(&mut s, "RCPT TO:<b@x.test>"), "503 5.5.1 Error: need MAIL command\r\n");
+        wire(&mut s, "MAIL FROM:<a@x.test>");
+        wire(&mut s, "RCPT TO:<b@x.test>");
+        s.undo(Stage::Rcpt);
+        assert_eq!(wire(&mut s, "DATA"), "503 5.5.1 Error: need RCPT command\r\n");
+        wire(&mut s, "RCPT TO:<b@x.test>");
+        wire(&mut s, "RCPT TO:<c@x.test>");
+        s.undo(Stage::Rcpt);
+        assert_eq!(s.handle_line(b"DATA").action, Action::ReadData);
+        assert_eq!(s.finish_data().to, ["b@x.test"]);
+        assert_eq!(
+            Session::fault_reject(550, "h").to_wire(),
+            "550 5.3.0 h Error: injected fault\r\n"
+        );
+        assert_eq!(
+            Session::fault_reject(451, "h").to_wire(),
+            "451 4.3.0 h Error: injected fault\r\n"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub struct Counters {
     pub(crate) bytes: AtomicU64,
     pub(crate) faults_close: AtomicU64,
     pub(crate) faults_421: AtomicU64,
+    pub(crate) faults_reject: AtomicU64,
     pub(crate) faults_by_stage: [AtomicU64; 5],
     pub(crate) refused: AtomicU64,
     pub(crate) rejected_full: AtomicU64,
@@ -30,6 +31,7 @@ impl Counters {
         match kind {
             FaultKind::Close => &self.faults_close,
             FaultKind::Reply421 => &self.faults_421,
+            FaultKind::Reject(_) => &self.faults_reject,
         }
         .fetch_add(1, Relaxed);
         self.faults_by_stage[stage.index()].fetch_add(1, Relaxed);
@@ -53,6 +55,7 @@ impl Counters {
             bytes: self.bytes.load(Relaxed),
             faults_close: self.faults_close.load(Relaxed),
             faults_421: self.faults_421.load(Relaxed),
+            faults_reject: self.faults_reject.load(Relaxed),
             faults_by_stage: FaultsByStage {
                 greeting: by_stage(Stage::Greeting),
                 mail: by_stage(Stage::Mail),
@@ -74,7 +77,7 @@ impl Counters {
     }
 }
 
-/// Faults injected at each stage.
+/// Faults injected at each stage (all kinds).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct FaultsByStage {
     /// Instead of the greeting.
@@ -107,6 +110,8 @@ pub struct Stats {
     pub faults_close: u64,
     /// Faults that replied 421 and closed.
     pub faults_421: u64,
+    /// Faults that replied the reject code and kept the session.
+    pub faults_reject: u64,
     /// Faults by stage.
     pub faults_by_stage: FaultsByStage,
     /// Connections refused during a gone-away window.

@@ -239,10 +239,11 @@ async fn chaos_is_controlled_over_http() {
     let (status, body) = get(format!("{url}/chaos")).await;
     assert_eq!(status, 200);
     let config: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(
-        config,
-        serde_json::json!({"chance": 0.0, "stage": "mail", "mode": "mixed", "close_first": 0, "gone_away_ms": 0})
-    );
+    let expected = serde_json::json!({
+        "chance": 0.0, "stage": "mail", "mode": "mixed", "close_first": 0, "reject_code": 451, "delay_ms": 0,
+        "gone_away_ms": 0
+    });
+    assert_eq!(config, expected);
 
     let patch = r#"{"chance": 100, "stage": "rcpt", "mode": "421"}"#.to_owned();
     let (status, body) = http("PUT", format!("{url}/chaos"), Some(patch)).await;
@@ -264,7 +265,7 @@ async fn chaos_is_controlled_over_http() {
     assert_eq!(srv.chaos().get().stage, Stage::Rcpt);
     assert_eq!(srv.chaos().get().chance, 0.0);
 
-    for bad in [r#"{"chance": 101}"#, r#"{"chance": -1}"#] {
+    for bad in [r#"{"chance": 101}"#, r#"{"chance": -1}"#, r#"{"reject_code": 250}"#] {
         let (status, _) = http("PUT", format!("{url}/chaos"), Some(bad.into())).await;
         assert_eq!(status, 400, "{bad}");
     }
@@ -284,4 +285,92 @@ async fn chaos_is_controlled_over_http() {
     let (_, _) = http("PUT", format!("{url}/chaos"), Some(r#"{"gone_away_ms": 0}"#.into())).await;
     assert!(eventually(Duration::from_secs(2), || !srv.chaos().is_gone_away()).await);
     let _c = Client::greeted(srv.smtp_addr()).await;
+}
+
+#[tokio::test]
+async fn reject_mode_refuses_the_command_and_keeps_the_session() {
+    let opts = Options::default()
+        .with_close_chance(100.0)
+        .with_fault_mode(FaultMode::Reject)
+        .with_reject_code(450);
+    let srv = TestServer::start(opts.with_fault_stage(Stage::Rcpt)).await.unwrap();
+    let mut c = Client::greeted(srv.smtp_addr()).await;
+    c.cmd("EHLO client.test").await;
+    assert_eq!(c.cmd("MAIL FROM:<a@x.test>").await, "250 2.1.0 Ok\r\n");
+    assert_eq!(
+        c.cmd("RCPT TO:<b@x.test>").await,
+        "450 4.3.0 mail-test-srv.test Error: injected fault\r\n"
+    );
+    // The recipient was not added.
+    assert_eq!(c.cmd("DATA").await, "503 5.5.1 Error: need RCPT command\r\n");
+    srv.chaos().set(ChaosConfig { chance: 0.0, ..srv.chaos().get() });
+    assert_eq!(c.cmd("RCPT TO:<c@x.test>").await, "250 2.1.5 Ok\r\n");
+    assert_eq!(c.cmd("DATA").await, "354 End data with <CR><LF>.<CR><LF>\r\n");
+    assert_eq!(c.cmd("x\r\n.").await, "250 2.0.0 Ok: queued as 1\r\n");
+    assert_eq!(srv.store().messages()[0].to, ["c@x.test"]);
+
+    // After the dot a rejection means "not accepted": nothing is stored.
+    srv.chaos().set(ChaosConfig {
+        chance: 100.0,
+        stage: Stage::AfterDot,
+        reject_code: 554,
+        ..srv.chaos().get()
+    });
+    assert_eq!(
+        c.send_message("a@x.test", "b@x.test", "refused\r\n").await,
+        "554 5.3.0 mail-test-srv.test Error: injected fault\r\n"
+    );
+    assert_eq!(srv.store().count(), 1);
+    // MAIL and DATA refusals, then the session still works.
+    srv.chaos().set(ChaosConfig { stage: Stage::Mail, reject_code: 451, ..srv.chaos().get() });
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@x.test>").await,
+        "451 4.3.0 mail-test-srv.test Error: injected fault\r\n"
+    );
+    assert_eq!(c.cmd("RCPT TO:<b@x.test>").await, "503 5.5.1 Error: need MAIL command\r\n");
+    srv.chaos().set(ChaosConfig { stage: Stage::Data, ..srv.chaos().get() });
+    assert_eq!(c.cmd("MAIL FROM:<a@x.test>").await, "250 2.1.0 Ok\r\n");
+    assert_eq!(c.cmd("RCPT TO:<b@x.test>").await, "250 2.1.5 Ok\r\n");
+    assert_eq!(c.cmd("DATA").await, "451 4.3.0 mail-test-srv.test Error: injected fault\r\n");
+    assert_eq!(c.cmd("NOOP").await, "250 2.0.0 Ok\r\n", "still in command mode, not reading data");
+    let stats = srv.stats();
+    assert_eq!((stats.faults_reject, stats.faults_close, stats.faults_421), (4, 0, 0));
+    let by_stage = stats.faults_by_stage;
+    assert_eq!((by_stage.mail, by_stage.rcpt, by_stage.data, by_stage.after_dot), (1, 1, 1, 1));
+
+    // A rejected greeting sends the code and closes.
+    let opts = Options::default()
+        .with_close_chance(100.0)
+        .with_fault_mode(FaultMode::Reject)
+        .with_reject_code(554);
+    let srv = TestServer::start(opts.with_fault_stage(Stage::Greeting)).await.unwrap();
+    let mut c = Client::connect(srv.smtp_addr()).await;
+    assert_eq!(c.reply().await, "554 5.3.0 mail-test-srv.test Error: injected fault\r\n");
+    assert!(c.at_eof().await);
+}
+
+#[tokio::test]
+async fn a_delay_holds_back_the_reply_at_the_stage_only() {
+    let delay = Duration::from_millis(150);
+    let srv =
+        TestServer::start(Options::default().with_fault_stage(Stage::Rcpt).with_fault_delay(delay))
+            .await
+            .unwrap();
+    let mut c = Client::greeted(srv.smtp_addr()).await;
+    c.cmd("EHLO client.test").await;
+    let t = std::time::Instant::now();
+    assert_eq!(c.cmd("MAIL FROM:<a@x.test>").await, "250 2.1.0 Ok\r\n");
+    let mail_took = t.elapsed();
+    let t = std::time::Instant::now();
+    assert_eq!(c.cmd("RCPT TO:<b@x.test>").await, "250 2.1.5 Ok\r\n");
+    assert!(t.elapsed() >= delay, "RCPT answered after {:?}", t.elapsed());
+    assert!(mail_took < delay, "MAIL was delayed too: {mail_took:?}");
+
+    // A stalled reply does not hold up shutdown.
+    srv.chaos().set(ChaosConfig { delay_ms: 600_000, ..srv.chaos().get() });
+    c.send(b"RCPT TO:<c@x.test>\r\n").await;
+    tokio::time::timeout(Duration::from_secs(10), srv.shutdown())
+        .await
+        .expect("shutdown waited for the delay");
+    assert_eq!(c.reply().await, "421 4.3.2 mail-test-srv.test Service shutting down\r\n");
 }

@@ -151,6 +151,7 @@ async fn stats_is_json_with_every_counter() {
         "bytes",
         "faults_close",
         "faults_421",
+        "faults_reject",
         "refused",
         "rejected_full",
         "rejected_too_big",

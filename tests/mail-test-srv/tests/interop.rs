@@ -121,11 +121,14 @@ async fn swaks_plain_starttls_implicit_and_auth() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs swaks: run by .ci/run"]
 async fn swaks_sees_each_fault_kind() {
-    // swaks exit codes: 6 = connection dropped, 23 = error after MAIL, 24 = after RCPT.
+    // swaks exit codes: 6 = connection dropped, 23 = error after MAIL, 24 = after RCPT,
+    // 25 = after DATA, 26 = after the final dot.
     for (mode, stage, code) in [
         (FaultMode::Close, mail_test_srv::Stage::Mail, 6),
         (FaultMode::Reply421, mail_test_srv::Stage::Mail, 23),
         (FaultMode::Reply421, mail_test_srv::Stage::Rcpt, 24),
+        (FaultMode::Reject, mail_test_srv::Stage::Rcpt, 24),
+        (FaultMode::Reject, mail_test_srv::Stage::AfterDot, 26),
     ] {
         let opts = Options::default()
             .with_close_chance(100.0)
@@ -137,7 +140,7 @@ async fn swaks_sees_each_fault_kind() {
             run("swaks", &["--server", &server, "--from", "a@x.test", "--to", "b@x.test"], T).await;
         assert_eq!(out.status.code(), Some(code), "{mode:?} at {stage:?}: {}", explain(&out));
         let stats = srv.stats();
-        assert_eq!(stats.faults_close + stats.faults_421, 1);
+        assert_eq!(stats.faults_close + stats.faults_421 + stats.faults_reject, 1);
         assert_eq!(http_count(&srv).await, 0);
     }
 }
