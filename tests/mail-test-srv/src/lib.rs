@@ -3,8 +3,15 @@
 //!
 //! Faults are seeded and per stage: at the greeting, MAIL, RCPT, DATA or after the final dot
 //! (the message is then stored but not acknowledged), each either a clean close with no reply
-//! or `421 4.4.2 <host> Error: timeout exceeded` then close. A "gone away" window refuses new
-//! connections. Every fault is counted by kind and stage in [`Stats`].
+//! or `421 4.4.2 <host> Error: timeout exceeded` then close ([`FaultMode::Mixed`] draws one or
+//! the other per fault), or a configurable 4xx/5xx reply that keeps the session
+//! ([`FaultMode::Reject`]). Replies at the stage can be delayed, to test client timeouts. A
+//! "gone away" window refuses new connections. Every fault is counted by kind and stage in
+//! [`Stats`]; [`Chaos`] changes all of it at run time (also over HTTP, `PUT /chaos`).
+//!
+//! Limits: command lines up to [`MAX_COMMAND_LINE`] bytes (longer ones get `500 5.5.2` and are
+//! discarded as they stream in), messages up to [`Options::max_message_size`] (`552`), at most
+//! [`Options::max_messages`] stored (`452`), [`Options::max_connections`] at once (`421`).
 //!
 //! # Layout
 //!
