@@ -4,6 +4,7 @@
 //! command per round trip). 1 KB messages, faults off, one sink for every row.
 //!
 //! `cargo bench -p mailer --bench throughput [-- --messages 5000 --rounds 3 --shipped 200]`
+//! (`MAILER_BENCH_RT=current_thread` to run the clients on a single-thread runtime)
 //!
 //! Needs `/usr/sbin/smtp-sink` and `/usr/sbin/smtp-source` (Debian package `postfix`).
 //! lettre as shipped runs at ~23 msg/s (a 40 ms delayed-ACK stall per message), so its row
@@ -205,7 +206,13 @@ fn main() {
     let n = arg("--messages", 5_000);
     let rounds = arg("--rounds", 3).max(1);
     let shipped_n = arg("--shipped", 200);
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    // MAILER_BENCH_RT=current_thread runs every client on one thread (fewer cross-thread
+    // wake-ups for lock-step clients; no parallelism for the 4-connection rows).
+    let rt = if std::env::var("MAILER_BENCH_RT").as_deref() == Ok("current_thread") {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+    };
     let (_sink, port) = start_sink();
     println!(
         "smtp-sink on 127.0.0.1:{port}; {n} messages of 1 KB per row ({shipped_n} for lettre as \
