@@ -112,6 +112,7 @@ impl Drop for SrvProcess {
 /// `/api/messages`, `/chaos`). Run it from `spawn_blocking` inside async tests.
 #[derive(Clone, Debug)]
 pub struct Http {
+    addr: SocketAddr,
     base: String,
     agent: ureq::Agent,
 }
@@ -120,7 +121,12 @@ impl Http {
     /// A client for the API at `addr`.
     pub fn new(addr: SocketAddr) -> Self {
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
-        Http { base: format!("http://{addr}"), agent }
+        Http { addr, base: format!("http://{addr}"), agent }
+    }
+
+    /// The address of the API.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     fn get(&self, path: &str) -> io::Result<ureq::Response> {
