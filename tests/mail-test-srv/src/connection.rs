@@ -143,6 +143,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         std::mem::replace(&mut self.stream, stream)
     }
 
+    /// The token that ends waits when the server shuts down.
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
     /// The stream.
     pub fn stream(&self) -> &S {
         &self.stream

@@ -128,7 +128,7 @@ async fn handle(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let stream = match (&shared.tls, shared.implicit_tls) {
-        (Some(tls), true) => match handshake(shared, tls, socket, peer).await {
+        (Some(tls), true) => match handshake(shared, tls, socket, peer, &shutdown).await {
             Some(stream) => stream,
             None => return Ok(()),
         },
@@ -159,8 +159,14 @@ async fn handshake(
     tls: &ServerTls,
     socket: TcpStream,
     peer: SocketAddr,
+    shutdown: &CancellationToken,
 ) -> Option<Stream> {
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(socket)).await {
+    let accept = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(socket));
+    let result = tokio::select! {
+        r = accept => r,
+        () = shutdown.cancelled() => return None,
+    };
+    match result {
         Ok(Ok(stream)) => Some(Stream::Tls(Box::new(stream))),
         Ok(Err(e)) => {
             shared.counters.tls_handshake_failures.fetch_add(1, Relaxed);
@@ -252,7 +258,10 @@ async fn serve(
                 let Stream::Plain(tcp) = conn.replace_stream(Stream::Closed) else {
                     return Ok(());
                 };
-                let Some(stream) = handshake(shared, tls, tcp, peer).await else { return Ok(()) };
+                let shutdown = conn.shutdown_token().clone();
+                let Some(stream) = handshake(shared, tls, tcp, peer, &shutdown).await else {
+                    return Ok(());
+                };
                 conn.replace_stream(stream);
                 session.tls_started();
             }
