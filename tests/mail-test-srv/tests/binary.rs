@@ -159,3 +159,39 @@ fn a_taken_port_is_a_clear_failure() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn cert_and_key_files_give_implicit_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = mail_test_srv::self_signed().unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, &cert).unwrap();
+    std::fs::write(&key_path, &key).unwrap();
+    let (guard, smtp, _http) =
+        start(&["--cert", cert_path.to_str().unwrap(), "--key", key_path.to_str().unwrap()]);
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(rustls_pemfile::certs(&mut cert.as_bytes()).next().unwrap().unwrap()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(smtp).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let mut tls = tokio::io::BufReader::new(tls);
+    let mut greeting = String::new();
+    tokio::io::AsyncBufReadExt::read_line(&mut tls, &mut greeting).await.unwrap();
+    assert_eq!(greeting, "220 mail-test-srv.test ESMTP mail-test-srv\r\n");
+
+    signal(&guard.0, "-TERM");
+    let (code, out, _) = tokio::task::spawn_blocking(move || finish(guard)).await.unwrap();
+    assert_eq!(code, Some(0));
+    assert!(out.contains("tls=implicit"), "{out}");
+    assert!(!out.contains("PRIVATE KEY"), "{out}");
+}
