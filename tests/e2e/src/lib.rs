@@ -12,6 +12,7 @@
 //!   running them as a user would.
 //! - `peers.rs`: starting and stopping third-party peers for the peer suite.
 //! - `srv.rs`: the `mail-test-srv` binary as a child process, and its HTTP API client.
+//! - `certs.rs`: a throw-away test CA and server certificates for TLS tests.
 //! - `capture.rs`: a shared buffer to capture logger output, and short-format line readers.
 //! - `tally.rs`: what was meant to arrive against what the server stored (lost, duplicated).
 //! - `smtp.rs`: a strict, minimal SMTP client independent of lettre and the mailer.
@@ -26,6 +27,7 @@
 
 pub mod bins;
 pub mod capture;
+pub mod certs;
 pub mod peers;
 pub mod smtp;
 pub mod srv;

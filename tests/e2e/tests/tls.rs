@@ -8,28 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e2e::bins;
+use e2e::certs::TestCa;
 use mail_test_srv::{Options, TestServer, TlsOptions};
 use mailer::{Config, Mailer, SmtpMailer, Tls};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
 
 /// A test CA and a server certificate it signed: (CA PEM, leaf PEM, leaf key PEM).
 fn test_ca(leaf_names: &[&str]) -> (String, String, String) {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    // A distinct name per CA, so a certificate from another test CA is "unknown issuer" rather
-    // than a same-named issuer with a bad signature.
-    static SERIAL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    ca.distinguished_name.push(DnType::CommonName, format!("e2e test CA {n}"));
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let names: Vec<String> = leaf_names.iter().map(|n| n.to_string()).collect();
-    let mut leaf = CertificateParams::new(names).unwrap();
-    leaf.distinguished_name.push(DnType::CommonName, leaf_names[0]);
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf_cert = leaf.signed_by(&leaf_key, &ca_cert, &ca_key).unwrap();
-    (ca_cert.pem(), leaf_cert.pem(), leaf_key.serialize_pem())
+    let ca = TestCa::new(leaf_names);
+    (ca.ca_pem, ca.cert_pem, ca.key_pem)
 }
 
 async fn server(tls: TlsOptions) -> TestServer {
