@@ -73,6 +73,9 @@ struct State {
     last_attempt: Option<Instant>,
     /// Whether the daemon is away (set by a failure, cleared on recovery).
     failing: bool,
+    /// Whether some thread is opening a new connection (outside the lock: a TCP connect to
+    /// a host that drops SYNs takes the whole timeout, and no other thread waits for it).
+    connecting: bool,
     /// Whether this outage was announced on the fallback (so its end is announced too).
     announced: bool,
     /// When an outage was last announced: a daemon that flaps (accepts, then hangs up, again
@@ -221,17 +224,21 @@ impl Syslog {
         };
         // A connection that just broke is replaced at once (the daemon restarted); while the
         // daemon stays away, at most one attempt per retry interval keeps a busy service from
-        // spending its time in connect().
+        // spending its time in connect(). Only one thread connects; the others fall back.
         let now = Instant::now();
         let due = state.last_attempt.is_none_or(|t| now.duration_since(t) >= self.retry_interval);
-        if !had_conn && !due {
+        if state.connecting || (!had_conn && !due) {
             return false;
         }
         state.last_attempt = Some(now);
+        state.connecting = true;
+        drop(state);
         let result = Conn::open(&self.target, self.timeout).and_then(|mut conn| {
             conn.send(msg)?;
             Ok(conn)
         });
+        let mut state = self.lock_state();
+        state.connecting = false;
         match result {
             Ok(conn) => {
                 state.conn = Some(conn);

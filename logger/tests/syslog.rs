@@ -246,6 +246,42 @@ fn a_flapping_daemon_is_announced_once_not_per_line() {
 }
 
 #[test]
+fn a_slow_reconnect_blocks_only_the_thread_that_makes_it() {
+    // A listener whose accept queue is full drops SYNs, so a connect hangs until its timeout.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut held = Vec::new();
+    let hangs = |addr| std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100));
+    while held.len() < 1000 {
+        match hangs(addr) {
+            Ok(s) => held.push(s),
+            Err(_) => break,
+        }
+    }
+    assert!(hangs(addr).is_err(), "could not fill the accept queue");
+
+    let log = Syslog::new(SyslogTarget::Tcp(addr), "p")
+        .with_timeout(Duration::from_millis(1500))
+        .with_fallback(Captured::default());
+    let times: Vec<Duration> = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..4)
+            .map(|i| {
+                let log = &log;
+                s.spawn(move || {
+                    let start = std::time::Instant::now();
+                    logger::info!(log, "line"; i = i);
+                    start.elapsed()
+                })
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    let slow = times.iter().filter(|t| **t >= Duration::from_millis(700)).count();
+    assert_eq!(slow, 1, "only the connecting thread may wait: {times:?}");
+    drop(listener);
+}
+
+#[test]
 fn tcp_daemon_down_goes_to_fallback_and_connect_reports_it() {
     let port = support::free_port();
     let target = SyslogTarget::Tcp(([127, 0, 0, 1], port).into());
