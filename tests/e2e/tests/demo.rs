@@ -89,3 +89,15 @@ fn readme_demo_flags_exist() {
         );
     }
 }
+
+#[test]
+fn help_mentions_every_flag() {
+    let out = demo(&["--help"]);
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    for flag in ["--messages", "--close-chance", "--seed", "--quiet", "--help"] {
+        assert!(out.stdout.contains(flag), "demo --help does not mention {flag}\n{}", out.stdout);
+    }
+    for default in ["1000", "35"] {
+        assert!(out.stdout.contains(&format!("[default: {default}]")), "{}", out.stdout);
+    }
+}
