@@ -16,6 +16,10 @@ use crate::{Facility, Level, Logger, Record, SyslogFormat, SyslogTarget};
 /// rsyslog's default `maxMessageSize`: longer messages would be cut by the daemon anyway.
 pub const DEFAULT_MAX_LEN: usize = 8 * 1024;
 
+/// The longest wait between two connection attempts while the daemon stays away: the bound on
+/// how long delivery takes to resume after a long outage.
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
+
 /// Appended to a message cut down to the maximum length.
 pub const TRUNCATION_MARKER: &str = "...[truncated]";
 
@@ -28,12 +32,16 @@ pub const TRUNCATION_MARKER: &str = "...[truncated]";
 /// - **Transports**: a unix datagram socket (default `/dev/log`), UDP, or TCP with
 ///   octet-counting framing (`LEN SP MSG`, RFC 6587).
 /// - **Reconnection**: when a send fails, the socket is recreated at once and the line sent
-///   again; while the daemon stays away, a new connection is tried at most once per retry
-///   interval (default 200 ms). Over TCP a watcher thread notices the daemon closing the
-///   connection, so the next line goes to a fresh connection instead of into a dead socket.
+///   again. While the daemon stays away, one thread at a time tries a new connection, the
+///   first retry after the retry interval (default 200 ms), each further one after twice the
+///   previous wait, up to [`MAX_RETRY_WAIT`]; the others write to the fallback meanwhile. Over
+///   TCP a watcher thread notices the daemon closing the connection, so the next line goes to
+///   a fresh connection instead of into a dead socket.
 /// - **Never fails, never blocks forever**: a line that cannot be delivered is written whole
 ///   to the fallback (stderr by default) in one write; connects and writes time out (default
-///   1 s). Going down and coming back are each announced once on the fallback.
+///   1 s), so a wedged daemon costs one thread one timeout per retry, not every line a
+///   timeout. Going down and coming back are announced on the fallback (at most one outage
+///   notice per 10 s).
 /// - **Truncation**: messages longer than the maximum (default 8 KiB, rsyslog's default) are
 ///   cut on a UTF-8 boundary and end with [`TRUNCATION_MARKER`].
 ///
@@ -71,6 +79,8 @@ struct State {
     conn: Option<Conn>,
     /// When the last connection attempt was made while the daemon was away.
     last_attempt: Option<Instant>,
+    /// Failed attempts since the last success: the wait before the next one doubles with each.
+    failed_attempts: u32,
     /// Whether the daemon is away (set by a failure, cleared on recovery).
     failing: bool,
     /// Whether some thread is opening a new connection (outside the lock: a TCP connect to
@@ -150,7 +160,8 @@ impl Syslog {
         self
     }
 
-    /// How often a new connection is tried while the daemon is away (default 200 ms).
+    /// The wait before the first new connection attempt while the daemon is away (default
+    /// 200 ms); it doubles with each failed attempt, up to [`MAX_RETRY_WAIT`].
     pub fn with_retry_interval(mut self, interval: Duration) -> Self {
         self.retry_interval = interval;
         self
@@ -226,7 +237,8 @@ impl Syslog {
         // daemon stays away, at most one attempt per retry interval keeps a busy service from
         // spending its time in connect(). Only one thread connects; the others fall back.
         let now = Instant::now();
-        let due = state.last_attempt.is_none_or(|t| now.duration_since(t) >= self.retry_interval);
+        let wait = retry_wait(self.retry_interval, state.failed_attempts);
+        let due = state.last_attempt.is_none_or(|t| now.duration_since(t) >= wait);
         if state.connecting || (!had_conn && !due) {
             return false;
         }
@@ -242,6 +254,7 @@ impl Syslog {
         match result {
             Ok(conn) => {
                 state.conn = Some(conn);
+                state.failed_attempts = 0;
                 if state.failing {
                     state.failing = false;
                     if state.announced {
@@ -251,6 +264,9 @@ impl Syslog {
                 true
             }
             Err(e) => {
+                // A connection that broke a moment ago and cannot be replaced at once is an
+                // outage starting; count it so the waits grow from the base interval.
+                state.failed_attempts = state.failed_attempts.saturating_add(1);
                 self.notice_down(&mut state, &e);
                 false
             }
@@ -454,6 +470,13 @@ impl Drop for TcpConn {
     }
 }
 
+/// The wait before the next connection attempt after `failed` failed ones in a row: `base`,
+/// then doubling, at most [`MAX_RETRY_WAIT`] (or `base`, if that is longer).
+fn retry_wait(base: Duration, failed: u32) -> Duration {
+    let doublings = failed.saturating_sub(1).min(16);
+    base.saturating_mul(1 << doublings).min(MAX_RETRY_WAIT.max(base))
+}
+
 /// A header field (HOSTNAME, APP-NAME) must be printable ASCII without spaces (RFC 5424
 /// PRINTUSASCII), at most `max` characters; anything else becomes `_`, and empty becomes `-`.
 fn header_word(s: &str, max: usize) -> String {
@@ -524,6 +547,19 @@ mod tests {
         assert!(m.len() > 90, "cut too much: {}", m.len());
         let short = message(&s, &Record::new(Level::Info, format_args!("short")));
         assert!(short.ends_with(" short"));
+    }
+
+    #[test]
+    fn retry_waits_double_up_to_the_cap() {
+        let ms = Duration::from_millis;
+        let waits: Vec<Duration> = (0..8).map(|n| retry_wait(ms(200), n)).collect();
+        assert_eq!(
+            waits,
+            [ms(200), ms(200), ms(400), ms(800), ms(1600), ms(3200), ms(5000), ms(5000)]
+        );
+        assert_eq!(retry_wait(ms(200), u32::MAX), MAX_RETRY_WAIT);
+        assert_eq!(retry_wait(Duration::ZERO, 5), Duration::ZERO);
+        assert_eq!(retry_wait(Duration::from_secs(9), 3), Duration::from_secs(9));
     }
 
     #[test]
