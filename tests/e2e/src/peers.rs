@@ -202,6 +202,18 @@ pub struct Rsyslog {
 impl Rsyslog {
     /// Writes the configuration, checks it with `rsyslogd -N1` and starts the daemon.
     pub fn start() -> io::Result<Self> {
+        // Ports picked here can be taken by another process before rsyslogd binds them.
+        let mut last_error = None;
+        for _ in 0..3 {
+            match Self::start_once() {
+                Ok(rsyslog) => return Ok(rsyslog),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.expect("at least one try"))
+    }
+
+    fn start_once() -> io::Result<Self> {
         let dir = tempfile::Builder::new().prefix("e2e-rsyslog-").tempdir()?;
         let mut rsyslog =
             Rsyslog { dir, udp_port: free_port(), tcp_port: free_port(), child: None, starts: 0 };

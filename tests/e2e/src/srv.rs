@@ -36,6 +36,25 @@ impl SrvProcess {
         http_port: u16,
         extra: &[&str],
     ) -> io::Result<Self> {
+        // A port picked here can be taken by another process before the child binds it: then
+        // the child exits at once, and a fresh pair of ports is tried.
+        let tries = if smtp_port == 0 || http_port == 0 { 5 } else { 1 };
+        let mut last_error = None;
+        for _ in 0..tries {
+            match Self::start_once(binary, smtp_port, http_port, extra) {
+                Ok(srv) => return Ok(srv),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.expect("at least one try"))
+    }
+
+    fn start_once(
+        binary: &Path,
+        smtp_port: u16,
+        http_port: u16,
+        extra: &[&str],
+    ) -> io::Result<Self> {
         let smtp_port = if smtp_port == 0 { free_port() } else { smtp_port };
         let http_port = if http_port == 0 { free_port() } else { http_port };
         let smtp: SocketAddr = ([127, 0, 0, 1], smtp_port).into();
