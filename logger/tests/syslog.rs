@@ -282,6 +282,33 @@ fn a_slow_reconnect_blocks_only_the_thread_that_makes_it() {
 }
 
 #[test]
+fn a_wedged_daemon_costs_a_timeout_per_retry_not_per_line() {
+    // The daemon is alive but stopped reading: its queue fills, and sends block until the
+    // write timeout. Lines go to the fallback; only the occasional retry waits.
+    let (_dir, path, _rx_never_read) = unix_receiver();
+    let fallback = Captured::default();
+    let log = Syslog::new(SyslogTarget::Unix(path), "p")
+        .with_timeout(Duration::from_millis(50))
+        .with_retry_interval(Duration::from_millis(20))
+        .with_fallback(fallback.clone());
+    let start = std::time::Instant::now();
+    let mut slow = 0;
+    for i in 0..2000 {
+        if start.elapsed() > 5 * SECOND {
+            break;
+        }
+        let t = std::time::Instant::now();
+        logger::info!(log, "wedged"; i = i);
+        if t.elapsed() >= Duration::from_millis(40) {
+            slow += 1;
+        }
+    }
+    let text = fallback.text();
+    assert!(text.lines().filter(|l| l.contains(" wedged i=")).count() > 1500, "{text}");
+    assert!(slow <= 12, "{slow} calls waited for a timeout in {:?}", start.elapsed());
+}
+
+#[test]
 fn tcp_daemon_down_goes_to_fallback_and_connect_reports_it() {
     let port = support::free_port();
     let target = SyslogTarget::Tcp(([127, 0, 0, 1], port).into());
