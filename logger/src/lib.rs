@@ -29,6 +29,21 @@
 //! logger::warning!(log, "disk almost full"; used_pct = 93);
 //! ```
 //!
+//! What dependencies log through `tracing` or the `log` crate joins the same sinks, and panics
+//! become audit records (all process-wide, so only in `main`):
+//!
+//! ```no_run
+//! use tracing_subscriber::layer::SubscriberExt;
+//! let mut config = logger::Config::new("svc");
+//! config.syslog = Some("unix:/dev/log".parse().unwrap());
+//! let log = logger::new(config);
+//! logger::set(log.clone()).expect("set once, in main");
+//! let subscriber = tracing_subscriber::registry().with(logger::TracingLayer::new(log.clone()));
+//! tracing::subscriber::set_global_default(subscriber).expect("no other subscriber");
+//! logger::LogAdapter::install(log.clone()).expect("no other log logger");
+//! logger::install_panic_hook(log);
+//! ```
+//!
 //! # Layout
 //!
 //! - `record.rs`: [`Level`], [`Record`], [`Field`], [`OwnedRecord`] and the [`Logger`] trait.
