@@ -40,9 +40,10 @@ pub struct Stdout<W: Write + Send = io::Stdout> {
 
 impl Stdout {
     /// A logger on the process's standard output at threshold `level`, in colour when
-    /// standard output is a terminal.
+    /// standard output is a terminal and `NO_COLOR` is unset or empty (no-color.org).
     pub fn new(program: &str, level: Level) -> Self {
-        let colour = io::stdout().is_terminal();
+        let no_colour = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let colour = io::stdout().is_terminal() && !no_colour;
         Stdout::with_writer(io::stdout(), program, level).with_colour(colour)
     }
 }
