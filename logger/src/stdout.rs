@@ -18,7 +18,10 @@ const RESET: &str = "\x1b[0m";
 /// The time is UTC with microseconds; the digit is the syslog severity (3, 4, 6, 7). Each line
 /// is built in a reused buffer and handed to the writer with exactly one `write_all`, so lines
 /// from many threads never interleave and, on an unbuffered file or pipe, each is one
-/// `write(2)`. With colour on, Err lines are red and Warning lines yellow.
+/// `write(2)`. With colour on, Err lines are red and Warning lines yellow. Nothing is
+/// buffered or dropped: like any write to standard output, a slow reader of a pipe slows the
+/// writer (the alternative, a queue that drops lines under load, loses exactly the lines an
+/// incident needs).
 ///
 /// ```
 /// use logger::{Level, Logger, Stdout};
