@@ -58,6 +58,46 @@ impl Config {
     }
 }
 
+impl fmt::Display for Config {
+    /// The effective configuration as `key=value` pairs, for a service's start-up line:
+    /// `stdout=info syslog=unix:/dev/log syslog_level=info syslog_format=rfc5424
+    /// facility=local0 journald=none` (sinks that are off show `none`; levels of sinks that are
+    /// off are left out).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = |l: Level| l.as_str().to_ascii_lowercase();
+        match self.stdout_level {
+            Some(l) => write!(f, "stdout={}", level(l))?,
+            None => f.write_str("stdout=none")?,
+        }
+        match &self.syslog {
+            Some(target) => {
+                let format = match self.syslog_format {
+                    SyslogFormat::Rfc5424 => "rfc5424",
+                    SyslogFormat::Rfc3164 => "rfc3164",
+                };
+                write!(
+                    f,
+                    " syslog={target} syslog_level={} syslog_format={format} facility={}",
+                    level(self.syslog_level),
+                    self.facility
+                )?;
+            }
+            None => f.write_str(" syslog=none")?,
+        }
+        match &self.journald {
+            Some(path) => {
+                write!(
+                    f,
+                    " journald={} journald_level={}",
+                    path.display(),
+                    level(self.journald_level)
+                )
+            }
+            None => f.write_str(" journald=none"),
+        }
+    }
+}
+
 /// Where syslog records go. Parses from `unix:PATH`, `udp:HOST:PORT` or `tcp:HOST:PORT`
 /// (`HOST` may be a name, an IPv4 address or a bracketed IPv6 address).
 ///
@@ -313,6 +353,23 @@ mod tests {
         assert_eq!("3164".parse::<SyslogFormat>(), Ok(SyslogFormat::Rfc3164));
         assert_eq!("RFC5424".parse::<SyslogFormat>(), Ok(SyslogFormat::Rfc5424));
         assert!("json".parse::<SyslogFormat>().is_err());
+    }
+
+    #[test]
+    fn config_displays_as_the_effective_settings() {
+        let mut c = Config::new("svc");
+        assert_eq!(c.to_string(), "stdout=info syslog=none journald=none");
+        c.stdout_level = None;
+        c.syslog = Some("unix:/dev/log".parse().unwrap());
+        c.syslog_level = Level::Debug;
+        c.syslog_format = SyslogFormat::Rfc3164;
+        c.facility = Facility::Mail;
+        c.journald = Some("/run/j.sock".into());
+        assert_eq!(
+            c.to_string(),
+            "stdout=none syslog=unix:/dev/log syslog_level=debug syslog_format=rfc3164 \
+             facility=mail journald=/run/j.sock journald_level=info"
+        );
     }
 
     #[test]
