@@ -38,26 +38,34 @@ pub fn profile_dir() -> io::Result<PathBuf> {
         .ok_or_else(|| io::Error::other(format!("unexpected test path {}", exe.display())))
 }
 
-/// The path of program `name` of `package`, built with `$CARGO build` (same profile) if it is
-/// missing or older than the workspace's sources. `cargo test --workspace` builds it already;
-/// `cargo test -p e2e` alone would otherwise run a stale binary after a source change.
+/// The path of program `name` of `package`. `cargo test --workspace` has built it next to the
+/// test executable (`target/<profile>/`); when it is missing there or older than the sources
+/// (`cargo test -p e2e` after an edit), it is built with `$CARGO build` into a target directory
+/// of its own, `target/e2e-programs/`. Never into the running cargo's own directory: that
+/// would replace libraries the rest of the test run (doc tests) links against.
 pub fn program(package: &str, kind: Kind, name: &str) -> io::Result<PathBuf> {
     // Tests run in parallel threads: one build at a time, the others wait and then find it.
     static BUILD: Mutex<()> = Mutex::new(());
     let dir = profile_dir()?;
-    let path = match kind {
+    let in_dir = |dir: &Path| match kind {
         Kind::Bin => dir.join(name),
         Kind::Example => dir.join("examples").join(name),
     };
+    let path = in_dir(&dir);
     let _guard = BUILD.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if is_fresh(&path) {
+        return Ok(path);
+    }
+    let profile = dir.file_name().map_or_else(|| "debug".into(), |n| n.to_os_string());
+    let own_target = dir.parent().unwrap_or(&dir).join("e2e-programs");
+    let path = in_dir(&own_target.join(&profile));
     if is_fresh(&path) {
         return Ok(path);
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     // Variables cargo set for this test process: passed on, build scripts that track them
-    // (ring's does) would see a changed environment and rebuild, in this build and the next
-    // `cargo test` alike.
+    // (ring's does) would see a changed environment and rebuild every time.
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
         let per_run =
@@ -72,6 +80,7 @@ pub fn program(package: &str, kind: Kind, name: &str) -> io::Result<PathBuf> {
             build.env_remove(&*key);
         }
     }
+    build.env("CARGO_TARGET_DIR", &own_target);
     build.args([
         "build",
         "-p",
@@ -79,7 +88,7 @@ pub fn program(package: &str, kind: Kind, name: &str) -> io::Result<PathBuf> {
         if kind == Kind::Bin { "--bin" } else { "--example" },
         name,
     ]);
-    if dir.file_name().is_some_and(|n| n == "release") {
+    if profile == "release" {
         build.arg("--release");
     }
     let status = build.status()?;
