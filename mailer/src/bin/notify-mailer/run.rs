@@ -179,3 +179,162 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use mailer::{BoxFuture, DryRunMailer, Error, Sent};
+
+    use super::*;
+
+    /// Sends through a `DryRunMailer`, except: addresses starting with `bad` fail, and
+    /// `stuck@...` never completes. Records what it was asked to send.
+    struct Fake {
+        inner: DryRunMailer,
+        seen: Mutex<Vec<(String, String, String)>>,
+    }
+
+    impl Fake {
+        fn new() -> Arc<Fake> {
+            let log: Arc<dyn Logger> = Arc::new(logger::Mock::new());
+            Arc::new(Fake {
+                inner: DryRunMailer::new("ops@example.test", log),
+                seen: Mutex::default(),
+            })
+        }
+    }
+
+    impl Mailer for Fake {
+        fn send_mail<'a>(
+            &'a self,
+            to: &'a [&'a str],
+            subject: &'a str,
+            body: &'a str,
+        ) -> BoxFuture<'a, Result<Sent, Error>> {
+            self.seen.lock().unwrap().push((to[0].to_owned(), subject.to_owned(), body.to_owned()));
+            Box::pin(async move {
+                if to[0].starts_with("bad") {
+                    return Err(Error::Config("refused by the fake".into()));
+                }
+                if to[0].starts_with("stuck") {
+                    std::future::pending::<()>().await;
+                }
+                self.inner.send_mail(to, subject, body).await
+            })
+        }
+
+        fn close(&self) -> BoxFuture<'_, ()> {
+            self.inner.close()
+        }
+    }
+
+    fn job(emails: &[&str]) -> Arc<Job> {
+        let recipients = emails
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Recipient {
+                email: e.to_string(),
+                line: i as u64 + 1,
+                vars: BTreeMap::from([("email".to_owned(), e.to_string())]),
+            })
+            .collect();
+        Arc::new(Job {
+            recipients,
+            subject: Template::parse("for {{email}}").unwrap(),
+            body: Template::parse("Hello {{email}}").unwrap(),
+            sleep: Duration::ZERO,
+        })
+    }
+
+    async fn go(
+        job: Arc<Job>,
+        workers: usize,
+        fake: Arc<Fake>,
+        stop: Stop,
+    ) -> Vec<Option<Outcome>> {
+        let counters = Arc::new(Counters::default());
+        let progress = Progress::new(
+            job.recipients.len() as u64,
+            counters.clone(),
+            false,
+            Duration::from_secs(60),
+        );
+        let mailers = (0..workers).map(|_| fake.clone() as Arc<dyn Mailer>).collect();
+        let log: Arc<dyn Logger> = Arc::new(logger::Mock::new());
+        run(job, mailers, log, &progress, counters, stop).await
+    }
+
+    #[tokio::test]
+    async fn every_recipient_gets_an_outcome_in_file_order() {
+        let emails: Vec<String> = (0..40)
+            .map(|i| {
+                if i % 7 == 3 {
+                    format!("bad{i}@example.test")
+                } else {
+                    format!("u{i}@example.test")
+                }
+            })
+            .collect();
+        let emails: Vec<&str> = emails.iter().map(String::as_str).collect();
+        let fake = Fake::new();
+        let outcomes = go(job(&emails), 3, fake.clone(), Stop::default()).await;
+
+        assert_eq!(outcomes.len(), 40);
+        for (email, outcome) in emails.iter().zip(&outcomes) {
+            match outcome {
+                Some(Outcome::Failed(reason)) => {
+                    assert!(email.starts_with("bad") && reason.contains("refused by the fake"))
+                }
+                Some(Outcome::Sent { possibly_duplicated: false }) => {
+                    assert!(!email.starts_with("bad"))
+                }
+                other => panic!("{email}: {other:?}"),
+            }
+        }
+        let seen = fake.seen.lock().unwrap();
+        assert_eq!(seen.len(), 40, "each recipient sent exactly once");
+        let one = seen.iter().find(|(to, ..)| to == "u5@example.test").unwrap();
+        assert_eq!(
+            (one.1.as_str(), one.2.as_str()),
+            ("for u5@example.test", "Hello u5@example.test")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stop_before_the_start_sends_nothing() {
+        let stop = Stop::default();
+        stop.stop.cancel();
+        let fake = Fake::new();
+        let outcomes = go(job(&["a@example.test", "b@example.test"]), 2, fake.clone(), stop).await;
+        assert_eq!(outcomes, [None, None]);
+        assert!(fake.seen.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn abort_abandons_a_send_that_never_ends() {
+        let stop = Stop::default();
+        let fake = Fake::new();
+        let job = job(&["a@example.test", "stuck@example.test", "c@example.test"]);
+        let running = tokio::spawn({
+            let (stop, fake) = (stop.clone(), fake.clone());
+            async move { go(job, 1, fake, stop).await }
+        });
+        // Wait for the stuck send to start, then stop (it keeps hanging) and abort.
+        let started = async {
+            while fake.seen.lock().unwrap().len() < 2 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), started)
+            .await
+            .expect("the stuck send starts");
+        stop.stop.cancel();
+        stop.abort.cancel();
+        let outcomes =
+            tokio::time::timeout(Duration::from_secs(10), running).await.unwrap().unwrap();
+        assert_eq!(outcomes[0], Some(Outcome::Sent { possibly_duplicated: false }));
+        assert_eq!(outcomes[1..], [None, None]);
+    }
+}
