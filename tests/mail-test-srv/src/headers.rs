@@ -98,13 +98,14 @@ fn encoded_word(s: &str) -> Option<(String, usize)> {
         "Q" | "q" => q_decode(text)?,
         _ => return None,
     };
+    // Measured on the word as sent: the charset below may be shortened.
+    let used = 2 + charset.len() + 1 + encoding.len() + 1 + end + 2;
     // RFC 2231 language suffix: `utf-8*en`.
     let charset = charset.split('*').next().unwrap_or(charset).to_ascii_lowercase();
     let decoded = match charset.as_str() {
         "iso-8859-1" | "latin1" | "latin-1" => bytes.iter().map(|&b| char::from(b)).collect(),
         _ => String::from_utf8_lossy(&bytes).into_owned(),
     };
-    let used = 2 + charset.len() + 1 + encoding.len() + 1 + end + 2;
     Some((decoded, used))
 }
 
@@ -224,9 +225,18 @@ mod tests {
         assert_eq!(decode_words("a =? b"), "a =? b");
     }
 
+    #[test]
+    fn a_language_suffix_is_dropped_and_the_whole_word_consumed() {
+        assert_eq!(decode_words("=?utf-8*en?Q?a?= x"), "a x");
+        // Non-ASCII text after a suffixed charset: the end of the word must not be cut
+        // inside a character (this panicked when the suffix was not counted).
+        assert_eq!(decode_words("=?utf-8*en?Q?\u{e9}\u{e9}?=!"), "\u{e9}\u{e9}!");
+        assert_eq!(decode_words("=?ISO-8859-1*fr?Q?caf=E9?="), "caf\u{e9}");
+    }
+
     proptest::proptest! {
         #[test]
-        fn decoding_never_panics(s in "(=\\?[a-z0-9-]{0,8}\\?[BQbq]\\?[ -~]{0,20}\\?=| |[ -~]{0,5}){0,6}") {
+        fn decoding_never_panics(s in "(=\\?[a-z0-9*-]{0,8}\\?[BQbq]\\?[ -~\u{e9}\u{20ac}]{0,20}\\?=| |[ -~]{0,5}){0,6}") {
             let _ = decode_words(&s);
         }
     }
