@@ -140,12 +140,14 @@ impl Filter {
     }
 }
 
+/// The decoded subject, as [`StoredMessage::subject`] holds it, so every filter (counts,
+/// `/mail/N`, `/wait` and the listings) matches the same text.
 fn subject_of(data: &[u8]) -> Option<String> {
     parse_headers(data)
         .0
         .into_iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("Subject"))
-        .map(|(_, v)| v)
+        .map(|(_, v)| decode_words(&v))
 }
 
 /// Bytes of stored messages live in blocks of this size (a message larger than a block gets
@@ -528,6 +530,18 @@ mod tests {
         s.clear();
         assert_eq!((s.count(), s.count_to("b@x")), (0, 0));
         assert_eq!(s.insert(msg("a@x", &["b@x"], "x")), Ok(3));
+    }
+
+    #[test]
+    fn an_encoded_subject_is_matched_decoded_by_counts_and_listings_alike() {
+        let s = Store::new(10);
+        s.insert(msg("a@x", &["b@x"], "Subject: =?utf-8?B?R3LDvMOfZQ==?=\r\n\r\nx")).unwrap();
+        let f = Filter { subject: Some("grüße".into()), ..Filter::default() };
+        assert_eq!(s.matching(&f).len(), 1);
+        assert_eq!(s.count_matching(&f), 1);
+        assert!(s.delivery(&f, 0).is_some());
+        let raw = Filter { subject: Some("utf-8?B".into()), ..Filter::default() };
+        assert_eq!((s.matching(&raw).len(), s.count_matching(&raw)), (0, 0));
     }
 
     #[test]
