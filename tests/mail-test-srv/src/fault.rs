@@ -221,10 +221,12 @@ impl Chaos {
     }
 
     /// Refuses new SMTP connections (accepted and closed at once, before any greeting) until
-    /// `for_` has elapsed; `Duration::ZERO` ends the window.
+    /// `for_` has elapsed; `Duration::ZERO` ends the window. A window too long to represent
+    /// (`gone_away_ms` comes from HTTP clients) lasts as long as the clock can count.
     pub fn gone_away(&self, for_: Duration) {
-        let mut inner = self.lock();
-        inner.gone_until = (!for_.is_zero()).then(|| Instant::now() + for_);
+        let now = Instant::now();
+        let until = now.checked_add(for_).unwrap_or_else(|| far_future(now));
+        self.lock().gone_until = (!for_.is_zero()).then_some(until);
     }
 
     /// Whether new connections are being refused now.
@@ -292,6 +294,12 @@ impl Chaos {
     pub fn stage(&self) -> Stage {
         self.lock().config.stage
     }
+}
+
+/// About a century after `now`: "until further notice" for a window that would overflow.
+fn far_future(now: Instant) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
+    now.checked_add(CENTURY).unwrap_or(now)
 }
 
 fn sanitized(config: ChaosConfig) -> ChaosConfig {
@@ -363,6 +371,10 @@ mod tests {
         assert!(c.get().gone_away_ms > 59_000);
         c.gone_away(Duration::ZERO);
         assert!(!c.is_gone_away());
+        // `PUT /chaos {"gone_away_ms": u64::MAX}` must not overflow the clock.
+        c.gone_away(Duration::from_millis(u64::MAX));
+        assert!(c.is_gone_away());
+        assert!(c.get().gone_away_ms > 1_000_000_000);
     }
 
     #[test]

@@ -96,11 +96,12 @@ fn parse_auth(s: &str) -> Result<(String, String), String> {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| format!("bad duration {s:?} (e.g. 500ms, 30s, 5m)"))?;
+    let bad = || format!("bad duration {s:?} (e.g. 500ms, 30s, 5m)");
+    let n: u64 = num.parse().map_err(|_| bad())?;
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "s" | "" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
+        "m" => n.checked_mul(60).map(Duration::from_secs).ok_or_else(bad),
         _ => Err(format!("bad duration unit in {s:?} (ms, s, m)")),
     }
 }

@@ -117,6 +117,7 @@ fn bad_flags_are_refused_with_a_clear_error() {
         (vec!["--auth", "nocolon"], "expected USER:PASS"),
         (vec!["--cert", "/nonexistent.pem"], "--key"),
         (vec!["--smtp", "not-an-address"], "invalid socket address"),
+        (vec!["--idle-timeout", "999999999999999999m"], "bad duration"),
     ] {
         let out = Command::new(BIN).args(&args).stdin(Stdio::null()).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
