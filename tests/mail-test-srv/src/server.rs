@@ -183,19 +183,23 @@ async fn handshake(
 
 /// At `stage`: waits out a configured delay, then draws a fault; when one fires, counts and
 /// logs it. The caller applies it ([`close_with`] or a reject reply).
+///
+/// `doomed` (a close-first connection) is spent by the first fault: in reject mode the
+/// session goes on, and its later commands must take their chances like anyone else's.
 async fn draw(
     shared: &Shared,
     conn: &mut Connection<Stream>,
     stage: Stage,
-    doomed: bool,
+    doomed: &mut bool,
     peer: SocketAddr,
 ) -> io::Result<Option<FaultKind>> {
     if let Some(delay) = shared.chaos.delay(stage) {
         conn.pause(delay).await?;
     }
-    let Some(kind) = shared.chaos.draw(stage, doomed) else {
+    let Some(kind) = shared.chaos.draw(stage, *doomed) else {
         return Ok(None);
     };
+    *doomed = false;
     shared.counters.fault(stage, kind);
     logger::info!(shared.logger, "fault injected"; stage = stage, kind = kind.as_str(), peer = peer);
     Ok(Some(kind))
@@ -222,10 +226,10 @@ async fn serve(
     shared: &Shared,
     conn: &mut Connection<Stream>,
     peer: SocketAddr,
-    doomed: bool,
+    mut doomed: bool,
 ) -> io::Result<()> {
     let mut session = Session::new(Arc::clone(&shared.session), shared.implicit_tls);
-    if let Some(kind) = draw(shared, conn, Stage::Greeting, doomed, peer).await? {
+    if let Some(kind) = draw(shared, conn, Stage::Greeting, &mut doomed, peer).await? {
         return close_with(shared, conn, kind).await;
     }
     conn.push_reply(&session.greeting());
@@ -236,7 +240,7 @@ async fn serve(
             ReadLine::Line(range) => session.handle_line(conn.line(range)),
         };
         if let Some(stage) = step.stage {
-            match draw(shared, conn, stage, doomed, peer).await? {
+            match draw(shared, conn, stage, &mut doomed, peer).await? {
                 None => {}
                 Some(FaultKind::Reject(code)) => {
                     // The command is refused: undo what the session did with it, skip its action.
@@ -279,7 +283,7 @@ async fn serve(
                 };
                 // Drawn before storing: a rejected message is not stored, while after a close
                 // or 421 it is (the client cannot know: "delivery unknown").
-                let fault = draw(shared, conn, Stage::AfterDot, doomed, peer).await?;
+                let fault = draw(shared, conn, Stage::AfterDot, &mut doomed, peer).await?;
                 if let Some(FaultKind::Reject(code)) = fault {
                     conn.push_reply(&Session::fault_reject(code, &shared.session.hostname));
                     continue;

@@ -206,6 +206,19 @@ async fn close_first_faults_exactly_the_first_n_connections() {
 }
 
 #[tokio::test]
+async fn a_close_first_connection_in_reject_mode_is_refused_once_then_served() {
+    let opts = Options::default().with_close_first(1).with_fault_mode(FaultMode::Reject);
+    let srv = TestServer::start(opts).await.unwrap();
+    let mut c = Client::greeted(srv.smtp_addr()).await;
+    c.cmd("EHLO client.test").await;
+    let refused = "451 4.3.0 mail-test-srv.test Error: injected fault\r\n";
+    assert_eq!(c.cmd("MAIL FROM:<a@x.test>").await, refused);
+    // A client that retries on the same session (as a mailer does after a 4xx) gets through.
+    assert_eq!(c.cmd("MAIL FROM:<a@x.test>").await, "250 2.1.0 Ok\r\n");
+    assert_eq!(srv.stats().faults_reject, 1);
+}
+
+#[tokio::test]
 async fn a_gone_away_window_refuses_connections_then_ends() {
     let srv = TestServer::start(Options::default()).await.unwrap();
     let chaos = srv.chaos();
