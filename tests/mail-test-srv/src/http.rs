@@ -67,10 +67,11 @@ async fn count(State(st): State<HttpState>, Query(q): Query<FilterQuery>) -> Str
     format!("{}\n", st.store.count_matching(&q.into()))
 }
 
-fn bad_index(n: &str) -> Option<Response> {
-    n.parse::<usize>()
-        .is_err()
-        .then(|| (StatusCode::BAD_REQUEST, format!("bad message number {n:?}\n")).into_response())
+/// The `N` of `/mail/N` and `/api/messages/N`, or the `400` for anything but a number.
+fn parse_index(n: &str) -> Result<usize, Response> {
+    n.parse().map_err(|_| {
+        (StatusCode::BAD_REQUEST, format!("bad message number {n:?}\n")).into_response()
+    })
 }
 
 async fn mail(
@@ -78,10 +79,10 @@ async fn mail(
     Path(n): Path<String>,
     Query(q): Query<FilterQuery>,
 ) -> Response {
-    if let Some(r) = bad_index(&n) {
-        return r;
-    }
-    let index: usize = n.parse().unwrap_or(usize::MAX);
+    let index = match parse_index(&n) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
     match st.store.delivery(&q.into(), index) {
         Some((m, rcpt)) => {
             let mut body = format!("FROM {}\nTO {}\n\n", m.from, rcpt).into_bytes();
@@ -151,10 +152,10 @@ async fn one_message(
     Path(n): Path<String>,
     Query(q): Query<FilterQuery>,
 ) -> Response {
-    if let Some(r) = bad_index(&n) {
-        return r;
-    }
-    let index: usize = n.parse().unwrap_or(usize::MAX);
+    let index = match parse_index(&n) {
+        Ok(i) => i,
+        Err(r) => return r,
+    };
     match st.store.nth_matching(&q.into(), index) {
         Some(m) => Json(view(&m, true)).into_response(),
         None => (StatusCode::NOT_FOUND, format!("no message {index}\n")).into_response(),
