@@ -232,6 +232,17 @@ async fn unreachable_server_fails_every_address_quickly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_after_the_message_in_flight_and_writes_a_resume_file() {
+    stops_after_the_message_in_flight("INT").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_like_ctrl_c() {
+    stops_after_the_message_in_flight("TERM").await;
+}
+
+/// Sends `sig` once 5 of 200 paced messages arrived: the run must stop, and every address
+/// must be either delivered or in the resume file.
+async fn stops_after_the_message_in_flight(sig: &'static str) {
     let server = faulty_server(0.0, 1).await;
     let http = server.http_addr().expect("http api");
     let files = Files::new();
@@ -246,15 +257,16 @@ async fn ctrl_c_stops_after_the_message_in_flight_and_writes_a_resume_file() {
         let running = Running::start(&program, &args).expect("start notify-mailer");
         let http = Http::new(http);
         assert!(wait_until(Duration::from_secs(30), || http.count().unwrap_or(0) >= 5));
-        signal(running.pid(), "INT").expect("kill -INT");
-        running.wait(LIMIT).expect("notify-mailer exits after Ctrl-C")
+        signal(running.pid(), sig).expect("kill");
+        running.wait(LIMIT).expect("notify-mailer exits after the signal")
     })
     .await
     .unwrap();
 
     assert_eq!(out.code(), Some(130), "{}", out.transcript());
     let received = http_count(http).await;
-    assert!(received < 200, "Ctrl-C did not stop it");
+    assert!(received < 200, "SIG{sig} did not stop it");
+    assert_eq!(out.lines_with("event=interrupted").len(), 1, "{}", out.transcript());
     let text = std::fs::read_to_string(&resume).expect("resume file");
     let unsent: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
     assert_eq!(

@@ -120,11 +120,12 @@ pub struct Args {
 const AFTER_HELP: &str = "\
 Progress: a progress bar when stderr is a terminal, otherwise a progress log line every
 --progress-interval.
-Ctrl-C: stops after the messages in flight, prints the summary and writes the addresses not yet
-sent to the resume file; a second Ctrl-C abandons the messages in flight too.
+Ctrl-C (or SIGTERM): stops after the messages in flight, prints the summary and writes the
+addresses not yet sent to the resume file; a second Ctrl-C abandons the messages in flight too.
 
 Exit status: 0 every message was sent; 1 some messages failed (see the failures file);
-2 bad flags or bad input (nothing was sent); 130 interrupted (see the resume file).
+2 bad flags or bad input (nothing was sent); 130 interrupted by Ctrl-C or SIGTERM (see the
+resume file).
 
 Example:
   notify-mailer --server smtp.example.com:587 --from ops@example.com \\

@@ -153,7 +153,10 @@ async fn send(args: Args, inputs: Inputs, config: Option<mailer::Config>) -> u8 
     let workers = distinct.iter().cycle().take(args.parallel as usize).cloned().collect();
 
     let stop = Stop::default();
-    stop.on_ctrl_c(log.clone());
+    if let Err(e) = stop.on_signals(log.clone()) {
+        // Without handlers a signal still stops the process, just without the resume file.
+        logger::warning!(log, "cannot handle Ctrl-C: {e}"; event = "no_signal_handler");
+    }
     let started = Instant::now();
     let job = Arc::new(Job { recipients: list.recipients, subject, body, sleep: args.sleep });
     let outcomes =

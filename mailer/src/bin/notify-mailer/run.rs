@@ -54,23 +54,31 @@ pub struct Stop {
 }
 
 impl Stop {
-    /// Turns Ctrl-C presses into the two stop stages, logging each.
-    pub fn on_ctrl_c(&self, log: Arc<dyn Logger>) {
+    /// Turns Ctrl-C (SIGINT) and SIGTERM into the two stop stages, logging each. The handlers
+    /// are registered before this returns, and each stays registered, so a signal is never
+    /// lost between the two stages.
+    pub fn on_signals(&self, log: Arc<dyn Logger>) -> std::io::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
         let stop = self.clone();
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_err() {
-                return;
-            }
-            logger::warning!(log, "interrupted: finishing the messages in flight (Ctrl-C again to abandon them)";
-                event = "interrupted");
+            let name = tokio::select! {
+                _ = interrupt.recv() => "Ctrl-C",
+                _ = terminate.recv() => "SIGTERM",
+            };
+            logger::warning!(log, "{name}: finishing the messages in flight (again to abandon them)";
+                event = "interrupted", signal = name);
             stop.stop.cancel();
-            if tokio::signal::ctrl_c().await.is_err() {
-                return;
-            }
-            logger::warning!(log, "interrupted again: abandoning the messages in flight";
-                event = "aborted");
+            let name = tokio::select! {
+                _ = interrupt.recv() => "Ctrl-C",
+                _ = terminate.recv() => "SIGTERM",
+            };
+            logger::warning!(log, "{name} again: abandoning the messages in flight";
+                event = "aborted", signal = name);
             stop.abort.cancel();
         });
+        Ok(())
     }
 }
 
