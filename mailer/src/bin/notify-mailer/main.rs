@@ -97,8 +97,10 @@ fn mailer_config(args: &Args, inputs: &Inputs) -> Result<Option<mailer::Config>,
 /// each other), plus syslog when asked for.
 fn build_logger(args: &Args, progress: &Progress) -> Arc<dyn Logger> {
     let level = args.log_level;
+    // The same colour rule as logger::Stdout::new: a terminal, and NO_COLOR unset or empty.
+    let no_colour = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let stdout = logger::Stdout::with_writer(progress.writer(), "notify-mailer", level)
-        .with_colour(std::io::stdout().is_terminal());
+        .with_colour(std::io::stdout().is_terminal() && !no_colour);
     let mut fanout = Fanout::new().with(Arc::new(stdout), level);
     if let Some(target) = &args.syslog {
         let mut config = logger::Config::new("notify-mailer");
