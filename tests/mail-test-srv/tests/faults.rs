@@ -364,7 +364,8 @@ async fn reject_mode_refuses_the_command_and_keeps_the_session() {
 
 #[tokio::test]
 async fn a_delay_holds_back_the_reply_at_the_stage_only() {
-    let delay = Duration::from_millis(150);
+    // Long enough that a loaded CI machine answering MAIL late is not mistaken for a delay.
+    let delay = Duration::from_millis(400);
     let srv =
         TestServer::start(Options::default().with_fault_stage(Stage::Rcpt).with_fault_delay(delay))
             .await

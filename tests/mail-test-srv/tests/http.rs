@@ -122,11 +122,15 @@ async fn wait_long_polls_until_the_count_and_408s_on_timeout() {
     assert_eq!((status, body.as_str()), (408, "0\n"));
 
     let waiter = tokio::spawn(get(format!("{url}/wait?count=2&to=b@x.test&timeout_ms=10000")));
+    // The request must be waiting before any mail arrives, or this tests a plain count.
+    let store = srv.store();
+    assert!(common::eventually(Duration::from_secs(10), || store.waiters() == 1).await);
     let mut c = Client::greeted(srv.smtp_addr()).await;
     c.cmd("EHLO client.test").await;
     c.send_message("a@x.test", "b@x.test", "1\r\n").await;
     c.send_message("a@x.test", "other@x.test", "2\r\n").await;
-    assert!(!waiter.is_finished());
+    // Woken by both inserts, it is still waiting: one of the two matches.
+    assert_eq!(store.waiters(), 1);
     c.send_message("a@x.test", "b@x.test", "3\r\n").await;
     let (status, body) =
         tokio::time::timeout(Duration::from_secs(10), waiter).await.unwrap().unwrap();
