@@ -53,7 +53,10 @@ impl Backoff {
         }
         let sample = if jitter_sample.is_nan() { 0.5 } else { jitter_sample.clamp(0.0, 1.0) };
         let factor = Self::JITTER_MIN + Self::JITTER_SPAN * sample;
-        ceiling.mul_f64(factor).min(self.max)
+        // What `mul_f64` computes, without its panic when the product overflows a Duration
+        // (a ceiling near `Duration::MAX`, from an unbounded `max`): such a delay is `max`.
+        Duration::try_from_secs_f64(ceiling.as_secs_f64() * factor)
+            .map_or(self.max, |d| d.min(self.max))
     }
 
     /// [`Backoff::delay`] with a fresh random jitter sample.
@@ -122,6 +125,17 @@ mod tests {
         assert_eq!(b.ceiling(40), Duration::from_secs(5));
         assert_eq!(b.delay(40, 0.0), Duration::from_secs(4));
         assert_eq!(b.delay(2, 0.99), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn an_unbounded_max_caps_instead_of_overflowing() {
+        // A ceiling near Duration::MAX times a jitter above 1 does not fit a Duration.
+        let b = Backoff::new(Duration::from_secs(1 << 62), Duration::MAX);
+        assert_eq!(b.delay(1, 0.5), Duration::from_secs(1 << 62));
+        assert_eq!(b.delay(3, 0.999_999), Duration::MAX);
+        assert!(b.delay(3, 0.0) >= Duration::MAX.mul_f64(0.79));
+        let b = Backoff::new(Duration::from_secs(1), Duration::MAX);
+        assert_eq!(b.delay(3, 0.5), Duration::from_secs(4));
     }
 
     #[test]
