@@ -337,23 +337,29 @@ fn random_byte_streams_do_not_break_the_server() {
 /// Raises this process's soft open-files limit to its hard limit with `prlimit(1)` (the
 /// workspace forbids `unsafe`, so no `setrlimit(2)`), and returns the soft limit now in force.
 fn raise_fd_limit() -> u64 {
+    let hard = open_files_limit(Column::Hard);
     let pid = std::process::id().to_string();
-    let _ = std::process::Command::new("prlimit")
-        .args(["--pid", &pid, "--nofile=unlimited:unlimited"])
-        .status();
-    let hard = soft_fd_limit("Max open files", 1);
+    // Best effort: if prlimit is missing or refuses, the soft limit read below says so.
     let _ = std::process::Command::new("prlimit")
         .args(["--pid", &pid, &format!("--nofile={hard}:{hard}")])
         .status();
-    soft_fd_limit("Max open files", 0)
+    open_files_limit(Column::Soft)
 }
 
-fn soft_fd_limit(name: &str, column: usize) -> u64 {
+#[derive(Clone, Copy)]
+enum Column {
+    Soft = 0,
+    Hard = 1,
+}
+
+/// This process's "Max open files" limit from `/proc/self/limits` (1,024 if unreadable).
+fn open_files_limit(column: Column) -> u64 {
+    const NAME: &str = "Max open files";
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
     limits
         .lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l[name.len()..].split_whitespace().nth(column))
+        .find_map(|l| l.strip_prefix(NAME))
+        .and_then(|rest| rest.split_whitespace().nth(column as usize))
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024)
 }
