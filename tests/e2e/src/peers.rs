@@ -102,9 +102,11 @@ impl SmtpSink {
         let mut last_error = None;
         for _ in 0..5 {
             let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+            // `-u` is required when running as root, and fails when not.
+            let user: &[&str] = if is_root() { &["-u", "nobody"] } else { &[] };
             let mut child = Command::new(Self::PROGRAM)
-                // `-u` is required when running as root; harmless otherwise.
-                .args(["-u", "nobody", "-c"])
+                .args(user)
+                .arg("-c")
                 .args(fault_args)
                 .arg(addr.to_string())
                 .arg("1024")
@@ -356,6 +358,17 @@ impl Drop for Rsyslog {
     fn drop(&mut self) {
         let _ = self.kill();
     }
+}
+
+/// Whether this process runs as root (effective uid 0), from `/proc/self/status`.
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().nth(1))
+            .is_some_and(|euid| euid == "0")
+    })
 }
 
 fn socket_exists(path: &Path) -> bool {
