@@ -68,10 +68,8 @@ async fn count(State(st): State<HttpState>, Query(q): Query<FilterQuery>) -> Str
 }
 
 /// The `N` of `/mail/N` and `/api/messages/N`, or the `400` for anything but a number.
-fn parse_index(n: &str) -> Result<usize, Response> {
-    n.parse().map_err(|_| {
-        (StatusCode::BAD_REQUEST, format!("bad message number {n:?}\n")).into_response()
-    })
+fn parse_index(n: &str) -> Result<usize, (StatusCode, String)> {
+    n.parse().map_err(|_| (StatusCode::BAD_REQUEST, format!("bad message number {n:?}\n")))
 }
 
 async fn mail(
@@ -81,7 +79,7 @@ async fn mail(
 ) -> Response {
     let index = match parse_index(&n) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(bad) => return bad.into_response(),
     };
     match st.store.delivery(&q.into(), index) {
         Some((m, rcpt)) => {
@@ -154,7 +152,7 @@ async fn one_message(
 ) -> Response {
     let index = match parse_index(&n) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(bad) => return bad.into_response(),
     };
     match st.store.nth_matching(&q.into(), index) {
         Some(m) => Json(view(&m, true)).into_response(),
