@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{config, field, mock, unused_port, within};
+use common::{config, delays, mock, unused_port, within};
 use mailer::{Error, Fault, Mailer, SmtpMailer, Stage};
 
 const SINK: &str = "/usr/sbin/smtp-sink";
@@ -57,13 +57,6 @@ fn sink(fault_args: &[&str]) -> Sink {
     // Listening, and it is ours: a sink that failed to bind would have exited.
     assert!(sink.child.try_wait().unwrap().is_none(), "smtp-sink exited (port {port} taken?)");
     sink
-}
-
-fn delays(log: &logger::Mock) -> Vec<u64> {
-    log.get_all_matching("event=backoff ")
-        .iter()
-        .map(|l| field(l, "delay_ms").unwrap().parse().unwrap())
-        .collect()
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Action, Scripted, config, events, field, mock, wait_until, within};
+use common::{Action, Scripted, config, delays, events, field, mock, position, wait_until, within};
 use mailer::{Error, Fault, Mailer, SmtpMailer, Stage};
 
 const T: Duration = Duration::from_secs(20);
@@ -17,11 +17,6 @@ fn fault_on_first_connection(
     action: Action,
 ) -> impl Fn(&common::Step) -> Action {
     move |s| if s.conn == 0 && s.stage == stage { action.clone() } else { Action::Ok }
-}
-
-/// The line index of the first event named `name` at or after `from`.
-fn position(ev: &[String], name: &str, from: usize) -> Option<usize> {
-    ev.iter().skip(from).position(|e| e == name).map(|p| p + from)
 }
 
 #[tokio::test]
@@ -200,11 +195,7 @@ async fn a_server_that_drops_every_mail_gets_growing_delays_not_a_storm() {
     assert_eq!(last.fault(), Some(Fault::Eof));
     assert_eq!(last.stage(), Some(Stage::Mail));
     assert!(err.to_string().contains("6 attempts"), "{err}");
-    let delays: Vec<u64> = log
-        .get_all_matching("event=backoff ")
-        .iter()
-        .map(|l| field(l, "delay_ms").unwrap().parse().unwrap())
-        .collect();
+    let delays = delays(&log);
     let attempts: Vec<u32> = log
         .get_all_matching("event=backoff ")
         .iter()
@@ -346,39 +337,15 @@ async fn header_injection_through_the_subject_is_neutralised_on_the_wire() {
 
 #[tokio::test]
 async fn a_server_that_comes_back_is_reached_with_growing_backoff() {
-    // Reserve a port, then free it: nothing listens there at first.
-    let port = common::unused_port();
-    let (log, shared) = mock();
-    let cfg = config(port)
-        .with_retry_base(Duration::from_millis(50))
-        .with_retry_max(Duration::from_millis(800))
-        .with_max_attempts(30);
-    let m = Arc::new(SmtpMailer::new(cfg, shared));
-    let started = Instant::now();
-    let sender = {
-        let m = m.clone();
-        tokio::spawn(async move { m.send_mail(&["a@example.net"], "s", "b").await })
-    };
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
-    let srv = Scripted::serve(listener, Arc::new(|_: &common::Step| Action::Ok));
-    let sent = within(T, sender).await.unwrap().unwrap();
-    assert!(started.elapsed() >= Duration::from_secs(2));
-    assert!(sent.attempts >= 3, "{sent:?}");
+    let (_sent, log, srv) = common::send_to_a_late_server(|port| async move {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        Scripted::serve(listener, Arc::new(|_: &common::Step| Action::Ok))
+    })
+    .await;
     assert_eq!(srv.delivered(), 1);
     let failed = log.get_all_matching("event=reconnect_failed ");
     assert!(failed.len() >= 3, "{:?}", log.get_all());
     assert!(failed[0].contains("refused"), "{}", failed[0]);
-    let delays: Vec<u64> = log
-        .get_all_matching("event=backoff ")
-        .iter()
-        .map(|l| field(l, "delay_ms").unwrap().parse().unwrap())
-        .collect();
-    assert_eq!(delays[0], 0);
-    assert!(delays.windows(2).take(4).all(|w| w[1] > w[0]), "not growing: {delays:?}");
-    assert!(delays.iter().all(|d| *d <= 800), "{delays:?}");
-    assert!(log.expect_match("event=reconnected ").is_ok());
-    assert_eq!(m.stats().refused, failed.len() as u64);
 }
 
 #[tokio::test]

@@ -321,3 +321,52 @@ pub fn field(line: &str, key: &str) -> Option<String> {
     let pat = format!(" {key}=");
     line.split(&pat).nth(1).map(|r| r.split(' ').next().unwrap().trim_matches('"').to_owned())
 }
+
+/// The index of the first event named `name` at or after index `from` of `events(log)`.
+pub fn position(ev: &[String], name: &str, from: usize) -> Option<usize> {
+    ev.iter().skip(from).position(|e| e == name).map(|p| p + from)
+}
+
+/// The `delay_ms` of every `backoff` line, in order.
+pub fn delays(log: &logger::Mock) -> Vec<u64> {
+    log.get_all_matching("event=backoff ")
+        .iter()
+        .map(|l| field(l, "delay_ms").unwrap().parse().unwrap())
+        .collect()
+}
+
+/// "Server gone away": starts a send to a loopback port where nothing listens, calls
+/// `start_server(port)` two seconds later, and returns the send's outcome, its log and the
+/// server. The mailer backs off from 50 ms up to 800 ms, with attempts to spare.
+pub async fn send_to_a_late_server<S, F>(
+    start_server: impl FnOnce(u16) -> F,
+) -> (mailer::Sent, logger::Mock, S)
+where
+    F: Future<Output = S>,
+{
+    use mailer::Mailer;
+    let port = unused_port();
+    let (log, shared) = mock();
+    let cfg = config(port)
+        .with_retry_base(Duration::from_millis(50))
+        .with_retry_max(Duration::from_millis(800))
+        .with_max_attempts(30);
+    let m = Arc::new(mailer::SmtpMailer::new(cfg, shared));
+    let started = Instant::now();
+    let sender = {
+        let m = m.clone();
+        tokio::spawn(async move { m.send_mail(&["late@example.net"], "s", "b").await })
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let server = start_server(port).await;
+    let sent = within(Duration::from_secs(30), sender).await.unwrap().unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert!(sent.attempts >= 3, "{sent:?}");
+    let d = delays(&log);
+    assert_eq!(d[0], 0, "{d:?}");
+    assert!(d.windows(2).take(4).all(|w| w[1] > w[0]), "not growing: {d:?}");
+    assert!(d.iter().all(|d| *d <= 800), "{d:?}");
+    assert!(log.expect_match("event=reconnected ").is_ok(), "{:?}", log.get_all());
+    assert_eq!(m.stats().refused, log.get_all_matching("event=reconnect_failed ").len() as u64);
+    (sent, log, server)
+}
