@@ -310,7 +310,7 @@ async fn invalid_addresses_fail_before_any_io_and_never_panic() {
     let m2 = SmtpMailer::new(bad_from, mock().1);
     let err = within(T, m2.send_mail(&["a@example.net"], "s", "b")).await.unwrap_err();
     assert!(err.is_bad_address(), "{err}");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Every send above was awaited to its end: a connection would have been counted by now.
     assert_eq!(srv.connections(), 0);
     // The log never carries the address itself at error level.
     assert!(log.get_all_matching("Bcc").is_empty(), "{:?}", log.get_all());
@@ -379,15 +379,18 @@ async fn an_idle_connection_is_probed_and_replaced_when_the_server_closed_it() {
     })
     .await;
     let (log, shared) = mock();
-    let m = SmtpMailer::new(config(srv.port()).with_idle_limit(Duration::from_millis(50)), shared);
+    // The second send must follow the first within the idle limit: keep the limit well
+    // above a scheduling stall on a loaded CI machine. Sleeping past it is exact.
+    let idle = Duration::from_millis(250);
+    let m = SmtpMailer::new(config(srv.port()).with_idle_limit(idle), shared);
     within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap();
     within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap(); // not idle: no probe
     assert_eq!(noops.load(Ordering::SeqCst), 0);
-    tokio::time::sleep(Duration::from_millis(80)).await;
+    tokio::time::sleep(idle + Duration::from_millis(30)).await;
     within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap();
     assert_eq!(noops.load(Ordering::SeqCst), 1);
     assert_eq!(srv.connections(), 1);
-    tokio::time::sleep(Duration::from_millis(80)).await;
+    tokio::time::sleep(idle + Duration::from_millis(30)).await;
     let sent = within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap();
     assert_eq!(noops.load(Ordering::SeqCst), 2);
     assert_eq!(sent.attempts, 1, "a stale idle connection is not a failed attempt");
@@ -423,14 +426,28 @@ async fn close_sends_quit_and_the_next_send_connects_again() {
 
 #[tokio::test]
 async fn dropping_a_send_cancels_it_and_discards_its_connection() {
-    let srv = Scripted::start(fault_on_first_connection("data", Action::Silent)).await;
+    let at_data = Arc::new(AtomicBool::new(false));
+    let seen = at_data.clone();
+    let srv = Scripted::start(move |s| {
+        if s.conn == 0 && s.stage == "data" {
+            seen.store(true, Ordering::SeqCst);
+            Action::Silent
+        } else {
+            Action::Ok
+        }
+    })
+    .await;
     let (_log, shared) = mock();
     let m =
         SmtpMailer::new(config(srv.port()).with_command_timeout(Duration::from_secs(30)), shared);
-    let cancelled =
-        tokio::time::timeout(Duration::from_millis(200), m.send_mail(&["a@example.net"], "s", "b"))
-            .await;
-    assert!(cancelled.is_err(), "the send should still be waiting for DATA");
+    // Cancel once the send is known to be waiting for the reply to DATA (not after a fixed
+    // time, which a slow machine may spend before even connecting).
+    let mut send = m.send_mail(&["a@example.net"], "s", "b");
+    tokio::select! {
+        r = &mut send => panic!("the send ended while the server held DATA: {r:?}"),
+        held = wait_until(T, || at_data.load(Ordering::SeqCst)) => assert!(held, "DATA never sent"),
+    }
+    drop(send);
     // The half-used connection is gone: the next send opens a new one and succeeds quickly.
     let sent =
         within(Duration::from_secs(5), m.send_mail(&["a@example.net"], "s", "b")).await.unwrap();
@@ -441,7 +458,15 @@ async fn dropping_a_send_cancels_it_and_discards_its_connection() {
 
 #[tokio::test]
 async fn every_logged_event_is_a_known_name_and_bodies_never_reach_the_log() {
-    let srv = Scripted::start(fault_on_first_connection("mail", Action::Close)).await;
+    // Connection 0 is the AUTH failure below; connection 1, the second mailer's first, is
+    // dropped at MAIL so its log holds the whole eof, backoff, reconnect path.
+    let srv =
+        Scripted::start(
+            |s| {
+                if s.conn == 1 && s.stage == "mail" { Action::Close } else { Action::Ok }
+            },
+        )
+        .await;
     let (log, shared) = mock();
     let m = SmtpMailer::new(config(srv.port()).with_credentials("u", "pw"), shared);
     // AUTH is not offered by the scripted server: a permanent protocol failure, no retry.
@@ -449,7 +474,11 @@ async fn every_logged_event_is_a_known_name_and_bodies_never_reach_the_log() {
     assert!(err.is_permanent(), "{err}");
     let m = SmtpMailer::new(config(srv.port()), shared_of(&log));
     within(T, m.send_mail(&["a@example.net"], "s", "SECRET-BODY")).await.unwrap();
-    for e in events(&log) {
+    let ev = events(&log);
+    for want in ["failed", "eof", "backoff", "reconnected", "sent"] {
+        assert!(ev.iter().any(|e| e == want), "no {want} in {ev:?}");
+    }
+    for e in ev {
         assert!(mailer::events::ALL.contains(&e.as_str()), "unknown event {e}");
     }
     assert!(log.get_all_matching("SECRET-BODY|pw").is_empty(), "{:?}", log.get_all());
