@@ -156,7 +156,8 @@ impl Conn {
     }
 
     /// RSET after a refused envelope, so the connection can carry the next message. Fails
-    /// without I/O when the conversation is in an unknown state.
+    /// without I/O when the conversation is in an unknown state, and on a `221` (the server
+    /// hung up meanwhile: lettre would count it as the RSET's success).
     pub(crate) async fn reset(&mut self) -> Result<(), Error> {
         if self.poisoned {
             return Err(Error::Protocol {
@@ -164,7 +165,8 @@ impl Conn {
                 detail: "connection state unknown".into(),
             });
         }
-        timed(Stage::Mail, self.command_timeout, self.smtp.command(Rset)).await.map(drop)
+        let reply = timed(Stage::Mail, self.command_timeout, self.smtp.command(Rset)).await?;
+        closing(Stage::Mail, &reply)
     }
 
     /// QUIT, bounded by the command timeout; the outcome does not matter to anyone.

@@ -251,6 +251,25 @@ async fn a_bad_recipient_is_rejected_at_once_with_its_code_and_the_connection_is
 }
 
 #[tokio::test]
+async fn a_221_in_answer_to_rset_drops_the_connection() {
+    // The server refuses the recipient, then hangs up with 221 before the client's RSET.
+    let srv = Scripted::start(|s| {
+        if s.stage == "rcpt" && s.line.contains("nobody") {
+            Action::ReplyClose("550 5.1.1 no such user\r\n221 2.0.0 bye".into())
+        } else {
+            Action::Ok
+        }
+    })
+    .await;
+    let m = SmtpMailer::new(config(srv.port()).with_pipelining(false), mock().1);
+    let err = within(T, m.send_mail(&["nobody@example.net"], "s", "b")).await.unwrap_err();
+    assert_eq!(err.code(), Some(550));
+    // The 221 was not taken for RSET's 250: the next send connects afresh at its first try.
+    let sent = within(T, m.send_mail(&["ok@example.net"], "s", "b")).await.unwrap();
+    assert_eq!((sent.attempts, srv.connections()), (1, 2));
+}
+
+#[tokio::test]
 async fn a_rejected_message_is_not_a_bad_address() {
     let srv = Scripted::start(|s| {
         if s.stage == "dot" { Action::Reply("554 5.7.1 spam".into()) } else { Action::Ok }
