@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::clock::{self, Stamp};
@@ -71,20 +71,23 @@ pub struct Syslog {
     timeout: Duration,
     retry_interval: Duration,
     state: Mutex<State>,
+    /// Signalled when a connection attempt made outside the lock ends.
+    attempt_done: Condvar,
     fallback: Mutex<Box<dyn Write + Send>>,
 }
 
 #[derive(Default)]
 struct State {
     conn: Option<Conn>,
-    /// When the last connection attempt was made while the daemon was away.
+    /// When the last connection attempt ended.
     last_attempt: Option<Instant>,
     /// Failed attempts since the last success: the wait before the next one doubles with each.
     failed_attempts: u32,
     /// Whether the daemon is away (set by a failure, cleared on recovery).
     failing: bool,
-    /// Whether some thread is opening a new connection (outside the lock: a TCP connect to
-    /// a host that drops SYNs takes the whole timeout, and no other thread waits for it).
+    /// Whether some thread is opening a new connection, outside the lock: a TCP connect to a
+    /// host that drops SYNs takes the whole timeout, and during an outage no other thread
+    /// waits for it.
     connecting: bool,
     /// Whether this outage was announced on the fallback (so its end is announced too).
     announced: bool,
@@ -113,6 +116,7 @@ impl Syslog {
             timeout: Duration::from_secs(1),
             retry_interval: Duration::from_millis(200),
             state: Mutex::new(State::default()),
+            attempt_done: Condvar::new(),
             fallback: Mutex::new(Box::new(io::stderr())),
         };
         syslog.header = Header::new(&syslog);
@@ -190,8 +194,9 @@ impl Syslog {
     fn open_now(&self) -> io::Result<()> {
         let mut state = self.lock_state();
         if state.conn.is_none() {
+            let conn = Conn::open(&self.target, self.timeout);
             state.last_attempt = Some(Instant::now());
-            state.conn = Some(Conn::open(&self.target, self.timeout)?);
+            state.conn = Some(conn?);
         }
         Ok(())
     }
@@ -224,6 +229,16 @@ impl Syslog {
     /// Sends one message, reconnecting as the policy allows; false when it was not delivered.
     fn deliver(&self, msg: &[u8]) -> bool {
         let mut state = self.lock_state();
+        if state.connecting && !state.failing {
+            // The first connection (or a reconnect before any failure was seen) is under way,
+            // normally for microseconds: wait for it rather than divert a line that would
+            // have been delivered. Bounded, like everything here.
+            let limit = self.timeout.saturating_mul(2) + Duration::from_millis(100);
+            state = match self.attempt_done.wait_timeout_while(state, limit, |s| s.connecting) {
+                Ok((guard, _)) => guard,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
         let had_conn = match state.conn.as_mut().map(|c| c.send(msg)) {
             Some(Ok(())) => return true,
             Some(Err(e)) => {
@@ -234,15 +249,14 @@ impl Syslog {
             None => false,
         };
         // A connection that just broke is replaced at once (the daemon restarted); while the
-        // daemon stays away, at most one attempt per retry interval keeps a busy service from
-        // spending its time in connect(). Only one thread connects; the others fall back.
-        let now = Instant::now();
+        // daemon stays away, attempts are spaced by `retry_wait`, so a busy service does not
+        // spend its time in connect(). One thread connects; during an outage the others fall
+        // back meanwhile.
         let wait = retry_wait(self.retry_interval, state.failed_attempts);
-        let due = state.last_attempt.is_none_or(|t| now.duration_since(t) >= wait);
+        let due = state.last_attempt.is_none_or(|t| t.elapsed() >= wait);
         if state.connecting || (!had_conn && !due) {
             return false;
         }
-        state.last_attempt = Some(now);
         state.connecting = true;
         drop(state);
         let result = Conn::open(&self.target, self.timeout).and_then(|mut conn| {
@@ -251,6 +265,8 @@ impl Syslog {
         });
         let mut state = self.lock_state();
         state.connecting = false;
+        state.last_attempt = Some(Instant::now());
+        self.attempt_done.notify_all();
         match result {
             Ok(conn) => {
                 state.conn = Some(conn);
