@@ -6,7 +6,7 @@
 //! | [`CONNECTED`] | info | `server`, `tls`, `pipelining` |
 //! | [`SMTP_421`] | warning | `server`, `stage`, `reply` |
 //! | [`EOF`] | warning | `server`, `stage` |
-//! | [`CONNECTION_LOST`] | warning | `server`, `stage`, `error` (reset, broken pipe, refused, timeout) |
+//! | [`CONNECTION_LOST`] | warning | `server`, `stage`, `error` (`reset`, `broken_pipe`, `timeout`, `network`), `detail` |
 //! | [`DEFERRED`] | warning | `server`, `stage`, `code`, `reply` (a 4xx other than 421; retried) |
 //! | [`BACKOFF`] | info | `attempt`, `delay_ms` |
 //! | [`RECONNECT_FAILED`] | warning | `attempt`, `error` |
@@ -28,7 +28,8 @@ pub const CONNECTED: &str = "connected";
 pub const SMTP_421: &str = "smtp_421";
 /// The server closed the connection (EOF) at some stage.
 pub const EOF: &str = "eof";
-/// The connection broke: reset, broken pipe, refused, or a timeout.
+/// The connection broke after it was open: reset, broken pipe, a timeout or another socket
+/// error. (A refused connect is a [`RECONNECT_FAILED`].)
 pub const CONNECTION_LOST: &str = "connection_lost";
 /// A transient 4xx reply other than 421; the send is retried with backoff.
 pub const DEFERRED: &str = "deferred";
