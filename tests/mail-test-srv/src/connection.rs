@@ -20,6 +20,26 @@ const READ_CHUNK: usize = 16 * 1024;
 /// a flood of commands without reading.
 const MAX_PENDING_OUTPUT: usize = 64 * 1024;
 
+/// Runs a write to a client under the idle timeout and the shutdown token, so that a client
+/// that never reads pins its task neither forever nor past shutdown. The write is polled
+/// first: what fits in the socket buffer still goes out, so a closing `421` reaches every
+/// client that reads, while a write that would wait is given up once the server shuts down.
+async fn bounded<T>(
+    idle_timeout: Duration,
+    shutdown: &CancellationToken,
+    write: impl Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    tokio::select! {
+        biased;
+        written = tokio::time::timeout(idle_timeout, write) => written.unwrap_or_else(|_| {
+            Err(io::Error::new(io::ErrorKind::TimedOut, "write timeout"))
+        }),
+        () = shutdown.cancelled() => {
+            Err(io::Error::new(io::ErrorKind::ConnectionAborted, "server shutting down"))
+        }
+    }
+}
+
 /// The result of reading one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadLine {
@@ -59,7 +79,8 @@ pub struct Connection<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Wraps a stream. A read or write that waits longer than `idle_timeout` fails with
-    /// `TimedOut`; a read waiting when `shutdown` is cancelled fails with `ConnectionAborted`.
+    /// `TimedOut`; a read or write waiting when `shutdown` is cancelled fails with
+    /// `ConnectionAborted`.
     pub fn new(stream: S, idle_timeout: Duration, shutdown: CancellationToken) -> Connection<S> {
         Connection {
             stream,
@@ -90,18 +111,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         reply.write_to(&mut self.out);
     }
 
-    /// Writes every queued reply.
+    /// Writes every queued reply. Fails with `TimedOut` after the idle timeout, and with
+    /// `ConnectionAborted` once the server shuts down and the write would have to wait.
     pub async fn flush(&mut self) -> io::Result<()> {
         if !self.out.is_empty() {
+            let Connection { stream, out, idle_timeout, shutdown, .. } = self;
             let write = async {
-                self.stream.write_all(&self.out).await?;
-                self.stream.flush().await
+                stream.write_all(out).await?;
+                stream.flush().await
             };
-            // A client that never reads must not pin this task forever.
-            match tokio::time::timeout(self.idle_timeout, write).await {
-                Ok(r) => r?,
-                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "write timeout")),
-            }
+            bounded(*idle_timeout, shutdown, write).await?;
             self.out.clear();
         }
         Ok(())
@@ -112,7 +131,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// would see "connection reset" instead of the clean close (or the 421) it was given.
     pub async fn close(&mut self, linger: Duration) -> io::Result<()> {
         self.flush().await?;
-        self.stream.shutdown().await?;
+        // TLS writes a close_notify here, which can wait for room like any write.
+        bounded(self.idle_timeout, &self.shutdown, self.stream.shutdown()).await?;
         let drain = async {
             let mut scratch = [0u8; 4096];
             // Bounded: at most 1 MiB of leftover input is read.

@@ -333,6 +333,40 @@ async fn shutdown_says_421_to_open_sessions_and_frees_the_port() {
 }
 
 #[tokio::test]
+async fn shutdown_does_not_wait_for_a_client_that_never_reads() {
+    let srv = server().await;
+    // A tiny receive buffer and no reads: the server's replies back up at once.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(srv.smtp_addr()).await.unwrap();
+    let (_reader, mut writer) = stream.into_split();
+    let written = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let progress = Arc::clone(&written);
+    let flood = tokio::spawn(async move {
+        let chunk = b"NOOP\r\n".repeat(10_000);
+        while writer.write_all(&chunk).await.is_ok() {
+            progress.fetch_add(chunk.len(), std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    // Stalled: the server stopped reading because it cannot write its replies (no progress
+    // for 40 polls in a row, 200 ms at least).
+    let (mut last, mut still) = (usize::MAX, 0);
+    let stalled = eventually(Duration::from_secs(20), || {
+        let now = written.load(std::sync::atomic::Ordering::Relaxed);
+        still = if now == last { still + 1 } else { 0 };
+        last = now;
+        still >= 40
+    });
+    assert!(stalled.await, "the server kept reading a client that reads nothing");
+    // The session waits for room to write; shutdown must end it, not wait out the 5-minute
+    // idle limit.
+    tokio::time::timeout(Duration::from_secs(10), srv.shutdown())
+        .await
+        .expect("shutdown waited for a client that never reads");
+    flood.abort();
+}
+
+#[tokio::test]
 async fn dropping_the_server_closes_the_listener() {
     let srv = server().await;
     let addr = srv.smtp_addr();
