@@ -45,6 +45,11 @@ pub const TRUNCATION_MARKER: &str = "...[truncated]";
 /// - **Truncation**: messages longer than the maximum (default 8 KiB, rsyslog's default) are
 ///   cut on a UTF-8 boundary and end with [`TRUNCATION_MARKER`].
 ///
+/// On a unix socket, mind the daemon's parser: rsyslog's `imuxsock` parses local messages
+/// with a special RFC 3164 parser by default, which stores RFC 5424 lines intact but with
+/// APP-NAME and HOSTNAME wrong. Either set `UseSpecialParser="off"` on the input (as this
+/// crate's rsyslog tests do) or send RFC 3164 to `/dev/log`.
+///
 /// [`Syslog::new`] does no I/O: the first record connects. [`Syslog::connect`] connects at
 /// once and reports failure to the caller instead.
 ///
