@@ -123,8 +123,13 @@ impl Filter {
         })
     }
 
-    fn entry_matches(&self, arena: &Arena, e: &Entry) -> bool {
+    /// The envelope filters on a stored entry (cheap: no header parsing).
+    fn entry_envelope_matches(&self, arena: &Arena, e: &Entry) -> bool {
         self.envelope_matches(arena.str(e.from), e.recipients(arena))
+    }
+
+    fn entry_matches(&self, arena: &Arena, e: &Entry) -> bool {
+        self.entry_envelope_matches(arena, e)
             && self.subject_matches(|| subject_of(arena.get(e.data)))
     }
 
@@ -382,10 +387,9 @@ impl Store {
     pub fn matching(&self, filter: &Filter) -> Vec<StoredMessage> {
         let mut list: Vec<StoredMessage> = {
             let inner = self.lock();
-            let envelope = |e: &&Entry| {
-                filter.envelope_matches(inner.arena.str(e.from), e.recipients(&inner.arena))
-            };
-            inner.entries.iter().filter(envelope).map(|e| e.unparsed(&inner.arena)).collect()
+            let arena = &inner.arena;
+            let envelope = |e: &&Entry| filter.entry_envelope_matches(arena, e);
+            inner.entries.iter().filter(envelope).map(|e| e.unparsed(arena)).collect()
         };
         // Parse outside the lock: sessions storing mail must not wait for a big listing.
         list.iter_mut().for_each(StoredMessage::parse);
@@ -401,10 +405,9 @@ impl Store {
         }
         let mut message = {
             let inner = self.lock();
-            let envelope = |e: &&Entry| {
-                filter.envelope_matches(inner.arena.str(e.from), e.recipients(&inner.arena))
-            };
-            inner.entries.iter().filter(envelope).nth(n)?.unparsed(&inner.arena)
+            let arena = &inner.arena;
+            let envelope = |e: &&Entry| filter.entry_envelope_matches(arena, e);
+            inner.entries.iter().filter(envelope).nth(n)?.unparsed(arena)
         };
         message.parse();
         Some(message)
