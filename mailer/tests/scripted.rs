@@ -19,6 +19,13 @@ fn fault_on_first_connection(
     move |s| if s.conn == 0 && s.stage == stage { action.clone() } else { Action::Ok }
 }
 
+/// A server that answers `action` to every RCPT of `nobody@...`, and accepts the rest.
+fn refusing_nobody(action: Action) -> impl Fn(&common::Step) -> Action {
+    move |s| {
+        if s.stage == "rcpt" && s.line.contains("nobody") { action.clone() } else { Action::Ok }
+    }
+}
+
 #[tokio::test]
 async fn no_connection_before_the_first_send_and_one_connection_reused() {
     let srv = Scripted::start(|_| Action::Ok).await;
@@ -223,14 +230,8 @@ async fn a_server_that_drops_every_mail_gets_growing_delays_not_a_storm() {
 
 #[tokio::test]
 async fn a_bad_recipient_is_rejected_at_once_with_its_code_and_the_connection_is_kept() {
-    let srv = Scripted::start(|s| {
-        if s.stage == "rcpt" && s.line.contains("nobody") {
-            Action::Reply("550 5.1.1 <nobody@example.net>: Recipient address rejected".into())
-        } else {
-            Action::Ok
-        }
-    })
-    .await;
+    let refusal = "550 5.1.1 <nobody@example.net>: Recipient address rejected";
+    let srv = Scripted::start(refusing_nobody(Action::Reply(refusal.into()))).await;
     let (log, shared) = mock();
     let m = SmtpMailer::new(config(srv.port()), shared);
     let err = within(T, m.send_mail(&["nobody@example.net"], "s", "b")).await.unwrap_err();
@@ -253,13 +254,9 @@ async fn a_bad_recipient_is_rejected_at_once_with_its_code_and_the_connection_is
 #[tokio::test]
 async fn a_221_in_answer_to_rset_drops_the_connection() {
     // The server refuses the recipient, then hangs up with 221 before the client's RSET.
-    let srv = Scripted::start(|s| {
-        if s.stage == "rcpt" && s.line.contains("nobody") {
-            Action::ReplyClose("550 5.1.1 no such user\r\n221 2.0.0 bye".into())
-        } else {
-            Action::Ok
-        }
-    })
+    let srv = Scripted::start(refusing_nobody(Action::ReplyClose(
+        "550 5.1.1 no such user\r\n221 2.0.0 bye".into(),
+    )))
     .await;
     let m = SmtpMailer::new(config(srv.port()).with_pipelining(false), mock().1);
     let err = within(T, m.send_mail(&["nobody@example.net"], "s", "b")).await.unwrap_err();
@@ -538,14 +535,8 @@ async fn concurrent_sends_share_one_connection_in_turn() {
 #[tokio::test]
 async fn a_partly_rejected_pipelined_envelope_never_reuses_a_connection_left_in_data_mode() {
     for pipelining in [true, false] {
-        let srv = Scripted::start(|s| {
-            if s.stage == "rcpt" && s.line.contains("nobody") {
-                Action::Reply("550 5.1.1 no such user".into())
-            } else {
-                Action::Ok
-            }
-        })
-        .await;
+        let srv =
+            Scripted::start(refusing_nobody(Action::Reply("550 5.1.1 no such user".into()))).await;
         let m = SmtpMailer::new(config(srv.port()).with_pipelining(pipelining), mock().1);
         let err = within(T, m.send_mail(&["ok@example.net", "nobody@example.net"], "s", "b"))
             .await
