@@ -93,6 +93,12 @@ pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
     if verb.len() > 8 {
         return Err(ParseError::Unknown);
     }
+    // No SMTP argument carries a control character (a bare CR, NUL, ESC...); refusing them
+    // here keeps them out of every argument, stored or echoed, in one place. (A control
+    // character in the verb already makes it unknown.)
+    if rest.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(ParseError::Syntax("control characters in command"));
+    }
     let arg = rest.trim_matches(' ');
     match verb.to_ascii_uppercase().as_str() {
         "EHLO" => domain(arg).map(Command::Ehlo),
@@ -223,6 +229,13 @@ mod tests {
     fn parses_every_verb_case_insensitively() {
         assert_eq!(parse(b"ehlo client.test"), Ok(Command::Ehlo("client.test".into())));
         assert_eq!(parse(b"HELO client.test\r"), Ok(Command::Helo("client.test".into())));
+        for line in [&b"VRFY a\rb"[..], b"AUTH PLAIN a\rb", b"MAIL FROM:<a\0@b>", b"NOOP \x1b[2J"] {
+            assert_eq!(
+                parse(line),
+                Err(ParseError::Syntax("control characters in command")),
+                "{line:?}"
+            );
+        }
         assert_eq!(parse(b"data"), Ok(Command::Data));
         assert_eq!(parse(b"RSET"), Ok(Command::Rset));
         assert_eq!(parse(b"NOOP whatever"), Ok(Command::Noop));
