@@ -267,6 +267,23 @@ pub enum Error {
     },
 }
 
+/// lettre's text for `e`, with a repeated leading kind collapsed: its STARTTLS path wraps a
+/// connection error in another, which reads "Connection error: Connection error: ...".
+fn lettre_detail(e: &lettre::transport::smtp::Error) -> String {
+    collapse_repeated_kind(e.to_string())
+}
+
+fn collapse_repeated_kind(mut text: String) -> String {
+    while let Some(i) = text.find(": ") {
+        let prefix_len = i + 2;
+        if !text[prefix_len..].starts_with(&text[..prefix_len]) {
+            break;
+        }
+        text.drain(..prefix_len);
+    }
+    text
+}
+
 impl Error {
     /// Builds an error from a lettre error at `stage`, through [`classify`].
     pub fn from_lettre(stage: Stage, e: &lettre::transport::smtp::Error) -> Self {
@@ -278,9 +295,9 @@ impl Error {
                 code: e.status().map_or(0, u16::from),
                 reply: e.source().map(|s| s.to_string()).unwrap_or_default(),
             },
-            Fault::Tls => Error::Tls { stage, detail: e.to_string() },
-            Fault::Protocol => Error::Protocol { stage, detail: e.to_string() },
-            _ => Error::Connection { stage, fault, detail: e.to_string() },
+            Fault::Tls => Error::Tls { stage, detail: lettre_detail(e) },
+            Fault::Protocol => Error::Protocol { stage, detail: lettre_detail(e) },
+            _ => Error::Connection { stage, fault, detail: lettre_detail(e) },
         }
     }
 
@@ -372,6 +389,18 @@ impl Error {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_repeated_lettre_kind_is_said_once() {
+        let collapse = |s: &str| super::collapse_repeated_kind(s.to_owned());
+        assert_eq!(
+            collapse("Connection error: Connection error: invalid peer certificate: UnknownIssuer"),
+            "Connection error: invalid peer certificate: UnknownIssuer"
+        );
+        assert_eq!(collapse("network error: broken pipe"), "network error: broken pipe");
+        assert_eq!(collapse("a: a: a: b"), "a: b");
+        assert_eq!(collapse(""), "");
+    }
+
     use super::*;
 
     #[test]
