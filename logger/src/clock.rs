@@ -19,9 +19,12 @@ pub(crate) enum Stamp {
     Rfc3164 = 2,
 }
 
-/// Appends the current time in `stamp`'s format.
-pub(crate) fn write_now(out: &mut String, stamp: Stamp) {
-    write_at(out, stamp, SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default());
+/// Appends the current time in `stamp`'s format; returns it (since the epoch), so a caller
+/// that needs the time too does not read the clock twice.
+pub(crate) fn write_now(out: &mut String, stamp: Stamp) -> Duration {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    write_at(out, stamp, now);
+    now
 }
 
 /// Appends `since` (after the epoch) in `stamp`'s format. Everything up to the second is

@@ -53,6 +53,7 @@
 //! - `config.rs`: [`Config`], [`SyslogTarget`], [`SyslogFormat`], [`Facility`] (all parseable).
 //! - `stdout.rs`: [`Stdout`], the short `HH:MM:SS.ffffff 6 prog message k=v` format.
 //! - `syslog.rs`: [`Syslog`], RFC 5424/3164 over unix, UDP or TCP, reconnecting.
+//! - `recent.rs`: the ring of recently sent syslog lines, replayed when the daemon dies.
 //! - `journald.rs`: [`Journald`], the journal's native protocol.
 //! - `fanout.rs`: [`Fanout`], several sinks with a threshold each.
 //! - `bridge.rs`: [`TracingLayer`] (tracing -> Logger), [`TracingLogger`] (Logger -> tracing),
@@ -73,6 +74,7 @@ mod global;
 pub mod journald;
 mod macros;
 mod mock;
+mod recent;
 mod record;
 mod stdout;
 pub mod syslog;

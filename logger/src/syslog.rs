@@ -6,11 +6,13 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use crate::clock::{self, Stamp};
 use crate::format::{with_line_buffer, write_body};
+use crate::recent::Recent;
+pub use crate::recent::{REPLAY_BYTES, REPLAY_LINES, REPLAY_WINDOW};
 use crate::{Facility, Level, Logger, Record, SyslogFormat, SyslogTarget};
 
 /// rsyslog's default `maxMessageSize`: longer messages would be cut by the daemon anyway.
@@ -22,6 +24,10 @@ pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
 
 /// Appended to a message cut down to the maximum length.
 pub const TRUNCATION_MARKER: &str = "...[truncated]";
+
+/// Marks a line copied to the fallback because it may not have reached the daemon: the
+/// fallback line is `logger: PROGRAM possibly undelivered: MESSAGE`.
+pub const REPLAY_MARKER: &str = "possibly undelivered: ";
 
 /// Sends records to a syslog daemon.
 ///
@@ -42,6 +48,15 @@ pub const TRUNCATION_MARKER: &str = "...[truncated]";
 ///   1 s), so a wedged daemon costs one thread one timeout per retry, not every line a
 ///   timeout. Going down and coming back are announced on the fallback (at most one outage
 ///   notice per 10 s).
+/// - **At-least-once across a daemon's death**: syslog has no acknowledgement, so the last
+///   lines the kernel accepted before the daemon went away may be lost without an error (a
+///   datagram queued in the dead daemon's socket, a TCP frame written after its FIN). Over a
+///   unix socket or TCP the sink keeps the most recent lines (at most [`REPLAY_LINES`] and
+///   [`REPLAY_BYTES`], sent within [`REPLAY_WINDOW`] of the last one) in a fixed ring, and
+///   when it finds the daemon gone (a send fails, or the TCP watcher sees the hang-up) it
+///   copies them to the fallback as `logger: PROGRAM possibly undelivered: MESSAGE`
+///   ([`REPLAY_MARKER`]): an outage costs duplicates, not losses. Not over UDP, where a dead
+///   daemon is never noticed.
 /// - **Truncation**: messages longer than the maximum (default 8 KiB, rsyslog's default) are
 ///   cut on a UTF-8 boundary and end with [`TRUNCATION_MARKER`].
 ///
@@ -62,11 +77,9 @@ pub const TRUNCATION_MARKER: &str = "...[truncated]";
 /// logger::info!(log, "started"; version = "1.0");
 /// ```
 pub struct Syslog {
-    target: SyslogTarget,
     format: SyslogFormat,
     facility: Facility,
     level: Level,
-    program: String,
     hostname: String,
     pid: u32,
     /// The header text that does not change between records, rebuilt by every `with_*`
@@ -75,6 +88,14 @@ pub struct Syslog {
     max_len: usize,
     timeout: Duration,
     retry_interval: Duration,
+    shared: Arc<Shared>,
+}
+
+/// What the TCP watcher thread needs too: it reports a hang-up itself, so the lines that may
+/// be lost reach the fallback even if the process logs nothing more.
+struct Shared {
+    target: SyslogTarget,
+    program: String,
     state: Mutex<State>,
     /// Signalled when a connection attempt made outside the lock ends.
     attempt_done: Condvar,
@@ -99,6 +120,9 @@ struct State {
     /// When an outage was last announced: a daemon that flaps (accepts, then hangs up, again
     /// and again) gets one notice per [`NOTICE_INTERVAL`], not two per line.
     last_notice: Option<Instant>,
+    /// The lines sent on the current connection that may not have been delivered yet
+    /// (unix and TCP only).
+    recent: Recent,
 }
 
 /// The least time between two outage notices on the fallback.
@@ -109,20 +133,22 @@ impl Syslog {
     /// put it behind a [`crate::Fanout`] or use [`Syslog::with_level`]). No I/O happens here.
     pub fn new(target: SyslogTarget, program: &str) -> Self {
         let mut syslog = Syslog {
-            target,
             format: SyslogFormat::default(),
             facility: Facility::default(),
             level: Level::Debug,
-            program: header_word(program, 48),
             hostname: header_word(&gethostname::gethostname().to_string_lossy(), 255),
             pid: std::process::id(),
             header: Header::default(),
             max_len: DEFAULT_MAX_LEN,
             timeout: Duration::from_secs(1),
             retry_interval: Duration::from_millis(200),
-            state: Mutex::new(State::default()),
-            attempt_done: Condvar::new(),
-            fallback: Mutex::new(Box::new(io::stderr())),
+            shared: Arc::new(Shared {
+                target,
+                program: header_word(program, 48),
+                state: Mutex::new(State::default()),
+                attempt_done: Condvar::new(),
+                fallback: Mutex::new(Box::new(io::stderr())),
+            }),
         };
         syslog.header = Header::new(&syslog);
         syslog
@@ -177,8 +203,8 @@ impl Syslog {
     }
 
     /// Where undeliverable lines and outage notices go (default stderr).
-    pub fn with_fallback(mut self, fallback: impl Write + Send + 'static) -> Self {
-        self.fallback = Mutex::new(Box::new(fallback));
+    pub fn with_fallback(self, fallback: impl Write + Send + 'static) -> Self {
+        *self.shared.fallback.lock().unwrap_or_else(PoisonError::into_inner) = Box::new(fallback);
         self
     }
 
@@ -193,13 +219,13 @@ impl Syslog {
     /// the fallback, and the sink stays usable: later records try again and go to the
     /// fallback meanwhile. This is what [`crate::new`] uses.
     pub fn try_connect(&self) -> io::Result<()> {
-        self.open_now().inspect_err(|e| self.notice_down(&mut self.lock_state(), e))
+        self.open_now().inspect_err(|e| self.shared.notice_down(&mut self.shared.lock_state(), e))
     }
 
     fn open_now(&self) -> io::Result<()> {
-        let mut state = self.lock_state();
+        let mut state = self.shared.lock_state();
         if state.conn.is_none() {
-            let conn = Conn::open(&self.target, self.timeout);
+            let conn = self.open_conn();
             state.last_attempt = Some(Instant::now());
             state.conn = Some(conn?);
         }
@@ -208,16 +234,16 @@ impl Syslog {
 
     /// Where this sink sends.
     pub fn target(&self) -> &SyslogTarget {
-        &self.target
+        &self.shared.target
     }
 
-    fn lock_state(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave a half-built State behind.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn open_conn(&self) -> io::Result<Conn> {
+        Conn::open(&self.shared.target, self.timeout, Arc::downgrade(&self.shared))
     }
 
-    /// Appends the syslog message for `record` (no framing, no newline), truncated.
-    fn format_message(&self, out: &mut String, record: &Record<'_>) {
+    /// Appends the syslog message for `record` (no framing, no newline), truncated; returns
+    /// the time in its timestamp (since the epoch).
+    fn format_message(&self, out: &mut String, record: &Record<'_>) -> Duration {
         let start = out.len();
         // `pri` is indexed in `Level::ALL` order, which is the declaration order.
         out.push_str(&self.header.pri[record.level() as usize]);
@@ -225,30 +251,39 @@ impl Syslog {
             SyslogFormat::Rfc5424 => Stamp::Rfc3339,
             SyslogFormat::Rfc3164 => Stamp::Rfc3164,
         };
-        clock::write_now(out, stamp);
+        let at = clock::write_now(out, stamp);
         out.push_str(&self.header.tail);
         write_body(out, record);
         truncate(out, start, self.max_len);
+        at
     }
 
-    /// Sends one message, reconnecting as the policy allows; false when it was not delivered.
-    fn deliver(&self, msg: &[u8]) -> bool {
-        let mut state = self.lock_state();
+    /// Sends one message (`msg[body..]` without its framing), reconnecting as the policy
+    /// allows; false when it was not delivered. A message the kernel accepts is kept in the
+    /// replay ring under the same lock as the send, so a failure noticed by another thread
+    /// replays either all of it or none.
+    fn deliver(&self, msg: &[u8], body: usize, at: Duration) -> bool {
+        let mut state = self.shared.lock_state();
         if state.connecting && !state.failing {
             // The first connection (or a reconnect before any failure was seen) is under way,
             // normally for microseconds: wait for it rather than divert a line that would
             // have been delivered. Bounded, like everything here.
             let limit = self.timeout.saturating_mul(2) + Duration::from_millis(100);
-            state = match self.attempt_done.wait_timeout_while(state, limit, |s| s.connecting) {
+            let done = &self.shared.attempt_done;
+            state = match done.wait_timeout_while(state, limit, |s| s.connecting) {
                 Ok((guard, _)) => guard,
                 Err(poisoned) => poisoned.into_inner().0,
             };
         }
         let had_conn = match state.conn.as_mut().map(|c| c.send(msg)) {
-            Some(Ok(())) => return true,
+            Some(Ok(())) => {
+                state.remember(msg, body, at);
+                return true;
+            }
             Some(Err(e)) => {
                 state.conn = None;
-                self.notice_down(&mut state, &e);
+                self.shared.notice_down(&mut state, &e);
+                self.shared.replay(&mut state);
                 true
             }
             None => false,
@@ -264,23 +299,32 @@ impl Syslog {
         }
         state.connecting = true;
         drop(state);
-        let result = Conn::open(&self.target, self.timeout).and_then(|mut conn| {
+        let result = self.open_conn().and_then(|mut conn| {
             conn.send(msg)?;
             Ok(conn)
         });
-        let mut state = self.lock_state();
+        let mut state = self.shared.lock_state();
         state.connecting = false;
         state.last_attempt = Some(Instant::now());
-        self.attempt_done.notify_all();
+        self.shared.attempt_done.notify_all();
         match result {
             Ok(conn) => {
+                let hung_up = matches!(&conn, Conn::Tcp(t) if t.closed.load(Ordering::Acquire));
                 state.conn = Some(conn);
+                state.remember(msg, body, at);
                 state.failed_attempts = 0;
                 if state.failing {
                     state.failing = false;
                     if state.announced {
-                        self.notice(&format!("syslog {} is back; delivering again", self.target));
+                        let target = &self.shared.target;
+                        self.shared.notice(&format!("syslog {target} is back; delivering again"));
                     }
+                }
+                if hung_up {
+                    // The daemon hung up before the connection was installed, so its watcher
+                    // found nothing to replay: do it here.
+                    self.shared.notice_down(&mut state, &closed_by_daemon());
+                    self.shared.replay(&mut state);
                 }
                 true
             }
@@ -288,9 +332,48 @@ impl Syslog {
                 // A connection that broke a moment ago and cannot be replaced at once is an
                 // outage starting; count it so the waits grow from the base interval.
                 state.failed_attempts = state.failed_attempts.saturating_add(1);
-                self.notice_down(&mut state, &e);
+                self.shared.notice_down(&mut state, &e);
                 false
             }
+        }
+    }
+}
+
+impl State {
+    /// Keeps a delivered message for replay, except over UDP (whose failures are never seen).
+    fn remember(&mut self, msg: &[u8], body: usize, at: Duration) {
+        if !matches!(self.conn, Some(Conn::Udp(..))) {
+            self.recent.push(&msg[body..], at);
+        }
+    }
+}
+
+impl Shared {
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-built State behind.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Copies the lines that may not have reached the daemon to the fallback, marked, in one
+    /// write; each at most once.
+    fn replay(&self, state: &mut State) {
+        let prefix = format!("logger: {} {REPLAY_MARKER}", self.program);
+        let mut out = Vec::new();
+        if state.recent.drain_into(&mut out, prefix.as_bytes()) > 0 {
+            self.write_fallback(&out);
+        }
+    }
+
+    /// Called by the TCP watcher when the daemon closed connection `closed`: if it is still
+    /// the current one, the outage is announced and the lines that may be lost replayed now,
+    /// without waiting for the next line. The connection stays in place, marked closed, so
+    /// the next line replaces it at once.
+    fn hung_up(&self, closed: &Arc<AtomicBool>) {
+        let mut state = self.lock_state();
+        let current = matches!(&state.conn, Some(Conn::Tcp(t)) if Arc::ptr_eq(&t.closed, closed));
+        if current {
+            self.notice_down(&mut state, &closed_by_daemon());
+            self.replay(&mut state);
         }
     }
 
@@ -333,35 +416,39 @@ impl Logger for Syslog {
             return;
         }
         with_line_buffer(|line| {
-            let tcp = matches!(self.target, SyslogTarget::Tcp(_));
-            self.format_message(line, record);
+            let at = self.format_message(line, record);
             let mut body = 0;
-            if tcp {
-                // Octet counting: the frame is `LEN SP MSG`, built in place to keep one write.
-                let prefix = format!("{} ", line.len());
-                line.insert_str(0, &prefix);
-                body = prefix.len();
+            if matches!(self.shared.target, SyslogTarget::Tcp(_)) {
+                // Octet counting: the frame is `LEN SP MSG`, built in place to keep one write
+                // (the length rendered on the stack: no allocation per line).
+                let mut digits = [0u8; 24];
+                let mut w = &mut digits[..];
+                // 24 bytes hold any usize and the space, so this write cannot fail.
+                let _ = write!(w, "{} ", line.len());
+                let n = 24 - w.len();
+                line.insert_str(0, std::str::from_utf8(&digits[..n]).unwrap_or_default());
+                body = n;
             }
-            if !self.deliver(line.as_bytes()) {
+            if !self.deliver(line.as_bytes(), body, at) {
                 line.push('\n');
-                self.write_fallback(&line.as_bytes()[body..]);
+                self.shared.write_fallback(&line.as_bytes()[body..]);
             }
         });
     }
 
     fn flush(&self) {
-        let _ = self.fallback.lock().unwrap_or_else(PoisonError::into_inner).flush();
+        let _ = self.shared.fallback.lock().unwrap_or_else(PoisonError::into_inner).flush();
     }
 }
 
 impl std::fmt::Debug for Syslog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Syslog")
-            .field("target", &self.target)
+            .field("target", &self.shared.target)
             .field("format", &self.format)
             .field("facility", &self.facility)
             .field("level", &self.level)
-            .field("program", &self.program)
+            .field("program", &self.shared.program)
             .finish_non_exhaustive()
     }
 }
@@ -376,6 +463,7 @@ struct Header {
 
 impl Header {
     fn new(s: &Syslog) -> Header {
+        let program = &s.shared.program;
         let version = match s.format {
             SyslogFormat::Rfc5424 => "1 ",
             SyslogFormat::Rfc3164 => "",
@@ -385,12 +473,12 @@ impl Header {
             format!("<{pri}>{version}")
         });
         let tail = match s.format {
-            SyslogFormat::Rfc5424 => format!(" {} {} {} - - ", s.hostname, s.program, s.pid),
+            SyslogFormat::Rfc5424 => format!(" {} {program} {} - - ", s.hostname, s.pid),
             // On a local socket the daemon adds the hostname, as glibc's syslog(3) expects.
-            SyslogFormat::Rfc3164 if matches!(s.target, SyslogTarget::Unix(_)) => {
-                format!(" {}[{}]: ", s.program, s.pid)
+            SyslogFormat::Rfc3164 if matches!(s.shared.target, SyslogTarget::Unix(_)) => {
+                format!(" {program}[{}]: ", s.pid)
             }
-            SyslogFormat::Rfc3164 => format!(" {} {}[{}]: ", s.hostname, s.program, s.pid),
+            SyslogFormat::Rfc3164 => format!(" {} {program}[{}]: ", s.hostname, s.pid),
         };
         Header { pri, tail }
     }
@@ -407,7 +495,8 @@ enum Conn {
 }
 
 impl Conn {
-    fn open(target: &SyslogTarget, timeout: Duration) -> io::Result<Conn> {
+    /// Opens a connection; a TCP watcher reports a hang-up to `shared` (if it still exists).
+    fn open(target: &SyslogTarget, timeout: Duration, shared: Weak<Shared>) -> io::Result<Conn> {
         match target {
             SyslogTarget::Unix(path) => open_unix(path, timeout).map(Conn::Unix),
             SyslogTarget::Udp(addr) => {
@@ -417,7 +506,7 @@ impl Conn {
                 socket.set_write_timeout(Some(timeout))?;
                 Ok(Conn::Udp(socket, *addr))
             }
-            SyslogTarget::Tcp(addr) => TcpConn::open(*addr, timeout).map(Conn::Tcp),
+            SyslogTarget::Tcp(addr) => TcpConn::open(*addr, timeout, shared).map(Conn::Tcp),
         }
     }
 
@@ -444,17 +533,17 @@ fn open_unix(path: &Path, timeout: Duration) -> io::Result<UnixDatagram> {
     Ok(socket)
 }
 
-/// A TCP connection plus a watcher thread that marks it closed when the daemon hangs up. A
-/// daemon never sends anything on a syslog connection, so any return from `read` means the
-/// connection is over; without this the first line after a daemon restart would be written
-/// into a dead socket and lost without an error.
+/// A TCP connection plus a watcher thread that marks it closed when the daemon hangs up and
+/// replays the lines that may have been lost. A daemon never sends anything on a syslog
+/// connection, so any return from `read` means the connection is over; without this the first
+/// line after a daemon restart would be written into a dead socket and lost without an error.
 struct TcpConn {
     stream: TcpStream,
     closed: Arc<AtomicBool>,
 }
 
 impl TcpConn {
-    fn open(addr: SocketAddr, timeout: Duration) -> io::Result<TcpConn> {
+    fn open(addr: SocketAddr, timeout: Duration, shared: Weak<Shared>) -> io::Result<TcpConn> {
         let stream = TcpStream::connect_timeout(&addr, timeout)?;
         stream.set_write_timeout(Some(timeout))?;
         stream.set_nodelay(true)?;
@@ -471,14 +560,20 @@ impl TcpConn {
                     Err(_) => break,
                 }
             }
+            // Set before taking the state lock: a send that holds the lock now either sees the
+            // flag or has its line in the ring before `hung_up` replays it.
             flag.store(true, Ordering::Release);
+            // A weak handle: the watcher of a dropped sink must not keep it alive.
+            if let Some(shared) = shared.upgrade() {
+                shared.hung_up(&flag);
+            }
         })?;
         Ok(TcpConn { stream, closed })
     }
 
     fn send(&mut self, frame: &[u8]) -> io::Result<()> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "closed by the daemon"));
+            return Err(closed_by_daemon());
         }
         self.stream.write_all(frame)
     }
@@ -489,6 +584,10 @@ impl Drop for TcpConn {
         // Wakes the watcher thread so it exits and releases its handle on the socket.
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
     }
+}
+
+fn closed_by_daemon() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, "closed by the daemon")
 }
 
 /// The wait before the next connection attempt after `failed` failed ones in a row: `base`,

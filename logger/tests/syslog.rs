@@ -406,3 +406,113 @@ fn new_builds_a_fanout_with_syslog_and_never_fails() {
     let log = logger::new(config);
     log.info("goes to stderr");
 }
+
+/// The lines of `text` that the sink replayed as possibly undelivered, as their messages.
+fn replayed(text: &str) -> Vec<String> {
+    let prefix = format!("logger: p {}", logger::syslog::REPLAY_MARKER);
+    text.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(|m| parse_5424(m).unwrap_or_else(|| panic!("whole message expected: {m:?}")).msg)
+        .collect()
+}
+
+#[test]
+fn unix_daemon_death_replays_the_lines_it_may_have_lost() {
+    // The daemon reads one line, then exits with two more still queued in its socket: the
+    // kernel accepted them, so the sender saw no error. The next send fails, and the lines
+    // sent just before go to the fallback, marked, once.
+    let (_dir, path, rx) = unix_receiver();
+    let fallback = Captured::default();
+    let log = Syslog::new(SyslogTarget::Unix(path.clone()), "p")
+        .with_retry_interval(Duration::from_millis(5))
+        .with_fallback(fallback.clone());
+    log.info("read 1");
+    assert!(recv_unix(&rx).ends_with(" read 1"));
+    log.info("queued 2");
+    log.info("queued 3");
+    drop(rx);
+    assert_eq!(fallback.text(), "", "nothing is known to be wrong yet");
+    log.info("after 4");
+    let text = fallback.text();
+    assert_eq!(replayed(&text), ["read 1", "queued 2", "queued 3"], "{text}");
+    // The notice first, then the replayed lines, then the line at hand.
+    let notice = text.find("unavailable").unwrap();
+    let replay = text.find(logger::syslog::REPLAY_MARKER).unwrap();
+    let after = text.find(" after 4").unwrap();
+    assert!(notice < replay && replay < after, "{text}");
+    assert!(!text.lines().any(|l| l.contains(" after 4") && l.starts_with("logger:")), "{text}");
+    // Nothing is replayed twice, and lines that went to the fallback are not replayed.
+    log.info("after 5");
+    assert_eq!(replayed(&fallback.text()).len(), 3, "{}", fallback.text());
+
+    // The daemon comes back: only lines sent on the new connection can be replayed next time.
+    std::fs::remove_file(&path).unwrap();
+    let rx = UnixDatagram::bind(&path).unwrap();
+    rx.set_read_timeout(Some(30 * SECOND)).unwrap();
+    assert!(wait_until(5 * SECOND, || {
+        log.info("probe");
+        fallback.text().contains("is back; delivering again")
+    }));
+    log.info("second life");
+    drop(rx);
+    log.info("after second death");
+    let again = replayed(&fallback.text());
+    assert_eq!(again.last().map(String::as_str), Some("second life"), "{again:?}");
+    assert!(again[3..].iter().all(|m| m == "probe" || m == "second life"), "{again:?}");
+}
+
+#[test]
+fn tcp_hang_up_replays_at_once_without_waiting_for_the_next_line() {
+    // A frame written after the daemon's FIN is accepted by the kernel and lost. The watcher
+    // thread sees the hang-up and replays by itself: a process that logs nothing more still
+    // gets its possibly lost lines onto stderr.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let fallback = Captured::default();
+    let log = Syslog::new(SyslogTarget::Tcp(listener.local_addr().unwrap()), "p")
+        .with_fallback(fallback.clone())
+        .connect()
+        .unwrap();
+    let (conn, _) = listener.accept().unwrap();
+    conn.set_read_timeout(Some(5 * SECOND)).unwrap();
+    let mut r = BufReader::new(conn);
+    log.info("one");
+    log.info("two");
+    assert!(read_frame(&mut r).ends_with(" one"));
+    drop(r);
+    assert!(
+        wait_until(5 * SECOND, || replayed(&fallback.text()).len() == 2),
+        "{}",
+        fallback.text()
+    );
+    assert_eq!(replayed(&fallback.text()), ["one", "two"]);
+    assert_eq!(fallback.text().matches("unavailable").count(), 1, "{}", fallback.text());
+}
+
+#[test]
+fn replay_is_bounded_to_the_last_lines() {
+    let (_dir, path, rx) = unix_receiver();
+    let fallback = Captured::default();
+    let log = Syslog::new(SyslogTarget::Unix(path), "p").with_fallback(fallback.clone());
+    for i in 0..100 {
+        logger::info!(log, "n"; i = i);
+        assert!(recv_unix(&rx).ends_with(&format!(" n i={i}")));
+    }
+    drop(rx);
+    log.info("after");
+    let want: Vec<String> =
+        (100 - logger::syslog::REPLAY_LINES..100).map(|i| format!("n i={i}")).collect();
+    assert_eq!(replayed(&fallback.text()), want);
+}
+
+#[test]
+fn replay_skips_lines_older_than_the_window_before_the_last_one() {
+    let (_dir, path, rx) = unix_receiver();
+    let fallback = Captured::default();
+    let log = Syslog::new(SyslogTarget::Unix(path), "p").with_fallback(fallback.clone());
+    log.info("long ago");
+    std::thread::sleep(logger::syslog::REPLAY_WINDOW + Duration::from_millis(200));
+    log.info("just before");
+    drop(rx);
+    log.info("after");
+    assert_eq!(replayed(&fallback.text()), ["just before"]);
+}
