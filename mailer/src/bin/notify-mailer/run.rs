@@ -152,6 +152,14 @@ impl Worker {
         let job = &*self.job;
         let mut first = true;
         loop {
+            if self.stop.stop.is_cancelled() {
+                break;
+            }
+            // The recipient is claimed before the pause, so a worker whose list has run out
+            // ends at once instead of sleeping once more; one claimed and then stopped during
+            // the pause stays `None`, "not sent", and goes to the resume file.
+            let index = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(recipient) = job.recipients.get(index) else { break };
             if !first && !job.sleep.is_zero() {
                 tokio::select! {
                     _ = tokio::time::sleep(job.sleep) => {}
@@ -159,17 +167,16 @@ impl Worker {
                 }
             }
             first = false;
-            if self.stop.stop.is_cancelled() {
-                break;
-            }
-            let index = self.next.fetch_add(1, Ordering::Relaxed);
-            let Some(recipient) = job.recipients.get(index) else { break };
             let subject = job.subject.render(&recipient.vars);
             let body = job.body.render(&recipient.vars);
             let to = [recipient.email.as_str()];
             let result = tokio::select! {
-                _ = self.stop.abort.cancelled() => break,
+                // A send that has finished is recorded even when the abort came at the same
+                // moment: reporting a delivered message as not sent would send it twice on
+                // resume.
+                biased;
                 result = self.mailer.send_mail(&to, &subject, &body) => result,
+                _ = self.stop.abort.cancelled() => break,
             };
             let outcome = match result {
                 Ok(sent) => Outcome::Sent { possibly_duplicated: sent.possibly_duplicated },
@@ -308,6 +315,21 @@ mod tests {
             (one.1.as_str(), one.2.as_str()),
             ("for u5@example.test", "Hello u5@example.test")
         );
+    }
+
+    #[tokio::test]
+    async fn the_pause_comes_between_messages_not_after_the_last() {
+        let mut job = Arc::try_unwrap(job(&["a@example.test"])).ok().unwrap();
+        job.sleep = Duration::from_secs(3600);
+        let fake = Fake::new();
+        // Bounded: with a pause after the last message this would take an hour.
+        let outcomes = tokio::time::timeout(
+            Duration::from_secs(30),
+            go(Arc::new(job), 1, fake.clone(), Stop::default()),
+        )
+        .await
+        .expect("the run ends once the list is done");
+        assert_eq!(outcomes, [Some(Outcome::Sent { possibly_duplicated: false })]);
     }
 
     #[tokio::test]
