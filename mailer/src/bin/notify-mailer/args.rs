@@ -104,7 +104,7 @@ pub struct Args {
     pub resume_file: Option<PathBuf>,
 
     /// How often to log a progress line when stderr is not a terminal (on a terminal, a
-    /// progress bar shows instead).
+    /// progress bar shows instead); at most 24h.
     #[arg(long, value_name = "DURATION", value_parser = parse_interval, default_value = "5s")]
     pub progress_interval: Duration,
 
@@ -185,10 +185,15 @@ pub fn parse_server(s: &str) -> Result<Server, String> {
     Ok(Server { host: host.to_owned(), port })
 }
 
-/// A duration that must not be zero (a timer firing constantly).
+/// The longest interval [`parse_interval`] takes: a day is "rarely" enough, and a timer that
+/// far ahead can never overflow the clock (`--progress-interval 500000000000y` once panicked).
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A duration that must not be zero (a timer firing constantly) and at most a day.
 pub fn parse_interval(s: &str) -> Result<Duration, String> {
     match parse_duration(s)? {
         Duration::ZERO => Err("the interval must be longer than zero".into()),
+        d if d > MAX_INTERVAL => Err(format!("{s:?}: the interval must be at most 24h")),
         d => Ok(d),
     }
 }
@@ -220,6 +225,8 @@ mod tests {
     fn intervals_are_never_zero() {
         assert_eq!(parse_interval("100ms"), Ok(Duration::from_millis(100)));
         assert!(parse_interval("0s").is_err());
+        assert_eq!(parse_interval("24h"), Ok(MAX_INTERVAL));
+        assert!(parse_interval("500000000000y").unwrap_err().contains("at most 24h"));
     }
 
     #[test]
