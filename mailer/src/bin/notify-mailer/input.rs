@@ -8,8 +8,7 @@ use crate::args::Args;
 use crate::recipients::{self, List};
 use crate::template::Template;
 
-/// Everything a run needs, validated.
-#[derive(Debug)]
+/// Everything a run needs, validated. `Debug` never shows the password.
 pub struct Inputs {
     /// The recipients to send to (invalid ones removed only with `--skip-invalid`).
     pub list: List,
@@ -23,6 +22,19 @@ pub struct Inputs {
     pub ca_pem: Option<String>,
     /// The invalid recipients that `--skip-invalid` skipped (already reported to the user).
     pub skipped_report: Option<String>,
+}
+
+impl std::fmt::Debug for Inputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inputs")
+            .field("list", &self.list)
+            .field("subject", &self.subject)
+            .field("body", &self.body)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ca_pem", &self.ca_pem)
+            .field("skipped_report", &self.skipped_report)
+            .finish()
+    }
 }
 
 /// Reads and checks every input named in `args`. The error is the whole report, one problem
@@ -260,5 +272,33 @@ mod tests {
         assert!(err.contains("--from \"not an address\": "), "{err}");
         assert!(err.contains("the password file is empty"), "{err}");
         assert!(err.contains("no PEM certificate"), "{err}");
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let f = Files::new();
+        let list = f.put("list.txt", "a@example.com\n");
+        let body = f.put("body.txt", "Hi\n");
+        let pw = f.put("pw", "s3cret-pw\n");
+        let all = [
+            "notify-mailer",
+            "--dry-run",
+            "--from",
+            "ops@example.com",
+            "--subject",
+            "s",
+            "--body",
+            &body,
+            "--recipients",
+            &list,
+            "--username",
+            "u",
+            "--password-file",
+            &pw,
+        ];
+        let inputs = load(&Args::try_parse_from(all).unwrap()).unwrap();
+        assert_eq!(inputs.password.as_deref(), Some("s3cret-pw"));
+        let shown = format!("{inputs:?}");
+        assert!(shown.contains("<redacted>") && !shown.contains("s3cret"), "{shown}");
     }
 }

@@ -164,11 +164,16 @@ async fn send(args: Args, inputs: Inputs, config: Option<mailer::Config>) -> u8 
     let outcomes =
         run::run(job.clone(), workers, log.clone(), &progress, counters, stop.clone()).await;
     // After a second Ctrl-C the operator wants out now, not a polite QUIT that may wait for a
-    // command timeout on a connection whose send was just abandoned.
-    if !stop.abort.is_cancelled() {
+    // command timeout on a connection whose send was just abandoned: also when that second
+    // Ctrl-C comes while the QUITs are under way.
+    let close_all = async {
         for mailer in &distinct {
             mailer.close().await;
         }
+    };
+    tokio::select! {
+        () = close_all => {}
+        () = stop.abort.cancelled() => {}
     }
     progress.finish();
 
