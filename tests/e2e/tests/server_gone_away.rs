@@ -4,15 +4,17 @@
 //!
 //! Nothing is lost across the gap: every message is either on the new server, or was seen on
 //! the old one just before the kill, or was accepted by the old one in the moment between that
-//! last look and the kill (its fate unknown to the test: the mailer logged `event=sent` for it
-//! before the kill, and the killed server's memory is gone). That last group is counted and
-//! printed, and must be small; no message the mailer reported sent after the kill may be missing.
+//! last look and the kill (the mailer logged `event=sent` for it, and the killed server's
+//! memory is gone). That last group is counted, printed, and must match what the old server's
+//! own count says it took after the listing, give or take the one message per connection in
+//! flight at the kill. The accounting is by counts, never by comparing clocks: a 250 that
+//! reached the mailer before the kill may be logged after it on a busy machine.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use e2e::bins;
-use e2e::capture::{field, time_of_day};
+use e2e::capture::field;
 use e2e::peers::wait_until;
 use e2e::srv::{SrvProcess, stat};
 use e2e::tally::summary_number;
@@ -20,12 +22,8 @@ use e2e::tally::summary_number;
 const RECIPIENTS: usize = 3_000;
 const KILL_AT: u64 = 600;
 const GAP: Duration = Duration::from_secs(5);
-
-/// The UTC time of day now, comparable with the short log format's timestamps.
-fn utc_time_of_day() -> Duration {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    Duration::from_micros((since_epoch.as_micros() % (86_400 * 1_000_000)) as u64)
-}
+/// `--parallel`: at most this many messages are in flight at any instant, the kill included.
+const CONNECTIONS: usize = 2;
 
 fn message_ids(messages: &[serde_json::Value]) -> BTreeSet<String> {
     messages.iter().filter_map(|m| m["message_id"].as_str().map(str::to_owned)).collect()
@@ -58,7 +56,7 @@ fn sigkill_and_restart_on_the_same_port_loses_nothing() {
         "--recipients",
         list.to_str().unwrap(),
         "--parallel",
-        "2",
+        &CONNECTIONS.to_string(),
         // Paced (at most ~1,000 msg/s over two connections), so the kill lands mid-run.
         "--sleep",
         "2ms",
@@ -84,7 +82,6 @@ fn sigkill_and_restart_on_the_same_port_loses_nothing() {
     let seen_on_old = message_ids(&old.http().messages().unwrap());
     let old_count = old.http().count().unwrap() as usize;
     old.kill().unwrap();
-    let killed_at = utc_time_of_day();
     std::thread::sleep(GAP); // the scenario itself: the server is away for 5 s
     let new =
         SrvProcess::start(&binary, smtp_port, http_port, &[]).expect("restart on the same ports");
@@ -94,22 +91,34 @@ fn sigkill_and_restart_on_the_same_port_loses_nothing() {
     let on_new = message_ids(&new.http().messages().unwrap());
     let new_stats = new.http().stats().unwrap();
 
-    // What the mailer says it delivered, and when.
-    let sent: Vec<(String, Duration)> = out
+    // What the mailer says it delivered, and whether it flagged a resend after a fault that
+    // left the delivery unknown.
+    let sent: Vec<(String, bool)> = out
         .stdout
         .lines()
         .filter(|l| field(l, "event") == Some("sent"))
-        .map(|l| (field(l, "message_id").unwrap().to_owned(), time_of_day(l).unwrap()))
+        .map(|l| {
+            let id = field(l, "message_id").unwrap().to_owned();
+            (id, field(l, "possibly_duplicated") == Some("true"))
+        })
         .collect();
     let sent_ids: BTreeSet<&str> = sent.iter().map(|(id, _)| id.as_str()).collect();
     // Reported sent, but on neither server: accepted by the old one after the last listing.
-    // Each must have been reported before the kill, or it is lost.
-    let old_only: Vec<&(String, Duration)> =
-        sent.iter().filter(|(id, _)| !seen_on_old.contains(id) && !on_new.contains(id)).collect();
-    let lost: Vec<&&(String, Duration)> =
-        old_only.iter().filter(|(_, at)| *at > killed_at).collect();
+    let old_only: Vec<&str> = sent
+        .iter()
+        .map(|(id, _)| id.as_str())
+        .filter(|id| !seen_on_old.contains(*id) && !on_new.contains(*id))
+        .collect();
+    // Resent to the new server after the old one died holding the message, maybe stored: if it
+    // was stored after the listing, the old count has it too, uncounted by `on_both`.
+    let resent_unlisted = sent
+        .iter()
+        .filter(|(id, resent)| *resent && !seen_on_old.contains(id) && on_new.contains(id))
+        .count();
     let new_count = new.http().count().unwrap() as usize;
     let on_both = seen_on_old.intersection(&on_new).count();
+    // What the old server took after the listing, by its own count.
+    let old_unlisted = old_count - seen_on_old.len();
     // old count + new count - copies on both = total, except for messages the old server took
     // in the instant between the count and the kill: their fate was unknown at the kill.
     let unknown_fate = RECIPIENTS as i64 - (old_count + new_count - on_both) as i64;
@@ -123,15 +132,14 @@ fn sigkill_and_restart_on_the_same_port_loses_nothing() {
         "server gone away: {RECIPIENTS} recipients, old server SIGKILLed at {KILL_AT}+ deliveries, \
          back on port {smtp_port} {GAP:?} later; run took {:?}\n  old server count at the kill \
          {old_count} ({} listed by Message-ID, {} more identified by the mailer's sent events), \
-         new server count {new_count}, on both {on_both}: {old_count} + {new_count} - {on_both} \
-         = {} of {RECIPIENTS}, fate unknown at the kill {unknown_fate}, lost {}\n  during the \
-         gap: {refused} refused connects, backoff delays up to {} ms, reconnects {:?}; new \
-         /stats connections {}",
+         new server count {new_count}, on both {on_both}, resent after the kill {resent_unlisted}: \
+         {old_count} + {new_count} - {on_both} = {} of {RECIPIENTS}, fate unknown at the kill \
+         {unknown_fate}\n  during the gap: {refused} refused connects, backoff delays up to {} \
+         ms, reconnects {:?}; new /stats connections {}",
         out.elapsed,
         seen_on_old.len(),
         old_only.len(),
         old_count + new_count - on_both,
-        lost.len(),
         backoffs.iter().max().copied().unwrap_or(0),
         summary_number(&out.stdout, "reconnects"),
         stat(&new_stats, "connections"),
@@ -139,13 +147,28 @@ fn sigkill_and_restart_on_the_same_port_loses_nothing() {
     assert_eq!(summary_number(&out.stdout, "sent "), Some(RECIPIENTS as u64), "{}", out.stdout);
     assert_eq!(sent_ids.len(), RECIPIENTS, "one sent event per message");
     assert!(old_count + 1000 < RECIPIENTS, "the kill came too late ({old_count} sent)");
-    assert!(lost.is_empty(), "reported sent after the kill but on neither server: {lost:?}");
-    // Every message the old server held beyond the listing is accounted for by a sent event.
-    assert!(old_only.len() + 2 >= old_count - seen_on_old.len(), "old server count unexplained");
+    // Every message reported sent but on neither server is one the old server counted after
+    // the listing, or one of those in flight at the kill: none was lost.
+    assert!(
+        old_only.len() <= old_unlisted + CONNECTIONS,
+        "{} messages reported sent are on neither server; the old server took only \
+         {old_unlisted} after the listing: lost {:?}",
+        old_only.len(),
+        &old_only[..old_only.len().min(20)]
+    );
+    // And every message the old server counted after the listing is accounted for: reported
+    // sent (and on neither server), or resent to the new one.
+    assert!(
+        old_only.len() + resent_unlisted.min(CONNECTIONS) >= old_unlisted,
+        "old server count unexplained"
+    );
     // Only messages in flight at the kill (one per connection) can be on both servers, and
-    // only those taken in the instant between the count and the kill are of unknown fate.
-    assert!(on_both <= 2, "{on_both} messages on both servers");
-    assert!((0..=4).contains(&unknown_fate), "{unknown_fate} messages of unknown fate");
+    // only those taken in the instant between the count and the kill are of unknown fate
+    // (negative when a message the old count had was resent and counted on the new server
+    // too).
+    assert!(on_both <= CONNECTIONS, "{on_both} messages on both servers");
+    let fate = -(resent_unlisted.min(CONNECTIONS) as i64)..=2 * CONNECTIONS as i64;
+    assert!(fate.contains(&unknown_fate), "{unknown_fate} messages of unknown fate");
     // The mailer noticed the gap and rode it out with growing delays, not a storm.
     assert!(refused > 0, "no refused connection during the gap");
     assert!(backoffs.iter().any(|&d| d >= 500), "backoff never grew: {backoffs:?}");
