@@ -20,16 +20,17 @@ use crate::syslog::TRUNCATION_MARKER;
 /// At most this many of the most recently sent lines are kept for replay.
 ///
 /// Measured against rsyslogd stopped with SIGTERM or SIGKILL while a process logs 100 lines/s
-/// over a unix socket or TCP: 0 or 1 line is lost per stop, always the last one sent before
-/// the failure was noticed. 32 lines is a wide margin for a daemon that keeps up (a burst of
-/// 32 lines within a few milliseconds of its death is still covered) and bounds the duplicates
-/// one outage can cause. A daemon with a deep backlog (thousands of queued lines) loses more
-/// than any such ring holds: only an acknowledged protocol (RELP) closes that.
-pub const REPLAY_LINES: usize = 32;
+/// over a unix socket or TCP (the e2e test `logging_survives_daemon`): usually 0 or 1 line is
+/// lost per stop, the last one sent before the failure was noticed; on a loaded machine up to
+/// 23 (TCP and SIGTERM: rsyslogd stops writing some 200 ms before it closes its connections).
+/// 64 lines leaves a margin over that and still bounds the duplicates one outage causes. At
+/// high rates the count is the binding limit: a daemon with a deep backlog (hundreds of queued
+/// lines) loses more than any such ring holds; only an acknowledged protocol (RELP) closes that.
+pub const REPLAY_LINES: usize = 64;
 
-/// At most this many bytes of them (messages without framing): 32 KiB, fixed, per sink. Four
-/// messages of rsyslog's default 8 KiB limit, or 32 typical lines of a few hundred bytes.
-pub const REPLAY_BYTES: usize = 32 * 1024;
+/// At most this many bytes of them (messages without framing): 64 KiB, fixed, per sink. 64
+/// lines of up to 1 KiB, or eight of rsyslog's default 8 KiB maximum.
+pub const REPLAY_BYTES: usize = 64 * 1024;
 
 /// Only lines sent within this time before the last line sent are replayed.
 ///
@@ -202,7 +203,7 @@ mod tests {
     #[test]
     fn keeps_at_most_the_byte_budget_and_wraps_around() {
         let mut r = Recent::default();
-        // Lines of 5,000 bytes: six fit in 32 KiB, and the buffer wraps many times over.
+        // Lines of 5,000 bytes: thirteen fit in 64 KiB, and the buffer wraps many times over.
         for i in 0..50u8 {
             r.push(&[b'a' + i % 26; 5000], T0);
             assert!(r.used <= REPLAY_BYTES);
