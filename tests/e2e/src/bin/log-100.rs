@@ -1,7 +1,9 @@
 //! A small real process for the "logging survives its daemon" test: it logs numbered lines
 //! through `logger::new(config)` to a syslog target at a steady rate, then prints a summary on
-//! stdout and exits 0. Lines the daemon could not take go to stderr (the logger's fallback), so
-//! the test can account for every line: in the daemon's file or on stderr.
+//! stdout and exits 0. Lines the daemon could not take go to stderr (the logger's fallback), and
+//! so do, marked `logger: log-100 possibly undelivered: `, the last lines sent before the logger
+//! found the daemon gone, so the test can account for every line: in the daemon's file or on
+//! stderr.
 //!
 //! ```text
 //! log-100 --syslog unix:/tmp/x/log.sock --lines 600 --rate 100 --run-id r1
