@@ -2,7 +2,9 @@
 //! them for this build and run as a user would: a child process with flags, its output captured,
 //! a deadline on how long it may take.
 
+use std::ffi::OsStr;
 use std::io::{self, Read};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -153,7 +155,7 @@ impl Output {
 
 /// Runs `program args...` to completion with stdin closed, killing it if it outlives `limit`
 /// (then the error says so, with what it printed).
-pub fn run(program: &Path, args: &[&str], limit: Duration) -> io::Result<Output> {
+pub fn run<S: AsRef<OsStr>>(program: &Path, args: &[S], limit: Duration) -> io::Result<Output> {
     Running::start(program, args)?.wait(limit)
 }
 
@@ -203,7 +205,7 @@ impl Collected {
 
 impl Running {
     /// Starts `program args...` with stdin closed and both outputs collected.
-    pub fn start(program: &Path, args: &[&str]) -> io::Result<Self> {
+    pub fn start<S: AsRef<OsStr>>(program: &Path, args: &[S]) -> io::Result<Self> {
         let child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
@@ -266,6 +268,46 @@ impl Drop for Running {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// `notify-mailer` retry flags for servers whose faults are injected, not real overload: a
+/// long backoff would only slow a test down. 25 attempts make giving up on a message at a 35 %
+/// fault chance a 1-in-10^11 event.
+pub const FAST_RETRIES: [&str; 6] =
+    ["--retry-base", "5ms", "--retry-max", "100ms", "--max-attempts", "25"];
+
+/// The input files of a `notify-mailer` run to `n` numbered addresses, `user1@DOMAIN` ...
+/// (one per line), with a `Hello {{email}}.` body, in a temporary directory that lives as long
+/// as this value.
+pub struct Mailing {
+    dir: tempfile::TempDir,
+    /// The addresses, in file order.
+    pub recipients: Vec<String>,
+}
+
+impl Mailing {
+    /// Writes the recipients and body files.
+    pub fn new(n: usize, domain: &str) -> io::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let recipients: Vec<String> = (1..=n).map(|i| format!("user{i}@{domain}")).collect();
+        std::fs::write(dir.path().join("recipients.txt"), recipients.join("\n") + "\n")?;
+        std::fs::write(dir.path().join("body.txt"), "Hello {{email}}.\n")?;
+        Ok(Mailing { dir, recipients })
+    }
+
+    /// The recipients as `&str`, for [`crate::tally::Tally`]'s checks.
+    pub fn addresses(&self) -> impl Iterator<Item = &str> {
+        self.recipients.iter().map(String::as_str)
+    }
+
+    /// The flags every such run starts with: `--server SERVER --tls none --from FROM
+    /// --subject SUBJECT --body ... --recipients ...`; a test adds its own after them.
+    pub fn args(&self, server: SocketAddr, from: &str, subject: &str) -> Vec<String> {
+        let path = |name: &str| self.dir.path().join(name).to_string_lossy().into_owned();
+        let args = ["--server", &server.to_string(), "--tls", "none", "--from", from];
+        let files = ["--body", &path("body.txt"), "--recipients", &path("recipients.txt")];
+        args.iter().chain(&["--subject", subject]).chain(&files).map(|s| s.to_string()).collect()
     }
 }
 

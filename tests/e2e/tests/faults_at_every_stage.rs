@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use e2e::bins;
+use e2e::bins::{self, Mailing};
 use e2e::srv::{SrvProcess, stat};
 use e2e::tally::{Tally, summary_number};
 use serde_json::json;
@@ -61,45 +61,17 @@ fn run_with_chaos_at(stage: &str) -> Outcome {
     assert_eq!(chaos["stage"], stage, "{chaos}");
     assert_eq!(http.chaos().unwrap()["chance"], chance_at(stage));
 
-    let dir = tempfile::tempdir().unwrap();
-    let recipients: Vec<String> =
-        (1..=RECIPIENTS).map(|i| format!("user{i}@{stage}.test")).collect();
-    let list = dir.path().join("recipients.txt");
-    std::fs::write(&list, recipients.join("\n") + "\n").unwrap();
-    let body = dir.path().join("body.txt");
-    std::fs::write(&body, "Hello {{email}}.\n").unwrap();
-    let server = srv.smtp_addr().to_string();
-    let args = [
-        "--server",
-        &server,
-        "--tls",
-        "none",
-        "--from",
-        "stages@sender.test",
-        "--subject",
-        "fault at a stage",
-        "--body",
-        body.to_str().unwrap(),
-        "--recipients",
-        list.to_str().unwrap(),
-        "--parallel",
-        parallel_at(stage),
-        "--retry-base",
-        "5ms",
-        "--retry-max",
-        "100ms",
-        "--max-attempts",
-        "25",
-        "--log-level",
-        "warning",
-    ];
+    let mailing = Mailing::new(RECIPIENTS, &format!("{stage}.test")).expect("input files");
+    let mut args = mailing.args(srv.smtp_addr(), "stages@sender.test", "fault at a stage");
+    args.extend(bins::FAST_RETRIES.map(String::from));
+    args.extend(["--parallel", parallel_at(stage), "--log-level", "warning"].map(String::from));
     let program = bins::notify_mailer().expect("notify-mailer binary");
     let out = bins::run(&program, &args, Duration::from_secs(120)).expect("notify-mailer ran");
     assert_eq!(out.code(), Some(0), "{}", out.transcript());
 
     let tally = Tally::from_messages(&http.messages().unwrap());
     let stats = http.stats().unwrap();
-    let lost = tally.lost(recipients.iter().map(String::as_str));
+    let lost = tally.lost(mailing.addresses());
     let faults = stat(&stats, "faults_421") + stat(&stats, "faults_close");
     println!(
         "chaos at {stage} ({} %): {RECIPIENTS} recipients in {:?}; faults {faults} (421 {}, close {}), \
@@ -117,7 +89,7 @@ fn run_with_chaos_at(stage: &str) -> Outcome {
         possibly_duplicated(&out.stdout),
     );
     assert!(lost.is_empty(), "{stage}: lost {lost:?}");
-    assert!(tally.unexpected(recipients.iter().map(String::as_str)).is_empty());
+    assert!(tally.unexpected(mailing.addresses()).is_empty());
     assert!(faults > close_first_at(stage), "{stage}: too few faults injected: {stats}");
     // Every fault happened at the chosen stage and nowhere else.
     assert_eq!(stat(&stats["faults_by_stage"], stage), faults, "{stats}");

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use e2e::bins;
+use e2e::bins::{self, Mailing};
 use e2e::srv::{SrvProcess, stat};
 use e2e::tally::{Tally, summary_number};
 
@@ -24,40 +24,11 @@ fn ten_thousand_recipients_through_35_percent_faults_nothing_lost() {
         &["--close-chance", "35", "--seed", SEED],
     )
     .expect("start mail-test-srv");
-    let dir = tempfile::tempdir().unwrap();
-    let recipients: Vec<String> = (1..=RECIPIENTS).map(|i| format!("user{i}@load.test")).collect();
-    let list = dir.path().join("recipients.txt");
-    std::fs::write(&list, recipients.join("\n") + "\n").unwrap();
-    let body = dir.path().join("body.txt");
-    std::fs::write(&body, "Hello {{email}},\nthis is message load-test.\n").unwrap();
-    let server = srv.smtp_addr().to_string();
+    let mailing = Mailing::new(RECIPIENTS, "load.test").expect("input files");
     let program = bins::notify_mailer().expect("notify-mailer binary");
-    let args = [
-        "--server",
-        &server,
-        "--tls",
-        "none",
-        "--from",
-        "load@sender.test",
-        "--subject",
-        "load with faults",
-        "--body",
-        body.to_str().unwrap(),
-        "--recipients",
-        list.to_str().unwrap(),
-        "--parallel",
-        PARALLEL,
-        // Injected faults, not real overload: a long backoff would only slow the test down.
-        // 25 attempts at 35 % make giving up on a message a 1-in-10^11 event.
-        "--retry-base",
-        "5ms",
-        "--retry-max",
-        "100ms",
-        "--max-attempts",
-        "25",
-        "--log-level",
-        "warning",
-    ];
+    let mut args = mailing.args(srv.smtp_addr(), "load@sender.test", "load with faults");
+    args.extend(bins::FAST_RETRIES.map(String::from));
+    args.extend(["--parallel", PARALLEL, "--log-level", "warning"].map(String::from));
     let out = bins::run(&program, &args, Duration::from_secs(300)).expect("notify-mailer ran");
     let transcript_tail = || {
         let t = out.transcript();
@@ -70,8 +41,8 @@ fn ten_thousand_recipients_through_35_percent_faults_nothing_lost() {
     let messages = http.messages().unwrap();
     let stats = http.stats().unwrap();
     let tally = Tally::from_messages(&messages);
-    let lost = tally.lost(recipients.iter().map(String::as_str));
-    let unexpected = tally.unexpected(recipients.iter().map(String::as_str));
+    let lost = tally.lost(mailing.addresses());
+    let unexpected = tally.unexpected(mailing.addresses());
     let summary = &out.stdout;
     let sent = summary_number(summary, "sent ").expect("sent in the summary");
     let mailer_421 = summary_number(summary, "421:").expect("421 count in the summary");

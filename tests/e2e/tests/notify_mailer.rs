@@ -58,6 +58,8 @@ async fn notify_mailer(args: Vec<String>) -> Output {
 /// injected: a long backoff would only make the test slow).
 fn base_args(server: SocketAddr, files: &Files, list: &str) -> Vec<String> {
     let body = files.put("body.txt", "Hello {{email}},\nthe service restarts tonight.\n");
+    let failures = files.path("failed.csv");
+    let resume = files.path("resume.txt");
     [
         "--server",
         &server.to_string(),
@@ -71,18 +73,13 @@ fn base_args(server: SocketAddr, files: &Files, list: &str) -> Vec<String> {
         &body,
         "--recipients",
         list,
-        "--retry-base",
-        "5ms",
-        "--retry-max",
-        "100ms",
-        "--max-attempts",
-        "25",
         "--failures-file",
-        files.path("failed.csv").to_str().unwrap(),
+        failures.to_str().unwrap(),
         "--resume-file",
-        files.path("resume.txt").to_str().unwrap(),
+        resume.to_str().unwrap(),
     ]
     .iter()
+    .chain(&bins::FAST_RETRIES)
     .map(|s| s.to_string())
     .collect()
 }

@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use e2e::bins;
+use e2e::bins::{self, Mailing};
 use e2e::capture::field;
 use e2e::peers::wait_until;
 use e2e::srv::{SrvProcess, stat};
@@ -35,41 +35,27 @@ fn sigkill_and_restart_on_the_same_port_loses_nothing() {
     let mut old = SrvProcess::start(&binary, 0, 0, &[]).expect("start mail-test-srv");
     let (smtp_port, http_port) = (old.smtp_addr().port(), old.http().addr().port());
 
-    let dir = tempfile::tempdir().unwrap();
-    let recipients: Vec<String> = (1..=RECIPIENTS).map(|i| format!("user{i}@gone.test")).collect();
-    let list = dir.path().join("recipients.txt");
-    std::fs::write(&list, recipients.join("\n") + "\n").unwrap();
-    let body = dir.path().join("body.txt");
-    std::fs::write(&body, "Hello {{email}}.\n").unwrap();
-    let server = old.smtp_addr().to_string();
-    let args = [
-        "--server",
-        &server,
-        "--tls",
-        "none",
-        "--from",
-        "gone@sender.test",
-        "--subject",
-        "server gone away",
-        "--body",
-        body.to_str().unwrap(),
-        "--recipients",
-        list.to_str().unwrap(),
-        "--parallel",
-        &CONNECTIONS.to_string(),
-        // Paced (at most ~1,000 msg/s over two connections), so the kill lands mid-run.
-        "--sleep",
-        "2ms",
-        // Backoff 5 ms doubling to 1 s: 30 attempts span ~25 s, well over the 5 s gap.
-        "--retry-base",
-        "5ms",
-        "--retry-max",
-        "1s",
-        "--max-attempts",
-        "30",
-        "--log-level",
-        "info",
-    ];
+    let mailing = Mailing::new(RECIPIENTS, "gone.test").expect("input files");
+    let mut args = mailing.args(old.smtp_addr(), "gone@sender.test", "server gone away");
+    args.extend(
+        [
+            "--parallel",
+            &CONNECTIONS.to_string(),
+            // Paced (at most ~1,000 msg/s over two connections), so the kill lands mid-run.
+            "--sleep",
+            "2ms",
+            // Backoff 5 ms doubling to 1 s: 30 attempts span ~25 s, well over the 5 s gap.
+            "--retry-base",
+            "5ms",
+            "--retry-max",
+            "1s",
+            "--max-attempts",
+            "30",
+            "--log-level",
+            "info",
+        ]
+        .map(String::from),
+    );
     let program = bins::notify_mailer().expect("notify-mailer binary");
     let running = bins::Running::start(&program, &args).expect("start notify-mailer");
 
