@@ -115,6 +115,11 @@ fn build_logger(args: &Args, progress: &Progress) -> Arc<dyn Logger> {
 async fn send(args: Args, inputs: Inputs, config: Option<mailer::Config>) -> u8 {
     let Inputs { list, subject, body, skipped_report, .. } = inputs;
     let total = list.recipients.len();
+    if let Some(report) = &skipped_report {
+        // Before the progress bar exists: it redraws stderr, so text written there while it
+        // shows would be torn up.
+        eprint!("{report}");
+    }
     let counters = Arc::new(Counters::default());
     let terminal = std::io::stderr().is_terminal();
     let progress = Progress::new(total as u64, counters.clone(), terminal, args.progress_interval);
@@ -128,10 +133,9 @@ async fn send(args: Args, inputs: Inputs, config: Option<mailer::Config>) -> u8 
         logger::warning!(log, "--tls none: mail (and any password) crosses the network in plain text";
             event = "plaintext", server = server);
     }
-    if let Some(report) = &skipped_report {
+    if skipped_report.is_some() {
         logger::warning!(log, "skipping {} invalid address(es) (--skip-invalid)", list.invalid.len();
             event = "skipped_invalid", count = list.invalid.len());
-        eprint!("{report}");
     }
     if !list.duplicates.is_empty() {
         logger::warning!(log, "skipping {} repeated address(es)", list.duplicates.len();
