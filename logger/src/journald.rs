@@ -197,12 +197,14 @@ impl Logger for Journald {
         if let Err(e) = sent {
             // The same text a Stdout would print, so nothing is lost or unreadable.
             let line = with_line_buffer(|line| {
+                // The path and the program name may hold any character: escaped, so the
+                // fallback line stays one line.
                 line.push_str("logger: journald ");
-                line.push_str(&self.path.to_string_lossy());
+                crate::escape_into(line, &self.path.to_string_lossy());
                 line.push_str(" unavailable (");
-                line.push_str(&e.to_string());
+                crate::escape_into(line, &e.to_string());
                 line.push_str("): ");
-                line.push_str(&self.program);
+                crate::escape_into(line, &self.program);
                 line.push(' ');
                 line.push(char::from(b'0' + record.level().severity()));
                 line.push(' ');

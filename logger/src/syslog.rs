@@ -394,8 +394,12 @@ impl Shared {
         }
     }
 
+    /// One line on the fallback. `text` names the target (a unix path may hold any byte) and
+    /// an OS error, so it is escaped like a message: a notice cannot forge a line either.
     fn notice(&self, text: &str) {
-        let line = format!("logger: {} {text}\n", self.program);
+        let mut line = format!("logger: {} ", self.program);
+        crate::escape_into(&mut line, text);
+        line.push('\n');
         self.write_fallback(line.as_bytes());
     }
 

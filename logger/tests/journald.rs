@@ -154,3 +154,16 @@ fn new_with_journald_only() {
     assert_eq!((e["MESSAGE"].as_str(), e["PRIORITY"].as_str()), ("deep", "7"));
     assert_eq!(e["SYSLOG_IDENTIFIER"], "svc");
 }
+
+#[test]
+fn the_fallback_line_stays_one_line_whatever_the_path_and_program_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let fallback = Captured::default();
+    let log = Journald::new("p\nforged 3 x")
+        .with_socket_path(dir.path().join("no\njournal"))
+        .with_fallback(fallback.clone());
+    log.err("m");
+    let text = fallback.text();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains("no\\njournal") && text.ends_with("p\\nforged 3 x 3 m\n"), "{text}");
+}

@@ -3,6 +3,8 @@
 //! values. Inputs come from a seeded generator (reproducible, no extra dependency), built from
 //! the pieces that could break a line.
 
+mod support;
+
 use std::sync::Arc;
 
 use logger::{Field, Level, Logger, Mock, Record, Stdout, Syslog, SyslogTarget};
@@ -112,4 +114,39 @@ fn syslog_datagrams_are_one_clean_line() {
         let n = rx.recv(&mut buf).unwrap();
         assert_clean_line(std::str::from_utf8(&buf[..n]).unwrap(), &case);
     }
+}
+
+#[test]
+fn syslog_fallback_notices_and_replayed_lines_are_one_clean_line_each() {
+    // The socket path, shown in the outage notice, holds a line break too.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log\nlogger: p forged.sock");
+    let mut rx = Some(std::os::unix::net::UnixDatagram::bind(&path).unwrap());
+    let fallback = support::Captured::default();
+    let log: Arc<dyn Logger> =
+        Arc::new(Syslog::new(SyslogTarget::Unix(path), "p").with_fallback(fallback.clone()));
+    let mut g = Gen(0x5eed_0004);
+    let mut cases = Vec::new();
+    // Delivered (and kept for replay), then the daemon goes: replayed, then fallback lines.
+    for i in 0..40 {
+        let (msg, value) = (g.nasty(), g.nasty());
+        cases.push([msg.clone(), value.clone()]);
+        logger::err!(log, "{}", msg; v = value);
+        if let Some(socket) = &rx {
+            socket.recv(&mut [0u8; 16_384]).unwrap();
+        }
+        if i == 19 {
+            rx = None;
+        }
+    }
+    assert!(rx.is_none());
+    let text = fallback.text();
+    let lines: Vec<&str> = text.lines().collect();
+    for line in &lines {
+        assert_clean_line(line, &cases.concat());
+    }
+    // One notice, the 20 delivered lines replayed, and 20 lines of fallback: nothing else.
+    let notices = lines.iter().filter(|l| l.contains(" unavailable (")).count();
+    let replayed = lines.iter().filter(|l| l.contains(logger::syslog::REPLAY_MARKER)).count();
+    assert_eq!((notices, replayed, lines.len()), (1, 20, 41), "{text}");
 }
