@@ -21,7 +21,7 @@ mod run;
 mod summary;
 mod template;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -194,7 +194,9 @@ async fn send(args: Args, inputs: Inputs, config: Option<mailer::Config>) -> u8 
     let code = tally(&args, &job, &outcomes, &mut summary);
     log_summary(&*log, &summary);
     log.flush();
-    print!("{summary}");
+    // Not print!, which panics when stdout is gone (`notify-mailer ... | head`): the files
+    // are written by now, and the exit status still has to say how the run went.
+    let _ = write!(std::io::stdout(), "{summary}");
     code.max(summary.exit_code())
 }
 
