@@ -47,7 +47,8 @@ pub const REPLAY_MARKER: &str = "possibly undelivered: ";
 ///   to the fallback (stderr by default) in one write; connects and writes time out (default
 ///   1 s), so a wedged daemon costs one thread one timeout per retry, not every line a
 ///   timeout. Going down and coming back are announced on the fallback (at most one outage
-///   notice per 10 s).
+///   notice per 10 s). The one wait the sink cannot bound is the fallback itself: stderr
+///   redirected to a pipe that nobody reads blocks its writers, as it would any program.
 /// - **At-least-once across a daemon's death**: syslog has no acknowledgement, so the last
 ///   lines the kernel accepted before the daemon went away may be lost without an error (a
 ///   datagram queued in the dead daemon's socket, a TCP frame written after its FIN). Over a
@@ -55,8 +56,9 @@ pub const REPLAY_MARKER: &str = "possibly undelivered: ";
 ///   [`REPLAY_BYTES`], sent within [`REPLAY_WINDOW`] of the last one) in a fixed ring, and
 ///   when it finds the daemon gone (a send fails, or the TCP watcher sees the hang-up) it
 ///   copies them to the fallback as `logger: PROGRAM possibly undelivered: MESSAGE`
-///   ([`REPLAY_MARKER`]): an outage costs duplicates, not losses. Not over UDP, where a dead
-///   daemon is never noticed.
+///   ([`REPLAY_MARKER`]): an outage costs duplicates, not losses. Keeping a line costs one
+///   copy into a buffer allocated once (64 KiB per sink), no allocation per line. Not over
+///   UDP, where a dead daemon is never noticed.
 /// - **Truncation**: messages longer than the maximum (default 8 KiB, rsyslog's default) are
 ///   cut on a UTF-8 boundary and end with [`TRUNCATION_MARKER`].
 ///
@@ -202,7 +204,7 @@ impl Syslog {
         self
     }
 
-    /// Where undeliverable lines and outage notices go (default stderr).
+    /// Where undeliverable lines, replayed lines and outage notices go (default stderr).
     pub fn with_fallback(self, fallback: impl Write + Send + 'static) -> Self {
         *self.shared.fallback.lock().unwrap_or_else(PoisonError::into_inner) = Box::new(fallback);
         self
