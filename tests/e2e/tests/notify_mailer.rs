@@ -588,4 +588,14 @@ async fn second_ctrl_c_abandons_a_message_stuck_in_backoff() {
     let text = std::fs::read_to_string(&resume).expect("resume file");
     let unsent: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
     assert_eq!(unsent.len(), 5, "the abandoned message and the 4 never started: {text}");
+    // The abandoned one is marked as one the server may have (here it cannot: nothing listens).
+    assert!(
+        text.starts_with(
+            "# notify-mailer: addresses not yet sent when the run was interrupted\n\
+             # abandoned in flight: the server may have taken these already\n\
+             user1@example.test\n# never started\n"
+        ),
+        "{text}"
+    );
+    assert!(out.stdout.contains("(1 abandoned in flight"), "{}", out.transcript());
 }

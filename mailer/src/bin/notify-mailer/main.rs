@@ -204,6 +204,7 @@ async fn send(args: Args, inputs: Inputs, config: Option<mailer::Config>) -> u8 
 /// a file could not be written (its addresses then go to stderr, so none is lost), else 0.
 fn tally(args: &Args, job: &Job, outcomes: &[Option<Outcome>], summary: &mut Summary) -> u8 {
     let mut failures = Vec::new();
+    let mut abandoned = Vec::new();
     let mut unsent = Vec::new();
     for (recipient, outcome) in job.recipients.iter().zip(outcomes) {
         match outcome {
@@ -214,11 +215,13 @@ fn tally(args: &Args, job: &Job, outcomes: &[Option<Outcome>], summary: &mut Sum
             Some(Outcome::Failed(reason)) => {
                 failures.push((recipient.email.clone(), reason.clone()))
             }
+            Some(Outcome::Abandoned) => abandoned.push(recipient.email.as_str()),
             None => unsent.push(recipient.email.as_str()),
         }
     }
     summary.failed = failures.len() as u64;
-    summary.unsent = unsent.len() as u64;
+    summary.abandoned = abandoned.len() as u64;
+    summary.unsent = (abandoned.len() + unsent.len()) as u64;
 
     let mut code = 0;
     if !failures.is_empty() {
@@ -238,15 +241,15 @@ fn tally(args: &Args, job: &Job, outcomes: &[Option<Outcome>], summary: &mut Sum
             }
         }
     }
-    if !unsent.is_empty() {
+    if !unsent.is_empty() || !abandoned.is_empty() {
         let path =
             args.resume_file.clone().unwrap_or_else(|| summary::beside(&args.recipients, "resume"));
-        match summary::write_resume(&path, &unsent) {
+        match summary::write_resume(&path, &abandoned, &unsent) {
             Ok(()) => summary.resume_file = Some(path),
             Err(e) => {
                 eprintln!("notify-mailer: cannot write the resume file {}: {e}", path.display());
                 eprintln!("notify-mailer: the addresses not yet sent:");
-                for email in &unsent {
+                for email in abandoned.iter().chain(&unsent) {
                     eprintln!("{email}");
                 }
                 code = 1;

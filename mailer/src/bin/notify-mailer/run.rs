@@ -42,6 +42,8 @@ pub enum Outcome {
     },
     /// It failed for good; the reason is the mailer's error text.
     Failed(String),
+    /// Abandoned in flight by the second Ctrl-C: the server may or may not have it.
+    Abandoned,
 }
 
 /// The two stop signals: `stop` starts nothing new, `abort` abandons what is in flight.
@@ -83,8 +85,7 @@ impl Stop {
 }
 
 /// Sends `job` through `mailers` (one worker each) until done or stopped. Returns the outcome
-/// per recipient, in `job.recipients` order; `None` means not sent (never started, or
-/// abandoned in flight).
+/// per recipient, in `job.recipients` order; `None` means never started.
 pub async fn run(
     job: Arc<Job>,
     mailers: Vec<Arc<dyn Mailer>>,
@@ -120,10 +121,13 @@ pub async fn run(
             received = rx.recv() => {
                 let Some((index, outcome)) = received else { break };
                 let counter = match &outcome {
-                    Outcome::Sent { .. } => &counters.sent,
-                    Outcome::Failed(_) => &counters.failed,
+                    Outcome::Sent { .. } => Some(&counters.sent),
+                    Outcome::Failed(_) => Some(&counters.failed),
+                    Outcome::Abandoned => None,
                 };
-                counter.fetch_add(1, Ordering::Relaxed);
+                if let Some(counter) = counter {
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
                 outcomes[index] = Some(outcome);
                 progress.tick();
             }
@@ -131,8 +135,8 @@ pub async fn run(
         }
     }
     for worker in workers {
-        // A worker that panicked has already lost its in-flight message to "not sent", which
-        // is where it belongs: the resume file.
+        // A worker that panicked has already left its in-flight message "never started", in
+        // the resume file: sending it again is the safe side.
         let _ = worker.await;
     }
     outcomes
@@ -176,7 +180,10 @@ impl Worker {
                 // resume.
                 biased;
                 result = self.mailer.send_mail(&to, &subject, &body) => result,
-                _ = self.stop.abort.cancelled() => break,
+                _ = self.stop.abort.cancelled() => {
+                    let _ = self.tx.send((index, Outcome::Abandoned));
+                    break;
+                }
             };
             let outcome = match result {
                 Ok(sent) => Outcome::Sent { possibly_duplicated: sent.possibly_duplicated },
@@ -365,6 +372,6 @@ mod tests {
         let outcomes =
             tokio::time::timeout(Duration::from_secs(10), running).await.unwrap().unwrap();
         assert_eq!(outcomes[0], Some(Outcome::Sent { possibly_duplicated: false }));
-        assert_eq!(outcomes[1..], [None, None]);
+        assert_eq!(outcomes[1..], [Some(Outcome::Abandoned), None]);
     }
 }

@@ -40,8 +40,10 @@ pub struct Summary {
     pub possibly_duplicated: u64,
     /// Messages that failed.
     pub failed: u64,
-    /// Messages never attempted (interrupted).
+    /// Messages not sent when interrupted: never started, or abandoned in flight.
     pub unsent: u64,
+    /// Of `unsent`, those abandoned in flight by the second Ctrl-C (the server may have them).
+    pub abandoned: u64,
     /// Faults by cause; `None` in a dry run.
     pub reconnects: Option<Reconnects>,
     /// Wall time from the first connection to the end.
@@ -93,7 +95,11 @@ impl fmt::Display for Summary {
         }
         writeln!(f)?;
         writeln!(f, "  failed       {}", self.failed)?;
-        writeln!(f, "  not sent     {}", self.unsent)?;
+        write!(f, "  not sent     {}", self.unsent)?;
+        if self.abandoned > 0 {
+            write!(f, " ({} abandoned in flight: the server may have them)", self.abandoned)?;
+        }
+        writeln!(f)?;
         if let Some(r) = &self.reconnects {
             writeln!(f, "  reconnects   {}", r.total)?;
             writeln!(
@@ -132,10 +138,20 @@ pub fn write_failures(path: &Path, failures: &[(String, String)]) -> io::Result<
     out.flush()
 }
 
-/// Writes one address per line, with a comment saying what the file is.
-pub fn write_resume(path: &Path, unsent: &[&str]) -> io::Result<()> {
+/// Writes one address per line, with comments saying what the file is and which addresses were
+/// abandoned in flight: those are in it too (sending again is the safe side), marked, since the
+/// server may have taken them already.
+pub fn write_resume(path: &Path, abandoned: &[&str], unsent: &[&str]) -> io::Result<()> {
     let mut text =
         String::from("# notify-mailer: addresses not yet sent when the run was interrupted\n");
+    if !abandoned.is_empty() {
+        text.push_str("# abandoned in flight: the server may have taken these already\n");
+        for email in abandoned {
+            text.push_str(email);
+            text.push('\n');
+        }
+        text.push_str("# never started\n");
+    }
     for email in unsent {
         text.push_str(email);
         text.push('\n');
@@ -211,9 +227,12 @@ mod tests {
     fn resume_file_is_a_valid_recipients_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("list.resume");
-        write_resume(&path, &["c@example.com", "d@example.com"]).unwrap();
+        write_resume(&path, &["b@example.com"], &["c@example.com", "d@example.com"]).unwrap();
         let list = recipients::read(&path).unwrap();
-        assert_eq!(list.recipients.len(), 2);
-        assert_eq!(list.recipients[1].email, "d@example.com");
+        assert_eq!(list.recipients.len(), 3);
+        assert_eq!(list.recipients[0].email, "b@example.com");
+        assert_eq!(list.recipients[2].email, "d@example.com");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("# abandoned in flight"), "{text}");
     }
 }
