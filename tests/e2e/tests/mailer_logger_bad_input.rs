@@ -442,7 +442,7 @@ fn rsyslog_receives_one_line_per_call_without_raw_control_bytes() {
         let tag = format!("bad-{}", &target[..3]);
         let ours = |o: &str| o.lines().filter(|l| l.contains(&tag)).count();
         assert!(
-            rsyslog.wait_for_output(Duration::from_secs(5), |o| ours(o) >= calls),
+            rsyslog.wait_for_output(Duration::from_secs(20), |o| ours(o) >= calls),
             "{target}: {} of {calls} lines arrived",
             ours(&rsyslog.output())
         );

@@ -41,7 +41,7 @@ fn rsyslog_receives_over_its_socket_and_again_after_a_restart() {
     };
     send("harness-before-restart");
     assert!(
-        rsyslog.wait_for_output(Duration::from_secs(5), |o| o.contains("harness-before-restart")),
+        rsyslog.wait_for_output(Duration::from_secs(20), |o| o.contains("harness-before-restart")),
         "output: {}",
         rsyslog.output()
     );
@@ -49,7 +49,7 @@ fn rsyslog_receives_over_its_socket_and_again_after_a_restart() {
     rsyslog.restart().unwrap();
     send("harness-after-restart");
     assert!(
-        rsyslog.wait_for_output(Duration::from_secs(5), |o| o.contains("harness-after-restart")),
+        rsyslog.wait_for_output(Duration::from_secs(20), |o| o.contains("harness-after-restart")),
         "output: {}",
         rsyslog.output()
     );
