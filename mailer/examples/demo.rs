@@ -10,7 +10,7 @@
 //! It starts a `mail-test-srv` in this process on loopback, with a chance per MAIL command of a
 //! fault (half a clean close without a reply, half `421` and a close). It sends through
 //! `SmtpMailer`, which logs every event in the short stdout format, then asks the server over
-//! its HTTP API (the way a CI job would) how many messages it holds and which faults it
+//! its HTTP API (the way a CI job would) how many messages it holds, for whom, and which faults it
 //! injected, and prints one summary. It exits 1 if any message was lost.
 
 use std::net::SocketAddr;
@@ -68,6 +68,17 @@ struct ServerStats {
     faults_421: u64,
 }
 
+/// One stored message of `GET /api/messages`: only its recipients matter here.
+#[derive(Debug, serde::Deserialize)]
+struct Stored {
+    to: Vec<String>,
+}
+
+/// The address of message `i`.
+fn recipient(i: u32) -> String {
+    format!("user{i}@example.test")
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -104,7 +115,7 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let mut sent = 0u64;
     let mut failed = 0u64;
     for i in 1..=args.messages {
-        let to = format!("user{i}@example.test");
+        let to = recipient(i);
         let body = format!("Message {i} of {}.\n", args.messages);
         match mailer.send_mail(&[to.as_str()], &format!("demo message {i}"), &body).await {
             Ok(_) => sent += 1,
@@ -118,19 +129,21 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let elapsed = started.elapsed();
     let stats = mailer.stats();
 
-    let (received, server_stats) = ask_server(http).await?;
-    let lost = u64::from(args.messages).saturating_sub(received);
+    let (received, stored, server_stats) = ask_server(http).await?;
+    // Lost is counted per recipient, not as sent minus received: a duplicate must not hide a
+    // loss.
+    let delivered: std::collections::HashSet<&str> =
+        stored.iter().flat_map(|m| m.to.iter().map(String::as_str)).collect();
+    let lost = (1..=args.messages).filter(|&i| !delivered.contains(recipient(i).as_str())).count();
+    let duplicates = received.saturating_sub(delivered.len() as u64);
     let per_sec = f64::from(args.messages) / elapsed.as_secs_f64().max(1e-9);
 
     println!("demo summary (seed {seed}, close chance {}%)", args.close_chance);
     println!("  sent         {sent} of {} (failed: {failed})", args.messages);
     println!("  received     {received} (the server's GET /count)");
     println!("  lost         {lost}");
-    if received > u64::from(args.messages) {
-        println!(
-            "  duplicates   {} (delivered twice after a fault)",
-            received - u64::from(args.messages)
-        );
+    if duplicates > 0 {
+        println!("  duplicates   {duplicates} (delivered twice after a fault)");
     }
     println!(
         "  faults       {} survived: {} x 421, {} x clean close (the server's GET /stats)",
@@ -161,8 +174,11 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     Ok(if lost > 0 || failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
-/// `GET /count` and `GET /stats`, on a blocking thread (ureq is a blocking client).
-async fn ask_server(http: SocketAddr) -> Result<(u64, ServerStats), Box<dyn std::error::Error>> {
+/// `GET /count`, `GET /api/messages` and `GET /stats`, on a blocking thread (ureq is a
+/// blocking client).
+async fn ask_server(
+    http: SocketAddr,
+) -> Result<(u64, Vec<Stored>, ServerStats), Box<dyn std::error::Error>> {
     let answer = tokio::task::spawn_blocking(move || -> Result<_, String> {
         let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
         let count = agent
@@ -172,13 +188,19 @@ async fn ask_server(http: SocketAddr) -> Result<(u64, ServerStats), Box<dyn std:
             .into_string()
             .map_err(|e| format!("GET /count: {e}"))?;
         let count: u64 = count.trim().parse().map_err(|e| format!("GET /count: {count:?}: {e}"))?;
+        let stored: Vec<Stored> = agent
+            .get(&format!("http://{http}/api/messages"))
+            .call()
+            .map_err(|e| format!("GET /api/messages: {e}"))?
+            .into_json()
+            .map_err(|e| format!("GET /api/messages: {e}"))?;
         let stats: ServerStats = agent
             .get(&format!("http://{http}/stats"))
             .call()
             .map_err(|e| format!("GET /stats: {e}"))?
             .into_json()
             .map_err(|e| format!("GET /stats: {e}"))?;
-        Ok((count, stats))
+        Ok((count, stored, stats))
     })
     .await??;
     Ok(answer)
