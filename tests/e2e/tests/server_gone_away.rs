@@ -129,8 +129,9 @@ fn sigkill_and_restart_on_the_same_port_loses_nothing() {
          {old_count} ({} listed by Message-ID, {} more identified by the mailer's sent events), \
          new server count {new_count}, on both {on_both}, resent after the kill {resent_unlisted}: \
          {old_count} + {new_count} - {on_both} = {} of {RECIPIENTS}, fate unknown at the kill \
-         {unknown_fate} (at most {after_count} in the {window:?} from the count to the kill)\n  during the gap: {refused} refused connects, backoff delays up to {} \
-         ms, reconnects {:?}; new /stats connections {}",
+         {unknown_fate} (at most {after_count} in the {window:?} from the count to the kill)\n  \
+         during the gap: {refused} refused connects, backoff delays up to {} ms, reconnects \
+         {:?}; new /stats connections {}",
         out.elapsed,
         seen_on_old.len(),
         old_only.len(),
