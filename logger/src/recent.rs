@@ -32,13 +32,16 @@ pub const REPLAY_LINES: usize = 64;
 /// lines of up to 1 KiB, or eight of rsyslog's default 8 KiB maximum.
 pub const REPLAY_BYTES: usize = 64 * 1024;
 
-/// Only lines sent within this time before the last line sent are replayed.
+/// Only lines sent within this time before the failure are replayed.
 ///
 /// A daemon that keeps up reads a line within milliseconds, so a line sent a second before
-/// the last one was either read long ago or is behind a backlog the ring cannot cover anyway.
-/// The window is measured back from the last line sent, not from the moment the failure is
-/// noticed: a process that logs rarely notices a dead unix socket only on its next line, maybe
-/// minutes later, and the lines lost are still the ones sent just before the daemon died.
+/// the failure was either read long ago or is behind a backlog the ring cannot cover anyway.
+/// When a send fails, the window is measured back from the last line sent, not from the
+/// failing send: a process that logs rarely notices a dead unix socket only on its next line,
+/// maybe minutes later, and the lines lost are still the ones sent just before the daemon
+/// died (so after a long quiet spell the replay may repeat lines the daemon did get). When the
+/// TCP watcher sees the hang-up, which it does at once, the window ends at that moment: a
+/// daemon that closes an idle connection causes no replay.
 pub const REPLAY_WINDOW: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, Default)]
@@ -136,19 +139,24 @@ impl Recent {
     }
 
     /// Appends `prefix`, the line and `\n` to `out` for every line sent within
-    /// [`REPLAY_WINDOW`] of the newest, oldest first, then forgets them all (each line is
-    /// replayed at most once). Returns how many lines were written.
-    pub(crate) fn drain_into(&mut self, out: &mut Vec<u8>, prefix: &[u8]) -> usize {
+    /// [`REPLAY_WINDOW`] before `end` (default: the newest line), oldest first, then forgets
+    /// them all (each line is replayed at most once). Returns how many lines were written.
+    pub(crate) fn drain_into(
+        &mut self,
+        out: &mut Vec<u8>,
+        prefix: &[u8],
+        end: Option<Duration>,
+    ) -> usize {
         let Some(newest) = self.count.checked_sub(1) else {
             return 0;
         };
-        let newest_at = self.entries[(self.oldest + newest) % REPLAY_LINES].at;
+        let end = end.unwrap_or(self.entries[(self.oldest + newest) % REPLAY_LINES].at);
         let mut written = 0;
         for i in 0..self.count {
             let e = self.entries[(self.oldest + i) % REPLAY_LINES];
             // A clock stepped back makes older lines look newer: they are replayed (a
             // duplicate), never skipped.
-            if newest_at.saturating_sub(e.at) > REPLAY_WINDOW {
+            if end.saturating_sub(e.at) > REPLAY_WINDOW {
                 continue;
             }
             out.extend_from_slice(prefix);
@@ -177,7 +185,7 @@ mod tests {
 
     fn drained(r: &mut Recent) -> Vec<String> {
         let mut out = Vec::new();
-        let n = r.drain_into(&mut out, b"> ");
+        let n = r.drain_into(&mut out, b"> ", None);
         let lines: Vec<String> =
             String::from_utf8(out).unwrap().lines().map(str::to_owned).collect();
         assert_eq!(lines.len(), n);
@@ -242,5 +250,11 @@ mod tests {
         r.push(b"before the step", T0);
         r.push(b"after the step", T0 - ms(10_000));
         assert_eq!(drained(&mut r), ["> before the step", "> after the step"]);
+        // Measured back from a given moment (the TCP hang-up) instead of the newest line.
+        r.push(b"idle", T0);
+        let mut out = Vec::new();
+        assert_eq!(r.drain_into(&mut out, b"", Some(T0 + REPLAY_WINDOW + ms(1))), 0);
+        r.push(b"busy", T0);
+        assert_eq!(r.drain_into(&mut out, b"", Some(T0 + REPLAY_WINDOW)), 1);
     }
 }

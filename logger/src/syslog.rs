@@ -7,7 +7,7 @@ use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::clock::{self, Stamp};
 use crate::format::{with_line_buffer, write_body};
@@ -53,7 +53,7 @@ pub const REPLAY_MARKER: &str = "possibly undelivered: ";
 ///   lines the kernel accepted before the daemon went away may be lost without an error (a
 ///   datagram queued in the dead daemon's socket, a TCP frame written after its FIN). Over a
 ///   unix socket or TCP the sink keeps the most recent lines (at most [`REPLAY_LINES`] and
-///   [`REPLAY_BYTES`], sent within [`REPLAY_WINDOW`] of the last one) in a fixed ring, and
+///   [`REPLAY_BYTES`], sent within [`REPLAY_WINDOW`] of the failure) in a fixed ring, and
 ///   when it finds the daemon gone (a send fails, or the TCP watcher sees the hang-up) it
 ///   copies them to the fallback as `logger: PROGRAM possibly undelivered: MESSAGE`
 ///   ([`REPLAY_MARKER`]): an outage costs duplicates, not losses. Keeping a line costs one
@@ -285,7 +285,7 @@ impl Syslog {
             Some(Err(e)) => {
                 state.conn = None;
                 self.shared.notice_down(&mut state, &e);
-                self.shared.replay(&mut state);
+                self.shared.replay(&mut state, None);
                 true
             }
             None => false,
@@ -326,7 +326,7 @@ impl Syslog {
                     // The daemon hung up before the connection was installed, so its watcher
                     // found nothing to replay: do it here.
                     self.shared.notice_down(&mut state, &closed_by_daemon());
-                    self.shared.replay(&mut state);
+                    self.shared.replay(&mut state, None);
                 }
                 true
             }
@@ -357,11 +357,12 @@ impl Shared {
     }
 
     /// Copies the lines that may not have reached the daemon to the fallback, marked, in one
-    /// write; each at most once.
-    fn replay(&self, state: &mut State) {
+    /// write; each at most once. `noticed_at` (since the epoch) ends the replay window when
+    /// the failure was seen as it happened; otherwise the window ends at the last line sent.
+    fn replay(&self, state: &mut State, noticed_at: Option<Duration>) {
         let prefix = format!("logger: {} {REPLAY_MARKER}", self.program);
         let mut out = Vec::new();
-        if state.recent.drain_into(&mut out, prefix.as_bytes()) > 0 {
+        if state.recent.drain_into(&mut out, prefix.as_bytes(), noticed_at) > 0 {
             self.write_fallback(&out);
         }
     }
@@ -375,7 +376,9 @@ impl Shared {
         let current = matches!(&state.conn, Some(Conn::Tcp(t)) if Arc::ptr_eq(&t.closed, closed));
         if current {
             self.notice_down(&mut state, &closed_by_daemon());
-            self.replay(&mut state);
+            // The hang-up is seen as it happens: lines sent long before it were read.
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+            self.replay(&mut state, Some(now));
         }
     }
 

@@ -516,3 +516,24 @@ fn replay_skips_lines_older_than_the_window_before_the_last_one() {
     log.info("after");
     assert_eq!(replayed(&fallback.text()), ["just before"]);
 }
+
+#[test]
+fn tcp_daemon_closing_an_idle_connection_causes_no_replay() {
+    // The watcher sees a hang-up as it happens: lines sent more than REPLAY_WINDOW before it
+    // were read long ago, so they are not repeated on the fallback.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let fallback = Captured::default();
+    let log = Syslog::new(SyslogTarget::Tcp(listener.local_addr().unwrap()), "p")
+        .with_fallback(fallback.clone())
+        .connect()
+        .unwrap();
+    let (conn, _) = listener.accept().unwrap();
+    conn.set_read_timeout(Some(5 * SECOND)).unwrap();
+    let mut r = BufReader::new(conn);
+    log.info("read long ago");
+    assert!(read_frame(&mut r).ends_with(" read long ago"));
+    std::thread::sleep(logger::syslog::REPLAY_WINDOW + Duration::from_millis(200));
+    drop(r);
+    assert!(wait_until(5 * SECOND, || fallback.text().contains("unavailable")));
+    assert_eq!(replayed(&fallback.text()), Vec::<String>::new(), "{}", fallback.text());
+}
