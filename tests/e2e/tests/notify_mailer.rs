@@ -47,7 +47,6 @@ impl Files {
 async fn notify_mailer(args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
         let program = bins::notify_mailer().expect("notify-mailer binary");
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         bins::run(&program, &args, LIMIT).expect("notify-mailer ran")
     })
     .await
@@ -250,10 +249,10 @@ async fn stops_after_the_message_in_flight(sig: &'static str) {
     let resume = files.path("resume.txt");
     let out = tokio::task::spawn_blocking(move || {
         let program = bins::notify_mailer().expect("notify-mailer binary");
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let running = Running::start(&program, &args).expect("start notify-mailer");
-        let http = Http::new(http);
-        assert!(wait_until(Duration::from_secs(30), || http.count().unwrap_or(0) >= 5));
+        // GET /wait long-polls until the fifth delivery (inside the client's 30 s timeout).
+        let fifth = Http::new(http).wait(5, Duration::from_secs(25)).expect("GET /wait");
+        assert!(fifth.is_ok(), "deliveries after 25 s: {fifth:?}");
         signal(running.pid(), sig).expect("kill");
         running.wait(LIMIT).expect("notify-mailer exits after the signal")
     })
@@ -569,7 +568,6 @@ async fn second_ctrl_c_abandons_a_message_stuck_in_backoff() {
 
     let out = tokio::task::spawn_blocking(move || {
         let program = bins::notify_mailer().expect("notify-mailer binary");
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let running = Running::start(&program, &args).expect("start notify-mailer");
         let seen = |needle: &str| {
             wait_until(Duration::from_secs(20), || running.stdout_so_far().contains(needle))
