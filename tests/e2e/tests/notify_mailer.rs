@@ -406,6 +406,32 @@ async fn sends_with_implicit_tls_auth_and_a_private_ca() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_stop_the_run_after_one_login() {
+    let options = Options::default().with_auth("ops", "right-pw");
+    let server = TestServer::start(options).await.expect("start mail-test-srv");
+    let http = server.http_addr().expect("http api");
+    let files = Files::new();
+    let list = files.list(20);
+    let password = files.put("password", "wr0ng-pw\n");
+    let mut args = base_args(server.smtp_addr(), &files, &list);
+    args.extend(["--username", "ops", "--password-file", &password].map(String::from));
+    let out = notify_mailer(args).await;
+
+    // One failed login, not twenty: the first 535 stops the run, the rest is left to resume.
+    assert_eq!(out.code(), Some(1), "{}", out.transcript());
+    assert_eq!(stat(&http_stats(http).await, "connections"), 1, "{}", out.transcript());
+    assert_eq!(out.lines_with("event=credentials_refused").len(), 1, "{}", out.transcript());
+    let failed = std::fs::read_to_string(files.path("failed.csv")).expect("failures file");
+    assert_eq!(failed.lines().count(), 2, "header and the one address tried: {failed}");
+    let resume = std::fs::read_to_string(files.path("resume.txt")).expect("resume file");
+    assert_eq!(resume.lines().filter(|l| !l.starts_with('#')).count(), 19, "{resume}");
+    assert!(out.stdout.contains("refused the credentials"), "{}", out.transcript());
+    for text in [&out.stdout, &out.stderr, &failed, &resume] {
+        assert!(!text.contains("wr0ng"), "the password leaked: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn untrusted_certificate_fails_without_sending() {
     use mail_test_srv::TlsOptions;
     let options = Options::default().with_tls(TlsOptions::StartTls(None));
@@ -589,7 +615,7 @@ async fn second_ctrl_c_abandons_a_message_stuck_in_backoff() {
     // The abandoned one is marked as one the server may have (here it cannot: nothing listens).
     assert!(
         text.starts_with(
-            "# notify-mailer: addresses not yet sent when the run was interrupted\n\
+            "# notify-mailer: addresses not yet sent when the run stopped early\n\
              # abandoned in flight: the server may have taken these already\n\
              user1@example.test\n# never started\n"
         ),

@@ -98,8 +98,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub failures_file: Option<PathBuf>,
 
-    /// Where to write the addresses not yet sent when interrupted (one per line, usable as
-    /// --recipients) [default: RECIPIENTS.resume].
+    /// Where to write the addresses not yet sent when the run stops early (Ctrl-C, refused
+    /// credentials): one per line, usable as --recipients [default: RECIPIENTS.resume].
     #[arg(long, value_name = "FILE")]
     pub resume_file: Option<PathBuf>,
 
@@ -122,6 +122,8 @@ Progress: a progress bar when stderr is a terminal, otherwise a progress log lin
 --progress-interval.
 Ctrl-C (or SIGTERM): stops after the messages in flight, prints the summary and writes the
 addresses not yet sent to the resume file; a second Ctrl-C abandons the messages in flight too.
+A server that refuses the credentials (5xx to AUTH) stops the run the same way: every further
+message would be refused too, and repeated failed logins can lock the account.
 
 Exit status: 0 every message was sent; 1 some messages failed (see the failures file);
 2 bad flags or bad input (nothing was sent); 130 interrupted by Ctrl-C or SIGTERM (see the

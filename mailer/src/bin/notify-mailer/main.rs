@@ -187,6 +187,7 @@ async fn send(args: Args, inputs: Inputs, config: Option<mailer::Config>) -> u8 
         duplicates: list.duplicates.len(),
         elapsed: started.elapsed(),
         interrupted: stop.stop.is_cancelled(),
+        credentials_refused: stop.refused.is_cancelled(),
         dry_run: config.is_none(),
         reconnects: config.is_some().then(|| reconnects(&smtp)),
         ..Summary::default()

@@ -46,13 +46,24 @@ pub enum Outcome {
     Abandoned,
 }
 
-/// The two stop signals: `stop` starts nothing new, `abort` abandons what is in flight.
+/// The stop signals: `stop` and `refused` start nothing new, `abort` abandons what is in
+/// flight.
 #[derive(Clone, Default)]
 pub struct Stop {
     /// Set by the first Ctrl-C.
     pub stop: CancellationToken,
     /// Set by the second Ctrl-C.
     pub abort: CancellationToken,
+    /// Set when the server refuses the credentials (a 5xx to AUTH): every further message
+    /// would be refused the same way, and a burst of failed logins can lock the account.
+    pub refused: CancellationToken,
+}
+
+impl Stop {
+    /// Whether to start no new message.
+    fn is_stopping(&self) -> bool {
+        self.stop.is_cancelled() || self.refused.is_cancelled()
+    }
 }
 
 impl Stop {
@@ -156,7 +167,7 @@ impl Worker {
         let job = &*self.job;
         let mut first = true;
         loop {
-            if self.stop.stop.is_cancelled() {
+            if self.stop.is_stopping() {
                 break;
             }
             // The recipient is claimed before the pause, so a worker whose list has run out
@@ -168,6 +179,7 @@ impl Worker {
                 tokio::select! {
                     _ = tokio::time::sleep(job.sleep) => {}
                     _ = self.stop.stop.cancelled() => break,
+                    _ = self.stop.refused.cancelled() => break,
                 }
             }
             first = false;
@@ -190,6 +202,11 @@ impl Worker {
                 Err(e) => {
                     logger::err!(self.log, "message not sent"; event = "failed",
                         line = recipient.line, error = e);
+                    if e.is_permanent() && e.stage() == Some(mailer::Stage::Auth) {
+                        logger::err!(self.log, "the server refused the credentials: stopping";
+                            event = "credentials_refused");
+                        self.stop.refused.cancel();
+                    }
                     logger::debug!(self.log, "message not sent"; event = "failed_address",
                         line = recipient.line, to = recipient.email);
                     Outcome::Failed(e.to_string())
@@ -211,8 +228,8 @@ mod tests {
 
     use super::*;
 
-    /// Sends through a `DryRunMailer`, except: addresses starting with `bad` fail, and
-    /// `stuck@...` never completes. Records what it was asked to send.
+    /// Sends through a `DryRunMailer`, except: addresses starting with `bad` fail, those
+    /// starting with `login` get a 535 at AUTH, and `stuck@...` never completes. Records what it was asked to send.
     struct Fake {
         inner: DryRunMailer,
         seen: Mutex<Vec<(String, String, String)>>,
@@ -239,6 +256,10 @@ mod tests {
             Box::pin(async move {
                 if to[0].starts_with("bad") {
                     return Err(Error::Config("refused by the fake".into()));
+                }
+                if to[0].starts_with("login") {
+                    let reply = "5.7.8 authentication failed".into();
+                    return Err(Error::Reply { stage: mailer::Stage::Auth, code: 535, reply });
                 }
                 if to[0].starts_with("stuck") {
                     std::future::pending::<()>().await;
@@ -337,6 +358,19 @@ mod tests {
         .await
         .expect("the run ends once the list is done");
         assert_eq!(outcomes, [Some(Outcome::Sent { possibly_duplicated: false })]);
+    }
+
+    #[tokio::test]
+    async fn refused_credentials_stop_the_run() {
+        let fake = Fake::new();
+        let emails = ["a@example.test", "login@example.test", "c@example.test", "d@example.test"];
+        let stop = Stop::default();
+        let outcomes = go(job(&emails), 1, fake.clone(), stop.clone()).await;
+        assert_eq!(outcomes[0], Some(Outcome::Sent { possibly_duplicated: false }));
+        assert!(matches!(&outcomes[1], Some(Outcome::Failed(r)) if r.contains("535")));
+        assert_eq!(outcomes[2..], [None, None], "nothing more tried after the 535");
+        assert_eq!(fake.seen.lock().unwrap().len(), 2);
+        assert!(stop.refused.is_cancelled() && !stop.stop.is_cancelled());
     }
 
     #[tokio::test]

@@ -50,11 +50,13 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Whether Ctrl-C stopped the run.
     pub interrupted: bool,
+    /// Whether the run stopped because the server refused the credentials.
+    pub credentials_refused: bool,
     /// Whether nothing was really sent.
     pub dry_run: bool,
     /// Where the failures were written, if any failed.
     pub failures_file: Option<PathBuf>,
-    /// Where the unsent addresses were written, if interrupted.
+    /// Where the unsent addresses were written, if the run stopped early.
     pub resume_file: Option<PathBuf>,
 }
 
@@ -73,10 +75,11 @@ impl Summary {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let how = match (self.dry_run, self.interrupted) {
-            (true, _) => "dry run, nothing was sent",
-            (false, true) => "interrupted",
-            (false, false) => "done",
+        let how = match (self.dry_run, self.interrupted, self.credentials_refused) {
+            (true, ..) => "dry run, nothing was sent",
+            (false, true, _) => "interrupted",
+            (false, false, true) => "stopped: the server refused the credentials",
+            (false, false, false) => "done",
         };
         writeln!(f, "notify-mailer summary ({how}), elapsed {:.2}s", self.elapsed.as_secs_f64())?;
         write!(f, "  recipients   {}", self.recipients)?;
@@ -143,7 +146,7 @@ pub fn write_failures(path: &Path, failures: &[(String, String)]) -> io::Result<
 /// server may have taken them already.
 pub fn write_resume(path: &Path, abandoned: &[&str], unsent: &[&str]) -> io::Result<()> {
     let mut text =
-        String::from("# notify-mailer: addresses not yet sent when the run was interrupted\n");
+        String::from("# notify-mailer: addresses not yet sent when the run stopped early\n");
     if !abandoned.is_empty() {
         text.push_str("# abandoned in flight: the server may have taken these already\n");
         for email in abandoned {
