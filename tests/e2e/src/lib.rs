@@ -8,8 +8,9 @@
 //!
 //! # Layout
 //!
-//! - `bins.rs`: paths of the built `notify-mailer`, `mail-test-srv` and `demo` binaries, and
-//!   running them as a user would.
+//! - `bins.rs`: paths of the built `notify-mailer`, `mail-test-srv` and `demo` binaries,
+//!   running them as a user would, and the input files and base flags of a `notify-mailer` run
+//!   (`Mailing`, `FAST_RETRIES`).
 //! - `peers.rs`: starting and stopping third-party peers for the peer suite.
 //! - `srv.rs`: the `mail-test-srv` binary as a child process, and its HTTP API client.
 //! - `certs.rs`: a throw-away test CA and server certificates for TLS tests.
