@@ -1,0 +1,134 @@
+//! One smoke test per peer: it starts, accepts one record or message from a real client,
+//! stops, and leaves no process behind. If these fail, the peer suite's other failures are
+//! about the harness, not the code under test.
+
+use std::io::Write;
+use std::net::{TcpStream, UdpSocket};
+use std::os::unix::net::UnixDatagram;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use test_support::process::{group_members, processes_with_arg};
+use test_support::rsyslog::Input;
+use test_support::{Rsyslog, SinkCounters, SmtpSink, smtp_source, wait_until};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// Nothing started from `dir` (or in process group `pgid`) is left once the peer is dropped.
+fn assert_gone(needle: &str, pgid: u32) {
+    let gone = wait_until(Duration::from_secs(10), || {
+        processes_with_arg(needle).is_empty() && group_members(pgid).is_empty()
+    });
+    assert!(
+        gone,
+        "left behind: {:?} / group {:?}",
+        processes_with_arg(needle),
+        group_members(pgid)
+    );
+}
+
+fn rfc5424(app: &str, msg: &str) -> String {
+    format!("<134>1 2026-01-01T00:00:00.000000Z smoke-host {app} 4242 - - {msg}")
+}
+
+fn send_tls(rsyslog: &Rsyslog, frame: &[u8]) {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut rsyslog.ca_pem().as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = "localhost".try_into().unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, TcpStream::connect(rsyslog.tls_addr()).unwrap());
+    tls.write_all(frame).unwrap();
+    tls.flush().unwrap();
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
+}
+
+#[test]
+#[ignore = "needs rsyslogd and rsyslog-gnutls: run by .ci/run"]
+fn rsyslog_parses_one_record_per_input_and_again_after_a_restart() {
+    let started = Instant::now();
+    let mut rsyslog = Rsyslog::start().expect("start rsyslogd");
+    println!("rsyslog started in {:?} (daemon {:?})", started.elapsed(), rsyslog.start_time());
+    let dir = rsyslog.dir().display().to_string();
+    let send_all = |rsyslog: &Rsyslog, round: &str| {
+        let unix = UnixDatagram::unbound().unwrap();
+        let bsd = format!("<134>Jan  1 00:00:00 smoke[4242]: unix-{round}");
+        unix.send_to(bsd.as_bytes(), rsyslog.socket_path()).unwrap();
+        let no_special = rfc5424("smoke", &format!("nsp-{round}"));
+        unix.send_to(no_special.as_bytes(), rsyslog.socket_path_no_special_parser()).unwrap();
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        udp.send_to(rfc5424("smoke", &format!("udp-{round}")).as_bytes(), rsyslog.udp_addr())
+            .unwrap();
+        let tcp_frame = rfc5424("smoke", &format!("tcp-{round}"));
+        let mut tcp = TcpStream::connect(rsyslog.tcp_addr()).unwrap();
+        tcp.write_all(format!("{} {tcp_frame}", tcp_frame.len()).as_bytes()).unwrap();
+        drop(tcp);
+        let tls_frame = rfc5424("smoke", &format!("tls-{round}"));
+        send_tls(rsyslog, format!("{} {tls_frame}", tls_frame.len()).as_bytes());
+    };
+    send_all(&rsyslog, "one");
+    let records = rsyslog.wait_for_count(WAIT, 5, |r| r.msg.ends_with("-one"));
+    assert_eq!(records.len(), 5, "{records:#?}\n{}", rsyslog.diagnostics());
+    for r in &records {
+        assert_eq!((r.severity, r.facility, r.app_name.as_str()), (6, 16, "smoke"), "{r:?}");
+        let expected_host = if r.input == Input::Unix { None } else { Some("smoke-host") };
+        if let Some(host) = expected_host {
+            assert_eq!(r.hostname, host, "{r:?}");
+            assert_eq!((r.procid.as_str(), r.protocol_version.as_str()), ("4242", "1"), "{r:?}");
+        }
+        let prefix = match r.input {
+            Input::Unix => " unix",
+            Input::UnixNoSpecialParser => "nsp",
+            Input::Udp => "udp",
+            Input::Tcp => "tcp",
+            Input::Tls => "tls",
+            other => panic!("unexpected input {other:?}"),
+        };
+        assert!(r.msg.starts_with(prefix), "{r:?}");
+    }
+    let pid = rsyslog.pid().unwrap();
+    rsyslog.kill().unwrap();
+    assert_gone(&dir, pid);
+    rsyslog.restart().unwrap();
+    println!("rsyslog restarted in {:?}", rsyslog.start_time());
+    send_all(&rsyslog, "two");
+    assert_eq!(rsyslog.wait_for_count(WAIT, 5, |r| r.msg.ends_with("-two")).len(), 5);
+    rsyslog.terminate().unwrap();
+    rsyslog.restart().unwrap();
+    let pid = rsyslog.pid().unwrap();
+    drop(rsyslog);
+    assert_gone(&dir, pid);
+}
+
+#[test]
+#[ignore = "needs smtp-sink, smtp-source and swaks: run by .ci/run"]
+fn smtp_sink_counts_one_message_from_swaks_and_smtp_source() {
+    let started = Instant::now();
+    let sink = SmtpSink::start(&[]).expect("start smtp-sink");
+    println!("smtp-sink started in {:?}", started.elapsed());
+    let status = Command::new("swaks")
+        .args(["--server", &sink.addr().to_string(), "--from", "a@x.test", "--to", "b@x.test"])
+        .args(["--h-Subject", "smoke", "--body", "b", "--silent", "2"])
+        .status()
+        .expect("run swaks");
+    assert!(status.success(), "swaks: {status}");
+    let one = SinkCounters { sessions: 1, quits: 1, messages: 1 };
+    assert_eq!(sink.wait_for_counters(WAIT, one), one);
+    let source = smtp_source(&["-m", "1", "-f", "a@x.test", "-t", "b@x.test"], sink.addr(), WAIT)
+        .expect("run smtp-source");
+    assert!(source.success(), "{}", source.transcript());
+    let two = SinkCounters { sessions: 2, quits: 2, messages: 2 };
+    assert_eq!(sink.wait_for_counters(WAIT, two), two);
+    let (pid, needle) = (sink.pid(), sink.addr().to_string());
+    drop(sink);
+    assert_gone(&needle, pid);
+}
