@@ -16,6 +16,8 @@
 //! - `certs.rs`: [`TestCa`], a throw-away CA and server certificate.
 //! - `rsyslog.rs`: [`Rsyslog`], stock rsyslogd with unix, UDP, TCP and TLS inputs, and its
 //!   parsed [`rsyslog::Record`]s.
+//! - `postfix.rs`: [`Postfix`], a private MTA instance (master + smtpd) delivering to a maildir
+//!   or `discard:`, with readers for its log (deliveries, Message-IDs, session counts).
 //! - `smtp_sink.rs`: [`SmtpSink`] and [`smtp_source`], Postfix's test tools.
 //!
 //! # Example
@@ -37,6 +39,7 @@ pub mod capture;
 pub mod certs;
 pub mod fields;
 pub mod ports;
+pub mod postfix;
 pub mod process;
 pub mod rsyslog;
 pub mod smtp_sink;
@@ -46,6 +49,7 @@ pub use capture::Captured;
 pub use certs::TestCa;
 pub use fields::{events, field, fields, time_of_day};
 pub use ports::{accepts, free_port, loopback, unused_port, with_free_ports};
+pub use postfix::Postfix;
 pub use process::{Finished, Held, is_root, memory_kib, run, signal};
 pub use rsyslog::Rsyslog;
 pub use smtp_sink::{SinkCounters, SmtpSink, smtp_source};

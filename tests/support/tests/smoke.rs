@@ -132,3 +132,64 @@ fn smtp_sink_counts_one_message_from_swaks_and_smtp_source() {
     drop(sink);
     assert_gone(&needle, pid);
 }
+
+#[test]
+#[ignore = "needs postfix and swaks (as root): run by .ci/run"]
+fn postfix_delivers_one_message_to_discard_and_one_to_its_maildir() {
+    use test_support::postfix::{DISCARD_DOMAIN, MAILDIR_DOMAIN};
+    let started = Instant::now();
+    let postfix = test_support::Postfix::start().expect("start postfix");
+    println!("postfix started in {:?}", started.elapsed());
+    for (to, id) in [
+        (format!("a@{DISCARD_DOMAIN}"), "<one@x.test>"),
+        (format!("b@{MAILDIR_DOMAIN}"), "<two@x.test>"),
+    ] {
+        let status = Command::new("swaks")
+            .args(["--server", &postfix.addr().to_string(), "--from", "s@x.test", "--to", &to])
+            .args(["--h-Subject", "smoke", "--h-Message-Id", id])
+            .args(["--body", "smoke body", "--silent", "2"])
+            .status()
+            .expect("run swaks");
+        assert!(status.success(), "swaks: {status}\n{}", postfix.log());
+    }
+    let sent = postfix.wait_for_sent(WAIT, 2);
+    assert_eq!(sent.len(), 2, "{}", postfix.log());
+    assert_eq!(sent[0].message_id.as_deref(), Some("<one@x.test>"));
+    assert_eq!((sent[1].relay.as_str(), sent[1].to.as_str()), ("virtual", "b@maildir.test"));
+    assert_eq!(postfix.message_ids(), ["<one@x.test>", "<two@x.test>"]);
+    let stored = postfix.wait_for_maildir(WAIT, 1);
+    assert_eq!(stored.len(), 1);
+    assert!(String::from_utf8_lossy(&stored[0]).contains("Message-Id: <two@x.test>"));
+    let sessions = postfix.sessions();
+    assert_eq!(sessions.len(), 2);
+    assert!(sessions.iter().all(|s| s.ok("ehlo") == 1 && s.ok("data") == 1), "{sessions:?}");
+    let (pid, dir) = (postfix.pid(), postfix.dir().display().to_string());
+    drop(postfix);
+    assert_gone(&dir, pid);
+}
+
+#[test]
+#[ignore = "needs postfix (as root): run by .ci/run"]
+fn postfix_knobs_reach_smtpd_timeout_and_anvil() {
+    use std::io::{BufRead, BufReader};
+    let postfix = test_support::Postfix::builder()
+        .smtpd_timeout(Duration::from_secs(1))
+        .connection_count_limit(1)
+        .start()
+        .expect("start postfix");
+    let greeting = |stream: &TcpStream| {
+        let mut line = String::new();
+        BufReader::new(stream).read_line(&mut line).unwrap();
+        line
+    };
+    let first = TcpStream::connect(postfix.addr()).unwrap();
+    first.set_read_timeout(Some(WAIT)).unwrap();
+    assert!(greeting(&first).starts_with("220 postfix.test"));
+    let second = TcpStream::connect(postfix.addr()).unwrap();
+    second.set_read_timeout(Some(WAIT)).unwrap();
+    let refused = greeting(&second);
+    assert!(refused.starts_with("421 4.7.0 postfix.test Error: too many connections"), "{refused}");
+    // The first client says nothing: smtpd_timeout ends its session.
+    let timeout = greeting(&first);
+    assert_eq!(timeout, "421 4.4.2 postfix.test Error: timeout exceeded\r\n");
+}
