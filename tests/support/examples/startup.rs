@@ -30,4 +30,6 @@ fn main() {
     println!("rsyslog    {rsyslog:>10.1?}");
     let postfix = time(rounds, || test_support::Postfix::start().expect("postfix"));
     println!("postfix    {postfix:>10.1?}");
+    let journald = time(rounds, || test_support::Journald::start().expect("journald"));
+    println!("journald   {journald:>10.1?}");
 }

@@ -14,6 +14,8 @@
 //! - `process.rs`: [`Held`] (a child killed with its process group on drop), [`run`],
 //!   [`signal`], [`memory_kib`], what `/proc` says about processes.
 //! - `certs.rs`: [`TestCa`], a throw-away CA and server certificate.
+//! - `journald.rs`: [`Journald`], the real systemd-journald in a private mount namespace, and
+//!   its [`journald::Entry`]s as `journalctl -o json` gives them.
 //! - `rsyslog.rs`: [`Rsyslog`], stock rsyslogd with unix, UDP, TCP and TLS inputs, and its
 //!   parsed [`rsyslog::Record`]s.
 //! - `postfix.rs`: [`Postfix`], a private MTA instance (master + smtpd) delivering to a maildir
@@ -38,6 +40,7 @@
 pub mod capture;
 pub mod certs;
 pub mod fields;
+pub mod journald;
 pub mod ports;
 pub mod postfix;
 pub mod process;
@@ -48,6 +51,7 @@ pub mod wait;
 pub use capture::Captured;
 pub use certs::TestCa;
 pub use fields::{events, field, fields, time_of_day};
+pub use journald::Journald;
 pub use ports::{accepts, free_port, loopback, unused_port, with_free_ports};
 pub use postfix::Postfix;
 pub use process::{Finished, Held, is_root, memory_kib, run, signal};

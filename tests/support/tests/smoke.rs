@@ -193,3 +193,39 @@ fn postfix_knobs_reach_smtpd_timeout_and_anvil() {
     let timeout = greeting(&first);
     assert_eq!(timeout, "421 4.4.2 postfix.test Error: timeout exceeded\r\n");
 }
+
+#[test]
+#[ignore = "needs systemd-journald and root: run by .ci/run"]
+fn journald_stores_one_native_record_and_again_after_a_restart() {
+    let send = |journald: &test_support::Journald, text: &str| {
+        // The native protocol; a value with a line break is length-prefixed.
+        let mut datagram =
+            format!("MESSAGE={text}\nPRIORITY=6\nSYSLOG_IDENTIFIER=smoke\nBIN\n").into_bytes();
+        datagram.extend_from_slice(&5u64.to_le_bytes());
+        datagram.extend_from_slice(b"a\nb\xffc\n");
+        UnixDatagram::unbound().unwrap().send_to(&datagram, journald.socket_path()).unwrap();
+    };
+    let started = Instant::now();
+    let mut journald = test_support::Journald::start().expect("start journald");
+    println!("journald started in {:?}", started.elapsed());
+    send(&journald, "smoke-one");
+    let entry = journald
+        .wait_for(WAIT, |e| e.message().as_deref() == Some("smoke-one"))
+        .unwrap_or_else(|| panic!("not stored; {}", journald.diagnostics()));
+    assert_eq!((entry.priority(), entry.identifier().as_deref()), (Some(6), Some("smoke")));
+    assert_eq!(entry.bytes("BIN"), Some(&b"a\nb\xffc"[..]));
+    assert_eq!(entry.get("_TRANSPORT").as_deref(), Some("journal"));
+    let pid = journald.pid().unwrap();
+    let dir = journald.dir().display().to_string();
+    journald.kill().unwrap();
+    assert_gone(&dir, pid);
+    journald.restart().unwrap();
+    println!("journald restarted in {:?}", journald.start_time());
+    send(&journald, "smoke-two");
+    assert!(journald.wait_for(WAIT, |e| e.message().as_deref() == Some("smoke-two")).is_some());
+    let pid = journald.pid().unwrap();
+    drop(journald);
+    assert_gone(&dir, pid);
+    let mounted = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounted.contains(&dir), "a mount outlived the namespace: {mounted}");
+}
