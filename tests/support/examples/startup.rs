@@ -28,6 +28,8 @@ fn main() {
     println!("smtp-sink  {sink:>10.1?}");
     let rsyslog = time(rounds, || test_support::Rsyslog::start().expect("rsyslogd"));
     println!("rsyslog    {rsyslog:>10.1?}");
+    let plain = time(rounds, || test_support::Rsyslog::start_without_tls().expect("rsyslogd"));
+    println!("rsyslog without TLS {plain:>10.1?}");
     let postfix = time(rounds, || test_support::Postfix::start().expect("postfix"));
     println!("postfix    {postfix:>10.1?}");
     let journald = time(rounds, || test_support::Journald::start().expect("journald"));

@@ -110,6 +110,18 @@ fn rsyslog_parses_one_record_per_input_and_again_after_a_restart() {
 }
 
 #[test]
+#[ignore = "needs rsyslogd: run by .ci/run"]
+fn rsyslog_without_tls_has_the_other_inputs() {
+    let rsyslog = Rsyslog::start_without_tls().expect("start rsyslogd");
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(rfc5424("smoke", "plain-udp").as_bytes(), rsyslog.udp_addr()).unwrap();
+    let record = rsyslog.wait_for(WAIT, |r| r.msg == "plain-udp").expect("stored");
+    assert_eq!(record.input, Input::Udp);
+    let tls = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rsyslog.tls_addr()));
+    assert!(tls.is_err(), "no TLS input, so no TLS address");
+}
+
+#[test]
 #[ignore = "needs smtp-sink, smtp-source and swaks: run by .ci/run"]
 fn smtp_sink_counts_one_message_from_swaks_and_smtp_source() {
     let started = Instant::now();
