@@ -8,6 +8,8 @@
 //!
 //! - `wait.rs`: [`wait_until`], [`wait_for`], [`wait_until_async`], [`within`].
 //! - `ports.rs`: [`free_port`], [`unused_port`], [`with_free_ports`], [`accepts`].
+//! - `browser.rs` (feature `browser`): `Browser`, headless Chromium over WebDriver
+//!   (fantoccini, async), and `dump_dom(url)`.
 //! - `capture.rs`: [`Captured`], a shared `io::Write` buffer.
 //! - `fields.rs`: reading our log lines back: [`fields()`], [`field`], [`events`],
 //!   [`time_of_day`].
@@ -37,6 +39,8 @@
 //! assert_eq!(record.unwrap().severity, 5);
 //! ```
 
+#[cfg(feature = "browser")]
+pub mod browser;
 pub mod capture;
 pub mod certs;
 pub mod fields;
