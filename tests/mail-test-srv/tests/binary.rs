@@ -144,20 +144,10 @@ async fn cert_and_key_files_give_implicit_tls() {
     let (guard, smtp, _http) =
         start(&["--cert", cert_path.to_str().unwrap(), "--key", key_path.to_str().unwrap()]);
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(rustls_pemfile::certs(&mut cert.as_bytes()).next().unwrap().unwrap()).unwrap();
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = test_support::certs::client_config(&cert);
     let tcp = tokio::net::TcpStream::connect(smtp).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.unwrap();
     let mut tls = tokio::io::BufReader::new(tls);
     let mut greeting = String::new();
     tokio::io::AsyncBufReadExt::read_line(&mut tls, &mut greeting).await.unwrap();
