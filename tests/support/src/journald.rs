@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::process::{Daemon, Held, is_root, run};
-use crate::rsyslog::missing;
+use crate::process::{Daemon, Held, is_root, missing, run};
 use crate::wait::wait_for_matching;
 
 /// Where Debian's `systemd` package installs the daemon.

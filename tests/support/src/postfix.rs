@@ -12,8 +12,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::ports::{loopback, with_free_ports};
-use crate::process::{Held, is_root};
-use crate::rsyslog::missing;
+use crate::process::{Held, is_root, missing};
 use crate::wait::{wait_for_matching, wait_until};
 
 /// Recipients in this domain are delivered to the one maildir ([`Postfix::maildir`]).

@@ -7,8 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::ports::{loopback, with_free_ports};
-use crate::process::{Finished, Held, is_root, run};
-use crate::rsyslog::missing;
+use crate::process::{Finished, Held, is_root, missing, run};
 use crate::wait::wait_until;
 
 /// Where Debian's `postfix` package installs the tools.
