@@ -39,6 +39,9 @@ pub struct Config {
     pub journald: Option<PathBuf>,
     /// The journald threshold.
     pub journald_level: Level,
+    /// Boulder's line checksum on the text sinks (stdout, syslog): each line carries
+    /// `<checksum> <message>` (see [`crate::checksum()`]), for `log-validator`. Off by default.
+    pub checksum: bool,
 }
 
 impl Config {
@@ -54,6 +57,7 @@ impl Config {
             facility: Facility::default(),
             journald: None,
             journald_level: Level::Info,
+            checksum: false,
         }
     }
 }
@@ -62,7 +66,7 @@ impl fmt::Display for Config {
     /// The effective configuration as `key=value` pairs, for a service's start-up line:
     /// `stdout=info syslog=unix:/dev/log syslog_level=info syslog_format=rfc5424
     /// facility=local0 journald=none` (sinks that are off show `none`; levels of sinks that are
-    /// off are left out).
+    /// off are left out; `checksum=on` only when it is).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let level = |l: Level| l.as_str().to_ascii_lowercase();
         match self.stdout_level {
@@ -91,10 +95,14 @@ impl fmt::Display for Config {
                     " journald={} journald_level={}",
                     path.display(),
                     level(self.journald_level)
-                )
+                )?;
             }
-            None => f.write_str(" journald=none"),
+            None => f.write_str(" journald=none")?,
         }
+        if self.checksum {
+            f.write_str(" checksum=on")?;
+        }
+        Ok(())
     }
 }
 
@@ -365,10 +373,11 @@ mod tests {
         c.syslog_format = SyslogFormat::Rfc3164;
         c.facility = Facility::Mail;
         c.journald = Some("/run/j.sock".into());
+        c.checksum = true;
         assert_eq!(
             c.to_string(),
             "stdout=none syslog=unix:/dev/log syslog_level=debug syslog_format=rfc3164 \
-             facility=mail journald=/run/j.sock journald_level=info"
+             facility=mail journald=/run/j.sock journald_level=info checksum=on"
         );
     }
 

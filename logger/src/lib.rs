@@ -49,6 +49,7 @@
 //! - `record.rs`: [`Level`], [`Record`], [`Field`], [`OwnedRecord`] and the [`Logger`] trait.
 //! - `macros.rs`: `err!`, `warning!`, `info!`, `debug!`, `audit_info!`, `audit_err!`, `log!`.
 //! - `format.rs`: escaping and the `key=value` field rendering shared by every text backend.
+//! - `checksum.rs`: [`checksum()`], Boulder's per-line CRC32 checksum.
 //! - `clock.rs`: UTC civil time for the three timestamp formats, without a calendar crate.
 //! - `config.rs`: [`Config`], [`SyslogTarget`], [`SyslogFormat`], [`Facility`] (all parseable).
 //! - `stdout.rs`: [`Stdout`], the short `HH:MM:SS.ffffff 6 prog message k=v` format.
@@ -66,6 +67,7 @@
 
 mod audit;
 mod bridge;
+mod checksum;
 mod clock;
 mod config;
 mod fanout;
@@ -85,6 +87,7 @@ pub use audit::{audit_object, install_panic_hook};
 pub use bridge::{
     BRIDGE_TARGET, LogAdapter, TracingLayer, TracingLogger, level_from_log, level_from_tracing,
 };
+pub use checksum::{LineCheck, check_line, checksum, write_checksummed};
 pub use config::{Config, Facility, ParseConfigError, SyslogFormat, SyslogTarget};
 pub use fanout::Fanout;
 pub use format::{escape_into, write_fields};
@@ -102,7 +105,8 @@ pub use syslog::Syslog;
 pub fn new(config: Config) -> Arc<dyn Logger> {
     let mut fanout = Fanout::new();
     if let Some(level) = config.stdout_level {
-        fanout = fanout.with(Arc::new(Stdout::new(&config.program, level)), level);
+        let sink = Stdout::new(&config.program, level).with_checksum(config.checksum);
+        fanout = fanout.with(Arc::new(sink), level);
     }
     if let Some(target) = &config.syslog {
         let sink = Syslog::new(target.clone(), &config.program)

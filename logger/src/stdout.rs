@@ -3,6 +3,7 @@
 use std::io::{self, IsTerminal, Write};
 use std::sync::{Mutex, PoisonError};
 
+use crate::checksum;
 use crate::clock::{self, Stamp};
 use crate::format::{with_line_buffer, write_body};
 use crate::{Level, Logger, Record};
@@ -39,6 +40,7 @@ pub struct Stdout<W: Write + Send = io::Stdout> {
     columns: [String; 4],
     level: Level,
     colour: bool,
+    checksum: bool,
 }
 
 impl Stdout {
@@ -56,12 +58,27 @@ impl<W: Write + Send> Stdout<W> {
     pub fn with_writer(writer: W, program: &str, level: Level) -> Self {
         let program = sanitize_program(program);
         let columns = Level::ALL.map(|l| format!(" {} {program} ", l.severity()));
-        Stdout { writer: Mutex::new(writer), program, columns, level, colour: false }
+        Stdout {
+            writer: Mutex::new(writer),
+            program,
+            columns,
+            level,
+            colour: false,
+            checksum: false,
+        }
     }
 
     /// The same logger with colour turned on or off.
     pub fn with_colour(mut self, on: bool) -> Self {
         self.colour = on;
+        self
+    }
+
+    /// The same logger with Boulder's line checksum on or off: `HH:MM:SS.ffffff 6 prog
+    /// <checksum> [AUDIT] message k=v`, the checksum computed over what follows it (see
+    /// [`crate::checksum`]), so `log-validator` can check a captured stdout.
+    pub fn with_checksum(mut self, on: bool) -> Self {
+        self.checksum = on;
         self
     }
 
@@ -88,7 +105,16 @@ impl<W: Write + Send> Stdout<W> {
         }
         clock::write_now(line, Stamp::TimeOfDay);
         line.push_str(&self.columns[record.level() as usize]);
-        write_body(line, record);
+        if self.checksum {
+            let at = line.len();
+            line.push_str("------ ");
+            write_body(line, record);
+            let sum = checksum::checksum(&line.as_bytes()[at + 7..]);
+            // Six ASCII bytes over six ASCII bytes: the string stays valid UTF-8.
+            line.replace_range(at..at + 6, std::str::from_utf8(&sum).unwrap_or("------"));
+        } else {
+            write_body(line, record);
+        }
         if colour.is_some() {
             line.push_str(RESET);
         }
@@ -133,6 +159,7 @@ impl<W: Write + Send> std::fmt::Debug for Stdout<W> {
             .field("program", &self.program)
             .field("level", &self.level)
             .field("colour", &self.colour)
+            .field("checksum", &self.checksum)
             .finish()
     }
 }
@@ -238,6 +265,19 @@ mod tests {
         let plain = Stdout::with_writer(Vec::new(), "p", Level::Info);
         plain.err("e");
         assert!(!plain.into_writer().contains(&0x1b));
+    }
+
+    #[test]
+    fn checksum_covers_what_follows_it() {
+        let out = Stdout::with_writer(Vec::new(), "p", Level::Info).with_checksum(true);
+        out.info("Hello, World!");
+        crate::audit_info!(out, "granted"; user = "a b");
+        let text = String::from_utf8(out.into_writer()).unwrap();
+        let lines: Vec<&str> = text.lines().map(strip_time).collect();
+        assert_eq!(lines[0], "6 p 0MNK7A Hello, World!");
+        let body = r#"[AUDIT] granted user="a b""#;
+        let sum = checksum::checksum(body.as_bytes());
+        assert_eq!(lines[1], format!("6 p {} {body}", std::str::from_utf8(&sum).unwrap()));
     }
 
     #[test]
