@@ -16,6 +16,8 @@
 //! assert_eq!(log.get_all(), ["INFO: reconnecting attempt=3 delay_ms=400"]);
 //! ```
 //!
+//! (The examples use the `mock`, `tracing` and `log` features; see [Features](#features).)
+//!
 //! One call is always one line: CR, LF and other control characters in messages and values are
 //! escaped, so a value can never forge a second line.
 //!
@@ -44,6 +46,29 @@
 //! logger::install_panic_hook(log);
 //! ```
 //!
+//! # Features
+//!
+//! [`Stdout`] (short and JSON lines), [`Syslog`], [`Journald`], [`Fanout`], [`new`], the
+//! global logger, the panic hook and the line checksum need nothing but `std` and are always
+//! there. Each optional part is one feature, and none is on by default: features are additive
+//! across a build, so a default feature that any one dependent leaves on would be on for
+//! every crate in it. A library that only takes an `Arc<dyn Logger>` enables nothing; `main`
+//! enables what it wires up; tests enable `mock` in `[dev-dependencies]`.
+//!
+//! | feature   | gives | pulls in |
+//! |-----------|-------|----------|
+//! | `tracing` | [`TracingLayer`] (tracing events into a Logger, with their span fields), [`TracingLogger`] (a Logger into tracing) | `tracing`, `tracing-subscriber` (`registry` only) |
+//! | `log`     | [`LogAdapter`]: `log`-crate records into a Logger | `log` |
+//! | `serde`   | [`audit_object`]: an audit record with a value as compact JSON | `serde_core`, `serde_json` (no derive macros) |
+//! | `mock`    | [`Mock`], the recorder unit tests inject and assert on | `regex` |
+//!
+//! ```toml
+//! [dependencies]
+//! logger = { workspace = true, features = ["tracing", "log"] }
+//! [dev-dependencies]
+//! logger = { workspace = true, features = ["mock"] }
+//! ```
+//!
 //! # Layout
 //!
 //! - `record.rs`: [`Level`], [`Record`], [`Field`], [`OwnedRecord`] and the [`Logger`] trait.
@@ -57,15 +82,22 @@
 //! - `recent.rs`: the ring of recently sent syslog lines, replayed when the daemon dies.
 //! - `journald.rs`: [`Journald`], the journal's native protocol.
 //! - `fanout.rs`: [`Fanout`], several sinks with a threshold each.
-//! - `bridge.rs`: [`TracingLayer`] (tracing -> Logger), [`TracingLogger`] (Logger -> tracing),
-//!   [`LogAdapter`] (`log` crate -> Logger).
+//! - `bridge.rs`: [`TracingLayer`] (tracing -> Logger), [`TracingLogger`] (Logger -> tracing).
+//! - `log_adapter.rs`: [`LogAdapter`] (`log` crate -> Logger).
 //! - `global.rs`: [`set`] and [`get`], the process-wide logger.
 //! - `audit.rs`: [`audit_object`] and [`install_panic_hook`].
 //! - `mock.rs`: [`Mock`], the recorder that unit tests inject and assert on.
 
 #![warn(missing_docs)]
+// The docs link to every optional part; they are meant to be read built with all features
+// (`cargo doc --all-features`, as docs.rs does), where every link resolves.
+#![cfg_attr(
+    not(all(feature = "tracing", feature = "log", feature = "serde", feature = "mock")),
+    allow(rustdoc::broken_intra_doc_links)
+)]
 
 mod audit;
+#[cfg(feature = "tracing")]
 mod bridge;
 mod checksum;
 mod clock;
@@ -74,7 +106,10 @@ mod fanout;
 mod format;
 mod global;
 pub mod journald;
+#[cfg(feature = "log")]
+mod log_adapter;
 mod macros;
+#[cfg(feature = "mock")]
 mod mock;
 mod recent;
 mod record;
@@ -83,16 +118,20 @@ pub mod syslog;
 
 use std::sync::Arc;
 
-pub use audit::{audit_object, install_panic_hook};
-pub use bridge::{
-    BRIDGE_TARGET, LogAdapter, TracingLayer, TracingLogger, level_from_log, level_from_tracing,
-};
+#[cfg(feature = "serde")]
+pub use audit::audit_object;
+pub use audit::install_panic_hook;
+#[cfg(feature = "tracing")]
+pub use bridge::{BRIDGE_TARGET, TracingLayer, TracingLogger, level_from_tracing};
 pub use checksum::{LineCheck, check_line, checksum, write_checksummed};
 pub use config::{Config, Facility, ParseConfigError, SyslogFormat, SyslogTarget};
 pub use fanout::Fanout;
 pub use format::{escape_into, write_fields};
 pub use global::{SetError, get, set};
 pub use journald::Journald;
+#[cfg(feature = "log")]
+pub use log_adapter::{LogAdapter, level_from_log};
+#[cfg(feature = "mock")]
 pub use mock::{Mock, new_mock};
 pub use record::{Field, Level, Logger, OwnedRecord, ParseLevelError, Record};
 pub use stdout::Stdout;
