@@ -6,7 +6,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::Level;
+use crate::{Level, StdoutFormat};
 
 /// What [`crate::new`] builds: which sinks, at which thresholds.
 ///
@@ -27,6 +27,8 @@ pub struct Config {
     pub program: String,
     /// The stdout threshold; `None` = no stdout sink.
     pub stdout_level: Option<Level>,
+    /// The stdout line format: the short text format (default) or JSON lines.
+    pub stdout_format: StdoutFormat,
     /// Where syslog goes; `None` = no syslog sink.
     pub syslog: Option<SyslogTarget>,
     /// The syslog threshold.
@@ -51,6 +53,7 @@ impl Config {
         Config {
             program: program.to_owned(),
             stdout_level: Some(Level::Info),
+            stdout_format: StdoutFormat::default(),
             syslog: None,
             syslog_level: Level::Info,
             syslog_format: SyslogFormat::default(),
@@ -70,7 +73,10 @@ impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let level = |l: Level| l.as_str().to_ascii_lowercase();
         match self.stdout_level {
-            Some(l) => write!(f, "stdout={}", level(l))?,
+            Some(l) if self.stdout_format == StdoutFormat::Short => {
+                write!(f, "stdout={}", level(l))?
+            }
+            Some(l) => write!(f, "stdout={} stdout_format={}", level(l), self.stdout_format)?,
             None => f.write_str("stdout=none")?,
         }
         match &self.syslog {
@@ -151,6 +157,12 @@ pub struct ParseConfigError(String);
 impl fmt::Display for ParseConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl ParseConfigError {
+    pub(crate) fn new(message: String) -> Self {
+        ParseConfigError(message)
     }
 }
 
@@ -367,6 +379,8 @@ mod tests {
     fn config_displays_as_the_effective_settings() {
         let mut c = Config::new("svc");
         assert_eq!(c.to_string(), "stdout=info syslog=none journald=none");
+        c.stdout_format = StdoutFormat::Json;
+        assert_eq!(c.to_string(), "stdout=info stdout_format=json syslog=none journald=none");
         c.stdout_level = None;
         c.syslog = Some("unix:/dev/log".parse().unwrap());
         c.syslog_level = Level::Debug;

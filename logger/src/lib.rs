@@ -77,7 +77,9 @@
 //! - `checksum.rs`: [`checksum()`], Boulder's per-line CRC32 checksum.
 //! - `clock.rs`: UTC civil time for the three timestamp formats, without a calendar crate.
 //! - `config.rs`: [`Config`], [`SyslogTarget`], [`SyslogFormat`], [`Facility`] (all parseable).
-//! - `stdout.rs`: [`Stdout`], the short `HH:MM:SS.ffffff 6 prog message k=v` format.
+//! - `stdout.rs`: [`Stdout`], the short `HH:MM:SS.ffffff 6 prog message k=v` format or JSON
+//!   lines ([`StdoutFormat`]).
+//! - `json.rs`: JSON escaping and the JSON-lines object, hand-written for the hot path.
 //! - `syslog.rs`: [`Syslog`], RFC 5424/3164 over unix, UDP or TCP, reconnecting.
 //! - `recent.rs`: the ring of recently sent syslog lines, replayed when the daemon dies.
 //! - `journald.rs`: [`Journald`], the journal's native protocol.
@@ -106,6 +108,7 @@ mod fanout;
 mod format;
 mod global;
 pub mod journald;
+mod json;
 #[cfg(feature = "log")]
 mod log_adapter;
 mod macros;
@@ -134,7 +137,7 @@ pub use log_adapter::{LogAdapter, level_from_log};
 #[cfg(feature = "mock")]
 pub use mock::{Mock, new_mock};
 pub use record::{Field, Level, Logger, OwnedRecord, ParseLevelError, Record};
-pub use stdout::Stdout;
+pub use stdout::{Stdout, StdoutFormat};
 pub use syslog::Syslog;
 
 /// Builds the production logger described by `config`: a [`Fanout`] over the configured
@@ -144,7 +147,9 @@ pub use syslog::Syslog;
 pub fn new(config: Config) -> Arc<dyn Logger> {
     let mut fanout = Fanout::new();
     if let Some(level) = config.stdout_level {
-        let sink = Stdout::new(&config.program, level).with_checksum(config.checksum);
+        let sink = Stdout::new(&config.program, level)
+            .with_format(config.stdout_format)
+            .with_checksum(config.checksum);
         fanout = fanout.with(Arc::new(sink), level);
     }
     if let Some(target) = &config.syslog {
