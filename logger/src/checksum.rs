@@ -71,7 +71,8 @@ pub enum LineCheck {
     Malformed(&'static str),
 }
 
-/// Checks the checksum of one line of a log file (without its line break). Understands:
+/// Checks the checksum of one line of a log file (without its line break; bytes, since a
+/// file may hold any). Understands:
 ///
 /// - rsyslog's file formats, where the checksum follows the syslog tag (`prog[pid]:`):
 ///   Boulder's `timestamp host datacenter severity prog[pid]: checksum message`, rsyslog's
@@ -87,11 +88,12 @@ pub enum LineCheck {
 /// use logger::{LineCheck, check_line};
 /// let line = "2020-07-06T18:07:43.109389+00:00 70877f679c72 datacenter 6 boulder-wfe[1595]: \
 ///             kJBuDg Caught SIGTERM";
-/// assert_eq!(check_line(line), LineCheck::Ok);
-/// assert!(matches!(check_line(&line.replace("SIGTERM", "SIGKILL")), LineCheck::Bad { .. }));
-/// assert!(matches!(check_line("just some text"), LineCheck::Malformed(_)));
+/// assert_eq!(check_line(line.as_bytes()), LineCheck::Ok);
+/// let altered = line.replace("SIGTERM", "SIGKILL");
+/// assert!(matches!(check_line(altered.as_bytes()), LineCheck::Bad { .. }));
+/// assert!(matches!(check_line(b"just some text"), LineCheck::Malformed(_)));
 /// ```
-pub fn check_line(line: &str) -> LineCheck {
+pub fn check_line(line: &[u8]) -> LineCheck {
     let (line, stdout) = match strip_colour(line) {
         Some(plain) => (plain, true),
         None => (line, false),
@@ -99,47 +101,53 @@ pub fn check_line(line: &str) -> LineCheck {
     let Some((program, rest)) = split_header(line, stdout) else {
         return LineCheck::Malformed("no syslog tag or stdout header where the checksum belongs");
     };
-    if program == OWN_PROGRAM {
+    if program == OWN_PROGRAM.as_bytes() {
         return LineCheck::Ok;
     }
-    let (sum, message) = rest.split_once(' ').unwrap_or((rest, ""));
-    if !looks_like_checksum(sum.as_bytes()) {
+    let (sum, message) = split_word(rest).unwrap_or((rest, b""));
+    if !looks_like_checksum(sum) {
         return LineCheck::Malformed("no 6-character base64url checksum after the header");
     }
-    let expected = checksum(message.as_bytes());
-    if expected == sum.as_bytes() {
+    let expected = checksum(message);
+    if expected == sum {
         LineCheck::Ok
     } else {
         let mut found = [0; 6];
-        found.copy_from_slice(sum.as_bytes());
+        found.copy_from_slice(sum);
         LineCheck::Bad { found, expected }
     }
 }
 
 /// The program name of the validator's own reports, exempt from checking.
-const OWN_PROGRAM: &str = "log-validator";
+pub(crate) const OWN_PROGRAM: &str = "log-validator";
+
+/// The first word and the rest after its space, if there is a space.
+fn split_word(s: &[u8]) -> Option<(&[u8], &[u8])> {
+    let at = s.iter().position(|&b| b == b' ')?;
+    Some((&s[..at], &s[at + 1..]))
+}
 
 /// The line without the colour codes a terminal-bound stdout writes around it, if it has
 /// them (a colour is always at the start, and the reset then at the end).
-fn strip_colour(line: &str) -> Option<&str> {
-    let rest = line.strip_prefix('\x1b')?;
-    let (_, rest) = rest.split_once('m')?;
+fn strip_colour(line: &[u8]) -> Option<&[u8]> {
+    fn skip_code(s: &[u8]) -> Option<&[u8]> {
+        let rest = s.strip_prefix(b"\x1b[")?;
+        let end = rest.iter().position(|&b| b == b'm')?;
+        Some(&rest[end + 1..])
+    }
+    let rest = skip_code(line)?;
     // Boulder writes bold red as two codes.
-    let rest = match rest.strip_prefix('\x1b') {
-        Some(r) => r.split_once('m')?.1,
-        None => rest,
-    };
-    Some(rest.strip_suffix("\x1b[0m").unwrap_or(rest))
+    let rest = skip_code(rest).unwrap_or(rest);
+    Some(rest.strip_suffix(b"\x1b[0m").unwrap_or(rest))
 }
 
 /// Splits a line into (program, what follows the program column): the part after the syslog
 /// tag, or after the stdout `time digit program` columns.
-fn split_header(line: &str, stdout: bool) -> Option<(&str, &str)> {
-    let mut words = line.splitn(3, ' ');
-    let (_time, second, rest) = (words.next()?, words.next()?, words.next()?);
-    if matches!(second.as_bytes(), [b'0'..=b'7']) {
+fn split_header(line: &[u8], stdout: bool) -> Option<(&[u8], &[u8])> {
+    let (_time, rest) = split_word(line)?;
+    if let Some(([b'0'..=b'7'], rest)) = split_word(rest) {
         // `time digit program checksum message`.
-        return rest.split_once(' ');
+        return split_word(rest);
     }
     if stdout {
         return None;
@@ -147,15 +155,15 @@ fn split_header(line: &str, stdout: bool) -> Option<(&str, &str)> {
     // A syslog file line: the tag is the first word ending in `:` after the timestamp (one
     // word, or three for `Mmm dd HH:MM:SS`, with an empty word for a space-padded day) and
     // the host, and before the message. Boulder's format puts two more words in between.
-    let mut at = 0;
-    for (i, word) in line.split(' ').enumerate().take(7) {
-        let end = at + word.len();
-        if i >= 2 && word.len() > 1 && word.ends_with(':') {
+    let mut rest = line;
+    for i in 0..7 {
+        let (word, after) = split_word(rest)?;
+        if i >= 2 && word.len() > 1 && word.ends_with(b":") {
             let tag = &word[..word.len() - 1];
-            let program = tag.split_once('[').map_or(tag, |(p, _)| p);
-            return Some((program, line.get(end + 1..).unwrap_or("")));
+            let program = tag.split(|&b| b == b'[').next().unwrap_or(tag);
+            return Some((program, after));
         }
-        at = end + 1;
+        rest = after;
     }
     None
 }
@@ -275,12 +283,16 @@ mod tests {
         assert!(looks_like_checksum(b"xxxxxx"), "shaped like one: Boulder calls it a bad checksum");
     }
 
+    fn check(line: &str) -> LineCheck {
+        check_line(line.as_bytes())
+    }
+
     fn bad(line: &str) -> bool {
-        matches!(check_line(line), LineCheck::Bad { .. })
+        matches!(check(line), LineCheck::Bad { .. })
     }
 
     fn malformed(line: &str) -> bool {
-        matches!(check_line(line), LineCheck::Malformed(_))
+        matches!(check(line), LineCheck::Malformed(_))
     }
 
     /// Boulder's own validator tests (`log/validator/validator_test.go`), same lines, same
@@ -288,17 +300,11 @@ mod tests {
     #[test]
     fn boulders_validator_cases() {
         let ts = "2020-07-06T18:07:43.109389+00:00 70877f679c72 datacenter 6";
-        assert_eq!(
-            check_line(&format!("{ts} boulder-wfe[1595]: kJBuDg Caught SIGTERM")),
-            LineCheck::Ok
-        );
+        assert_eq!(check(&format!("{ts} boulder-wfe[1595]: kJBuDg Caught SIGTERM")), LineCheck::Ok);
         assert!(malformed(&format!("{ts} boulder-wfe[1595]: kKG6cwA Caught SIGTERM")));
         assert!(bad(&format!("{ts} boulder-wfe[1595]: xxxxxx Caught SIGTERM")));
         assert!(malformed(&format!("{ts} boulder-wfe[1595]: xxxx Caught SIGTERM")));
-        assert_eq!(
-            check_line(&format!("{ts} log-validator[1337]: xxxxxx bad line")),
-            LineCheck::Ok
-        );
+        assert_eq!(check(&format!("{ts} log-validator[1337]: xxxxxx bad line")), LineCheck::Ok);
     }
 
     #[test]
@@ -311,7 +317,7 @@ mod tests {
             "2026-12-01T10:00:00+00:00 host svc[42]: AAAAAA",
         ];
         for line in ok {
-            assert_eq!(check_line(line), LineCheck::Ok, "{line}");
+            assert_eq!(check(line), LineCheck::Ok, "{line}");
         }
         assert!(bad("2026-12-01T10:00:00.123456+00:00 host svc[42]: 0MNK7A Hello, World"));
         assert!(bad("Dec  1 10:00:00 host svc[42]: 0MNK7A Hello,  World!"));
@@ -323,14 +329,14 @@ mod tests {
 
     #[test]
     fn our_stdout_format_with_and_without_colour() {
-        assert_eq!(check_line("22:12:01.617363 6 svc 0MNK7A Hello, World!"), LineCheck::Ok);
+        assert_eq!(check("22:12:01.617363 6 svc 0MNK7A Hello, World!"), LineCheck::Ok);
         assert_eq!(
-            check_line("\x1b[31m22:12:01.617363 3 svc 0MNK7A Hello, World!\x1b[0m"),
+            check("\x1b[31m22:12:01.617363 3 svc 0MNK7A Hello, World!\x1b[0m"),
             LineCheck::Ok
         );
         // Boulder's stdout: RFC 3339 time, digit, program, checksum; bold red is two codes.
         assert_eq!(
-            check_line(
+            check(
                 "\x1b[31m\x1b[1m2026-12-01T10:00:00.000000Z 3 boulder 0MNK7A Hello, World!\x1b[0m"
             ),
             LineCheck::Ok
