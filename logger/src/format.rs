@@ -7,7 +7,7 @@
 
 use std::fmt::{self, Write as _};
 
-use crate::Field;
+use crate::{Field, Value};
 
 /// Whether `c` must be escaped to keep a line a single, clean line.
 fn needs_escape(c: char) -> bool {
@@ -116,7 +116,17 @@ pub(crate) fn write_key(out: &mut String, key: &str) {
 
 /// Appends one value, escaped; quoted (`"two words"`) when it is empty or holds a space, `"`,
 /// `=` or `\\`, in which case `"` and `\\` from the value are backslash-escaped too.
-pub(crate) fn write_value(out: &mut String, value: &dyn fmt::Display) {
+pub(crate) fn write_value(out: &mut String, value: Value<'_>) {
+    match value {
+        Value::Str(s) => push_value(out, s),
+        Value::Display(d) => write_display(out, d),
+        // Digits, a sign, `true`, `false`: nothing to quote or escape.
+        other => other.write_raw(out),
+    }
+}
+
+/// [`write_value`] for a `Display` value.
+fn write_display(out: &mut String, value: &dyn fmt::Display) {
     // Rendered straight into the line; only a value that needs quoting or escaping is copied
     // out and written again.
     let start = out.len();

@@ -10,7 +10,7 @@
 use std::fmt::{self, Write as _};
 
 use crate::format::{ESCAPE, QUOTE, classify, write_key};
-use crate::{Field, Record};
+use crate::{Field, Record, Value};
 
 /// Field keys a record's own columns use; a field with one of these keys is written with a `_`
 /// in front, so a field can never stand in for the level, the audit flag or the message.
@@ -95,11 +95,22 @@ pub(crate) fn is_number(s: &str) -> bool {
     i == b.len()
 }
 
-/// Appends one value: bare when its `Display` text is a JSON number, else a JSON string.
-fn write_value(out: &mut String, value: &dyn fmt::Display) {
+/// Appends one value: integers and booleans bare, strings as JSON strings, anything else
+/// bare when its `Display` text is a JSON number (a float), else as a string.
+fn write_value(out: &mut String, value: Value<'_>) {
+    let display = match value {
+        Value::Str(s) => {
+            out.push('"');
+            escape_into(out, s);
+            out.push('"');
+            return;
+        }
+        Value::Display(d) => d,
+        other => return other.write_raw(out),
+    };
     let start = out.len();
     // Rendered straight into the line; a Display impl that errors just stops early.
-    let _ = write!(out, "{value}");
+    let _ = write!(out, "{display}");
     let rendered = &out[start..];
     if is_number(rendered) {
         return;

@@ -73,6 +73,7 @@
 //!
 //! - `record.rs`: [`Level`], [`Record`], [`Field`], [`OwnedRecord`] and the [`Logger`] trait.
 //! - `macros.rs`: `err!`, `warning!`, `info!`, `debug!`, `audit_info!`, `audit_err!`, `log!`.
+//! - `value.rs`: [`Value`], a field's value (strings and integers kept apart from `Display`).
 //! - `format.rs`: escaping and the `key=value` field rendering shared by every text backend.
 //! - `checksum.rs`: [`checksum()`], Boulder's per-line CRC32 checksum.
 //! - `clock.rs`: UTC civil time for the three timestamp formats, without a calendar crate.
@@ -118,6 +119,7 @@ mod recent;
 mod record;
 mod stdout;
 pub mod syslog;
+mod value;
 
 use std::sync::Arc;
 
@@ -139,6 +141,9 @@ pub use mock::{Mock, new_mock};
 pub use record::{Field, Level, Logger, OwnedRecord, ParseLevelError, Record};
 pub use stdout::{Stdout, StdoutFormat};
 pub use syslog::Syslog;
+#[doc(hidden)]
+pub use value::__private;
+pub use value::Value;
 
 /// Builds the production logger described by `config`: a [`Fanout`] over the configured
 /// sinks, each behind its own threshold. Never fails: a syslog daemon that cannot be reached

@@ -23,8 +23,9 @@ const RESET: &str = "\x1b[0m";
 /// "message":"sent","attempt":3,"peer":"127.0.0.1:25"}`
 ///
 /// `ts` is RFC 3339 UTC with microseconds, `level` one of `err`, `warning`, `info`, `debug`;
-/// the fields follow in order, a value whose text is a JSON number as a number, any other as a
-/// string; a field named like a column (`ts`, `level`, ...) gets a `_` in front. Each line
+/// the fields follow in order: integers and booleans as JSON numbers and booleans, strings as
+/// strings, any other value as a number when its text is one (a float) and else as a string;
+/// a field named like a column (`ts`, `level`, ...) gets a `_` in front. Each line
 /// is built in a reused buffer and handed to the writer with exactly one `write_all`, so lines
 /// from many threads never interleave and, on an unbuffered file or pipe, each is one
 /// `write(2)`. With colour on, Err lines are red and Warning lines yellow. Nothing is
@@ -373,7 +374,7 @@ mod tests {
         let after_ts = text.lines().next().unwrap().split_at(34).1;
         assert_eq!(
             after_ts,
-            r#"","level":"warning","program":"p\"q","audit":false,"message":"sent x\ny","attempt":3,"peer":"127.0.0.1:25","ok":"true"}"#
+            r#"","level":"warning","program":"p\"q","audit":false,"message":"sent x\ny","attempt":3,"peer":"127.0.0.1:25","ok":true}"#
         );
         let first = lines[0].as_object().unwrap();
         let ts = first["ts"].as_str().unwrap();
@@ -384,7 +385,7 @@ mod tests {
         assert_eq!(first["message"], "sent x\ny");
         assert_eq!(first["attempt"], 3);
         assert_eq!(first["peer"], "127.0.0.1:25");
-        assert_eq!(first["ok"], "true");
+        assert_eq!(first["ok"], true);
         assert_eq!((&lines[1]["level"], &lines[1]["audit"]), (&"err".into(), &true.into()));
         assert_eq!(lines[1]["message"], "denied");
         assert!(!text.contains('\x1b'), "JSON is never coloured: {text}");
