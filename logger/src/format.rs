@@ -162,9 +162,19 @@ pub(crate) fn push_value(out: &mut String, raw: &str) {
 
 /// Appends ` key=value` for each field (a leading space before each).
 pub fn write_fields(out: &mut String, fields: &[Field<'_>]) {
+    write_fields_checked(out, fields, false);
+}
+
+/// [`write_fields`], with the keys copied as they are when `clean` (the macros proved them
+/// `[A-Za-z0-9_.-]` at compile time).
+fn write_fields_checked(out: &mut String, fields: &[Field<'_>], clean: bool) {
     for field in fields {
         out.push(' ');
-        write_key(out, field.key);
+        if clean {
+            out.push_str(field.key);
+        } else {
+            write_key(out, field.key);
+        }
         out.push('=');
         write_value(out, field.value);
     }
@@ -176,7 +186,7 @@ pub(crate) fn write_body(out: &mut String, record: &crate::Record<'_>) {
         out.push_str("[AUDIT] ");
     }
     write_message(out, record.message());
-    write_fields(out, record.fields());
+    write_fields_checked(out, record.fields(), record.keys_are(crate::record::KEYS_CLEAN));
 }
 
 /// Runs `f` with an empty, reused, thread-local line buffer, so building a line allocates

@@ -115,18 +115,40 @@ pub struct Record<'a> {
     audit: bool,
     message: fmt::Arguments<'a>,
     fields: &'a [Field<'a>],
+    /// What the macros proved about the keys at compile time (`KEYS_CLEAN`, `KEYS_UNRESERVED`
+    /// bits), so the backends skip checking them per record.
+    keys: u8,
 }
+
+/// Every key is `[A-Za-z0-9_.-]` already.
+pub(crate) const KEYS_CLEAN: u8 = 1;
+/// No key is one of the JSON columns (`ts`, `level`, `program`, `audit`, `message`).
+pub(crate) const KEYS_UNRESERVED: u8 = 2;
 
 impl<'a> Record<'a> {
     /// A record with a message and no fields.
     pub const fn new(level: Level, message: fmt::Arguments<'a>) -> Self {
-        Record { level, audit: false, message, fields: &[] }
+        Record { level, audit: false, message, fields: &[], keys: 0 }
     }
 
     /// The same record with these fields.
     pub const fn with_fields(mut self, fields: &'a [Field<'a>]) -> Self {
         self.fields = fields;
+        self.keys = 0;
         self
+    }
+
+    /// For the macros: what a compile-time check of the keys found (see
+    /// [`crate::__private::check_keys`]). Not for use outside them.
+    #[doc(hidden)]
+    pub const fn __with_checked_keys(mut self, keys: u8) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// Whether the macros proved every key clean (and, for `KEYS_UNRESERVED`, not a column).
+    pub(crate) const fn keys_are(&self, what: u8) -> bool {
+        self.keys & what == what
     }
 
     /// The same record marked as an audit record (`[AUDIT] ` in text, `AUDIT=1` in journald).
