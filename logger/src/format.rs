@@ -185,8 +185,11 @@ pub(crate) fn write_body(out: &mut String, record: &crate::Record<'_>) {
     if record.is_audit() {
         out.push_str("[AUDIT] ");
     }
-    write_message(out, record.message());
-    write_fields_checked(out, record.fields(), record.keys_are(crate::record::KEYS_CLEAN));
+    match record.message().as_str() {
+        Some(s) if record.proven(crate::record::MESSAGE_PLAIN) => out.push_str(s),
+        _ => write_message(out, record.message()),
+    }
+    write_fields_checked(out, record.fields(), record.proven(crate::record::KEYS_CLEAN));
 }
 
 /// Runs `f` with an empty, reused, thread-local line buffer, so building a line allocates

@@ -10,7 +10,7 @@
 use std::fmt::{self, Write as _};
 
 use crate::format::{ESCAPE, QUOTE, classify, write_key};
-use crate::record::{KEYS_CLEAN, KEYS_UNRESERVED};
+use crate::record::{KEYS_CLEAN, KEYS_UNRESERVED, MESSAGE_JSON_PLAIN};
 use crate::{Field, Record, Value};
 
 /// Field keys a record's own columns use; a field with one of these keys is written with a `_`
@@ -135,12 +135,13 @@ pub(crate) fn write_body(out: &mut String, record: &Record<'_>) {
     out.push_str(",\"message\":\"");
     let message = record.message();
     match message.as_str() {
+        Some(s) if record.proven(MESSAGE_JSON_PLAIN) => out.push_str(s),
         Some(s) => escape_into(out, s),
         // Writing to a String cannot fail; a Display impl that errors just stops early.
         None => drop(Escaper(out).write_fmt(message)),
     }
     out.push('"');
-    let keys = (record.keys_are(KEYS_CLEAN), record.keys_are(KEYS_UNRESERVED));
+    let keys = (record.proven(KEYS_CLEAN), record.proven(KEYS_UNRESERVED));
     write_fields(out, record.fields(), keys);
     out.push('}');
 }

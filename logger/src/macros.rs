@@ -23,11 +23,11 @@ macro_rules! log {
                         ::std::stringify!($key),
                         (&$value).__logger_field_value(),
                     )),*)?])
-                    .__with_checked_keys({
-                        const KEYS: u8 = $crate::__private::check_keys(
+                    .__with_proven({
+                        const PROVEN: u8 = $crate::__private::check_keys(
                             &[$($(::std::stringify!($key)),*)?],
-                        );
-                        KEYS
+                        ) | $crate::__private::check_message($fmt);
+                        PROVEN
                     }),
             );
         }

@@ -104,7 +104,28 @@ pub(crate) fn push_u64(out: &mut String, n: u64) {
 #[doc(hidden)]
 pub mod __private {
     use super::*;
-    use crate::record::{KEYS_CLEAN, KEYS_UNRESERVED};
+    use crate::record::{KEYS_CLEAN, KEYS_UNRESERVED, MESSAGE_JSON_PLAIN, MESSAGE_PLAIN};
+
+    /// What is true of a format string: the `MESSAGE_PLAIN` bit when it is printable ASCII
+    /// without `{` or `}`, and `MESSAGE_JSON_PLAIN` when it also has no `"` or backslash.
+    /// Without braces `Arguments::as_str` gives back exactly the literal; with a placeholder
+    /// the compiler may inline a literal argument into the string (`format_args!("{}", "a\nb")`
+    /// has `as_str() == Some("a\nb")`), so then nothing is claimed.
+    pub const fn check_message(format: &str) -> u8 {
+        let b = format.as_bytes();
+        let (mut plain, mut json) = (true, true);
+        let mut i = 0;
+        while i < b.len() {
+            plain &= b[i] >= 0x20 && b[i] < 0x7f && b[i] != b'{' && b[i] != b'}';
+            json &= b[i] != b'"' && b[i] != b'\\';
+            i += 1;
+        }
+        match (plain, json) {
+            (true, true) => MESSAGE_PLAIN | MESSAGE_JSON_PLAIN,
+            (true, false) => MESSAGE_PLAIN,
+            _ => 0,
+        }
+    }
 
     /// What is true of all of `keys`: the `KEYS_CLEAN` and `KEYS_UNRESERVED` bits. Evaluated
     /// at compile time by the macros, so a record's keys are checked once per call site, not
@@ -215,6 +236,18 @@ mod tests {
         assert_eq!(check_keys(&["attempt", "ключ"]), KEYS_UNRESERVED);
         assert_eq!(check_keys(&["level"]), KEYS_CLEAN);
         assert_eq!(check_keys(&["", "message"]), 0);
+    }
+
+    #[test]
+    fn format_strings_are_checked_for_what_needs_escaping() {
+        use super::__private::check_message;
+        use crate::record::{MESSAGE_JSON_PLAIN, MESSAGE_PLAIN};
+        assert_eq!(check_message("delivered message"), MESSAGE_PLAIN | MESSAGE_JSON_PLAIN);
+        assert_eq!(check_message("sent {} of {{n}}"), 0, "placeholders: nothing is claimed");
+        assert_eq!(check_message(r#"say "hi" \ there"#), MESSAGE_PLAIN);
+        assert_eq!(check_message("two\nlines"), 0);
+        assert_eq!(check_message("héllo"), 0);
+        assert_eq!(check_message("tab\tdel\u{7f}"), 0);
     }
 
     #[test]
