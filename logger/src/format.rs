@@ -170,14 +170,15 @@ pub fn write_fields(out: &mut String, fields: &[Field<'_>]) {
 fn write_fields_checked(out: &mut String, fields: &[Field<'_>], clean: bool) {
     for field in fields {
         out.push(' ');
-        if clean {
-            out.push_str(field.key);
-        } else {
-            write_key(out, field.key);
-        }
+        push_key(out, field.key, clean);
         out.push('=');
         write_value(out, field.value);
     }
+}
+
+/// Appends `key`: as it is when the macros proved it clean, else through [`write_key`].
+pub(crate) fn push_key(out: &mut String, key: &str, clean: bool) {
+    if clean { out.push_str(key) } else { write_key(out, key) }
 }
 
 /// Appends `[AUDIT] message key=value ...`: the part of a line every text backend shares.

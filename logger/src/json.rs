@@ -9,7 +9,7 @@
 
 use std::fmt::{self, Write as _};
 
-use crate::format::{ESCAPE, QUOTE, classify, write_key};
+use crate::format::{ESCAPE, QUOTE, classify, push_key};
 use crate::record::{KEYS_CLEAN, KEYS_UNRESERVED, MESSAGE_JSON_PLAIN};
 use crate::{Field, Record, Value};
 
@@ -156,11 +156,7 @@ fn write_fields(out: &mut String, fields: &[Field<'_>], keys: (bool, bool)) {
         if !unreserved && RESERVED.contains(&field.key) {
             out.push('_');
         }
-        if clean {
-            out.push_str(field.key);
-        } else {
-            write_key(out, field.key);
-        }
+        push_key(out, field.key, clean);
         out.push_str("\":");
         write_value(out, field.value);
     }
