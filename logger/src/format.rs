@@ -7,7 +7,7 @@
 
 use std::fmt::{self, Write as _};
 
-use crate::Field;
+use crate::{Field, Value};
 
 /// Whether `c` must be escaped to keep a line a single, clean line.
 fn needs_escape(c: char) -> bool {
@@ -17,8 +17,8 @@ fn needs_escape(c: char) -> bool {
 /// Byte classes for the one-pass check in [`classify`]: a byte that may need escaping (any
 /// control byte, and any non-ASCII byte, left to the exact per-char path), a byte that forces
 /// a value into quotes, and a byte that is not allowed in a key.
-const ESCAPE: u8 = 1;
-const QUOTE: u8 = 2;
+pub(crate) const ESCAPE: u8 = 1;
+pub(crate) const QUOTE: u8 = 2;
 const NOT_KEY: u8 = 4;
 
 static CLASS: [u8; 256] = {
@@ -37,7 +37,7 @@ static CLASS: [u8; 256] = {
 
 /// The union of the classes of the bytes of `s`. No early exit, and eight bytes per step, so
 /// the loop is a table load and an OR per byte; the strings are short and almost always clean.
-fn classify(s: &str) -> u8 {
+pub(crate) fn classify(s: &str) -> u8 {
     let b = s.as_bytes();
     let mut acc = 0;
     let mut chunks = b.chunks_exact(8);
@@ -116,7 +116,17 @@ pub(crate) fn write_key(out: &mut String, key: &str) {
 
 /// Appends one value, escaped; quoted (`"two words"`) when it is empty or holds a space, `"`,
 /// `=` or `\\`, in which case `"` and `\\` from the value are backslash-escaped too.
-pub(crate) fn write_value(out: &mut String, value: &dyn fmt::Display) {
+pub(crate) fn write_value(out: &mut String, value: Value<'_>) {
+    match value {
+        Value::Str(s) => push_value(out, s),
+        Value::Display(d) => write_display(out, d),
+        // Digits, a sign, `true`, `false`: nothing to quote or escape.
+        other => other.write_raw(out),
+    }
+}
+
+/// [`write_value`] for a `Display` value.
+fn write_display(out: &mut String, value: &dyn fmt::Display) {
     // Rendered straight into the line; only a value that needs quoting or escaping is copied
     // out and written again.
     let start = out.len();
@@ -152,12 +162,23 @@ pub(crate) fn push_value(out: &mut String, raw: &str) {
 
 /// Appends ` key=value` for each field (a leading space before each).
 pub fn write_fields(out: &mut String, fields: &[Field<'_>]) {
+    write_fields_checked(out, fields, false);
+}
+
+/// [`write_fields`], with the keys copied as they are when `clean` (the macros proved them
+/// `[A-Za-z0-9_.-]` at compile time).
+fn write_fields_checked(out: &mut String, fields: &[Field<'_>], clean: bool) {
     for field in fields {
         out.push(' ');
-        write_key(out, field.key);
+        push_key(out, field.key, clean);
         out.push('=');
         write_value(out, field.value);
     }
+}
+
+/// Appends `key`: as it is when the macros proved it clean, else through [`write_key`].
+pub(crate) fn push_key(out: &mut String, key: &str, clean: bool) {
+    if clean { out.push_str(key) } else { write_key(out, key) }
 }
 
 /// Appends `[AUDIT] message key=value ...`: the part of a line every text backend shares.
@@ -165,8 +186,11 @@ pub(crate) fn write_body(out: &mut String, record: &crate::Record<'_>) {
     if record.is_audit() {
         out.push_str("[AUDIT] ");
     }
-    write_message(out, record.message());
-    write_fields(out, record.fields());
+    match record.message().as_str() {
+        Some(s) if record.proven(crate::record::MESSAGE_PLAIN) => out.push_str(s),
+        _ => write_message(out, record.message()),
+    }
+    write_fields_checked(out, record.fields(), record.proven(crate::record::KEYS_CLEAN));
 }
 
 /// Runs `f` with an empty, reused, thread-local line buffer, so building a line allocates

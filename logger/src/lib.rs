@@ -16,6 +16,8 @@
 //! assert_eq!(log.get_all(), ["INFO: reconnecting attempt=3 delay_ms=400"]);
 //! ```
 //!
+//! (The examples use the `mock`, `tracing` and `log` features; see [Features](#features).)
+//!
 //! One call is always one line: CR, LF and other control characters in messages and values are
 //! escaped, so a value can never forge a second line.
 //!
@@ -44,56 +46,112 @@
 //! logger::install_panic_hook(log);
 //! ```
 //!
+//! Text lines can carry Boulder's checksum (`Config::checksum`, [`Stdout::with_checksum`]):
+//! `<checksum> <message>`, six base64url characters of the CRC32 of what follows, so a line cut
+//! or altered on its way through a daemon is found by the package's `log-validator` binary
+//! (`log-validator FILE...`, `--follow`), or by Boulder's own, which accepts our lines.
+//!
+//! # Features
+//!
+//! [`Stdout`] (short and JSON lines), [`Syslog`], [`Journald`], [`Fanout`], [`new`], the
+//! global logger, the panic hook and the line checksum need nothing but `std` and are always
+//! there. Each optional part is one feature, and none is on by default: features are additive
+//! across a build, so a default feature that any one dependent leaves on would be on for
+//! every crate in it. A library that only takes an `Arc<dyn Logger>` enables nothing; `main`
+//! enables what it wires up; tests enable `mock` in `[dev-dependencies]`.
+//!
+//! | feature   | gives | pulls in |
+//! |-----------|-------|----------|
+//! | `tracing` | [`TracingLayer`] (tracing events into a Logger, with their span fields), [`TracingLogger`] (a Logger into tracing) | `tracing`, `tracing-subscriber` (`registry` only) |
+//! | `log`     | [`LogAdapter`]: `log`-crate records into a Logger | `log` |
+//! | `serde`   | [`audit_object`]: an audit record with a value as compact JSON | `serde_core`, `serde_json` (no derive macros) |
+//! | `mock`    | [`Mock`], the recorder unit tests inject and assert on | `regex` |
+//!
+//! ```toml
+//! [dependencies]
+//! logger = { workspace = true, features = ["tracing", "log"] }
+//! [dev-dependencies]
+//! logger = { workspace = true, features = ["mock"] }
+//! ```
+//!
 //! # Layout
 //!
 //! - `record.rs`: [`Level`], [`Record`], [`Field`], [`OwnedRecord`] and the [`Logger`] trait.
 //! - `macros.rs`: `err!`, `warning!`, `info!`, `debug!`, `audit_info!`, `audit_err!`, `log!`.
+//! - `value.rs`: [`Value`], a field's value (strings and integers kept apart from `Display`).
 //! - `format.rs`: escaping and the `key=value` field rendering shared by every text backend.
+//! - `checksum.rs`: [`checksum()`], [`write_checksummed`] and [`check_line`]: Boulder's per-line
+//!   CRC32 checksum, written and checked.
 //! - `clock.rs`: UTC civil time for the three timestamp formats, without a calendar crate.
 //! - `config.rs`: [`Config`], [`SyslogTarget`], [`SyslogFormat`], [`Facility`] (all parseable).
-//! - `stdout.rs`: [`Stdout`], the short `HH:MM:SS.ffffff 6 prog message k=v` format.
+//! - `stdout.rs`: [`Stdout`], the short `HH:MM:SS.ffffff 6 prog message k=v` format or JSON
+//!   lines ([`StdoutFormat`]).
+//! - `json.rs`: JSON escaping and the JSON-lines object, hand-written for the hot path.
 //! - `syslog.rs`: [`Syslog`], RFC 5424/3164 over unix, UDP or TCP, reconnecting.
 //! - `recent.rs`: the ring of recently sent syslog lines, replayed when the daemon dies.
 //! - `journald.rs`: [`Journald`], the journal's native protocol.
 //! - `fanout.rs`: [`Fanout`], several sinks with a threshold each.
-//! - `bridge.rs`: [`TracingLayer`] (tracing -> Logger), [`TracingLogger`] (Logger -> tracing),
-//!   [`LogAdapter`] (`log` crate -> Logger).
+//! - `bridge.rs`: [`TracingLayer`] (tracing -> Logger), [`TracingLogger`] (Logger -> tracing).
+//! - `log_adapter.rs`: [`LogAdapter`] (`log` crate -> Logger).
 //! - `global.rs`: [`set`] and [`get`], the process-wide logger.
 //! - `audit.rs`: [`audit_object`] and [`install_panic_hook`].
 //! - `mock.rs`: [`Mock`], the recorder that unit tests inject and assert on.
+//! - `bin/log-validator/`: the `log-validator` binary (`main.rs` its arguments and one pass
+//!   over files, `follow.rs` tailing them across rotation).
 
 #![warn(missing_docs)]
+// The docs link to every optional part; they are meant to be read built with all features
+// (`cargo doc --all-features`, as docs.rs does), where every link resolves.
+#![cfg_attr(
+    not(all(feature = "tracing", feature = "log", feature = "serde", feature = "mock")),
+    allow(rustdoc::broken_intra_doc_links)
+)]
 
 mod audit;
+#[cfg(feature = "tracing")]
 mod bridge;
+mod checksum;
 mod clock;
 mod config;
 mod fanout;
 mod format;
 mod global;
 pub mod journald;
+mod json;
+#[cfg(feature = "log")]
+mod log_adapter;
 mod macros;
+#[cfg(feature = "mock")]
 mod mock;
 mod recent;
 mod record;
 mod stdout;
 pub mod syslog;
+mod value;
 
 use std::sync::Arc;
 
-pub use audit::{audit_object, install_panic_hook};
-pub use bridge::{
-    BRIDGE_TARGET, LogAdapter, TracingLayer, TracingLogger, level_from_log, level_from_tracing,
-};
+#[cfg(feature = "serde")]
+pub use audit::audit_object;
+pub use audit::install_panic_hook;
+#[cfg(feature = "tracing")]
+pub use bridge::{BRIDGE_TARGET, TracingLayer, TracingLogger, level_from_tracing};
+pub use checksum::{LineCheck, check_line, checksum, write_checksummed};
 pub use config::{Config, Facility, ParseConfigError, SyslogFormat, SyslogTarget};
 pub use fanout::Fanout;
 pub use format::{escape_into, write_fields};
 pub use global::{SetError, get, set};
 pub use journald::Journald;
+#[cfg(feature = "log")]
+pub use log_adapter::{LogAdapter, level_from_log};
+#[cfg(feature = "mock")]
 pub use mock::{Mock, new_mock};
 pub use record::{Field, Level, Logger, OwnedRecord, ParseLevelError, Record};
-pub use stdout::Stdout;
+pub use stdout::{Stdout, StdoutFormat};
 pub use syslog::Syslog;
+#[doc(hidden)]
+pub use value::__private;
+pub use value::Value;
 
 /// Builds the production logger described by `config`: a [`Fanout`] over the configured
 /// sinks, each behind its own threshold. Never fails: a syslog daemon that cannot be reached
@@ -102,7 +160,10 @@ pub use syslog::Syslog;
 pub fn new(config: Config) -> Arc<dyn Logger> {
     let mut fanout = Fanout::new();
     if let Some(level) = config.stdout_level {
-        fanout = fanout.with(Arc::new(Stdout::new(&config.program, level)), level);
+        let sink = Stdout::new(&config.program, level)
+            .with_format(config.stdout_format)
+            .with_checksum(config.checksum);
+        fanout = fanout.with(Arc::new(sink), level);
     }
     if let Some(target) = &config.syslog {
         let sink = Syslog::new(target.clone(), &config.program)

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::Value;
+
 /// A record's severity. Only the four syslog severities a service needs: 3, 4, 6 and 7.
 ///
 /// Levels are ordered from most to least severe, so `Level::Err < Level::Debug` and a
@@ -77,18 +79,24 @@ impl FromStr for Level {
     }
 }
 
-/// One structured `key=value` field of a record. Values are anything `Display`.
+/// One structured `key=value` field of a record. Values are anything `Display`; the macros
+/// keep strings, integers and booleans apart ([`Value`]) so they render without `core::fmt`.
 #[derive(Clone, Copy)]
 pub struct Field<'a> {
     /// The key; characters outside `[A-Za-z0-9_.-]` are replaced with `_` when rendered.
     pub key: &'a str,
-    /// The value, rendered with `Display` and escaped.
-    pub value: &'a dyn fmt::Display,
+    /// The value, rendered (with `Display` where it has no faster way) and escaped.
+    pub value: Value<'a>,
 }
 
 impl<'a> Field<'a> {
     /// A field from a key and any displayable value.
     pub const fn new(key: &'a str, value: &'a dyn fmt::Display) -> Self {
+        Field { key, value: Value::Display(value) }
+    }
+
+    /// A field from a key and a [`Value`].
+    pub const fn with_value(key: &'a str, value: Value<'a>) -> Self {
         Field { key, value }
     }
 }
@@ -107,18 +115,44 @@ pub struct Record<'a> {
     audit: bool,
     message: fmt::Arguments<'a>,
     fields: &'a [Field<'a>],
+    /// What the macros proved at compile time about the keys and the message literal (the
+    /// bits below), so the backends skip checking them per record.
+    proven: u8,
 }
+
+/// Every key is `[A-Za-z0-9_.-]` already.
+pub(crate) const KEYS_CLEAN: u8 = 1;
+/// No key is one of the JSON columns (`ts`, `level`, `program`, `audit`, `message`).
+pub(crate) const KEYS_UNRESERVED: u8 = 2;
+/// The format string is printable ASCII, so a message without arguments needs no escaping.
+pub(crate) const MESSAGE_PLAIN: u8 = 4;
+/// ... and holds no `"` or `\` either, so it needs no JSON escaping.
+pub(crate) const MESSAGE_JSON_PLAIN: u8 = 8;
 
 impl<'a> Record<'a> {
     /// A record with a message and no fields.
     pub const fn new(level: Level, message: fmt::Arguments<'a>) -> Self {
-        Record { level, audit: false, message, fields: &[] }
+        Record { level, audit: false, message, fields: &[], proven: 0 }
     }
 
     /// The same record with these fields.
     pub const fn with_fields(mut self, fields: &'a [Field<'a>]) -> Self {
         self.fields = fields;
+        self.proven &= !(KEYS_CLEAN | KEYS_UNRESERVED);
         self
+    }
+
+    /// For the macros: what a compile-time check of the keys and the format string found
+    /// (see `check_keys` and `check_message` in value.rs). Not for use outside them.
+    #[doc(hidden)]
+    pub const fn __with_proven(mut self, proven: u8) -> Self {
+        self.proven = proven;
+        self
+    }
+
+    /// Whether the macros proved `what` (the `KEYS_*` and `MESSAGE_*` bits).
+    pub(crate) const fn proven(&self, what: u8) -> bool {
+        self.proven & what == what
     }
 
     /// The same record marked as an audit record (`[AUDIT] ` in text, `AUDIT=1` in journald).
