@@ -246,6 +246,13 @@ mod tests {
     }
 
     impl Mailer for Fake {
+        fn send_message<'a>(
+            &'a self,
+            email: &'a mailer::Email,
+        ) -> BoxFuture<'a, Result<Sent, Error>> {
+            self.inner.send_message(email)
+        }
+
         fn send_mail<'a>(
             &'a self,
             to: &'a [&'a str],
