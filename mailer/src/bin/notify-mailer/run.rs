@@ -209,7 +209,7 @@ impl Worker {
                     }
                     logger::debug!(self.log, "message not sent"; event = "failed_address",
                         line = recipient.line, to = recipient.email);
-                    Outcome::Failed(e.to_string())
+                    Outcome::Failed(format!("{e:#}"))
                 }
             };
             if self.tx.send((index, outcome)).is_err() {
