@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mailer::{Config, Mailer, SmtpMailer};
+use mailer::{Config, Mailer, SmtpMailer, Tls};
 use test_support::{Captured, SmtpSink, field, time_of_day, wait_until};
 
 const BASE: Duration = Duration::from_millis(20);
@@ -20,6 +20,7 @@ const SINK_REPORTS: Duration = Duration::from_secs(20);
 fn mailer_for(sink: &SmtpSink, out: &Captured) -> SmtpMailer {
     let log = logger::Stdout::with_writer(out.clone(), "faulty-peers", logger::Level::Debug);
     let config = Config::new("127.0.0.1", sink.addr().port(), "sender@x.test")
+        .with_tls(Tls::None)
         .with_retry_base(BASE)
         .with_retry_max(Duration::from_secs(10))
         .with_max_attempts(MAX_ATTEMPTS)

@@ -209,7 +209,7 @@ impl Worker {
                     }
                     logger::debug!(self.log, "message not sent"; event = "failed_address",
                         line = recipient.line, to = recipient.email);
-                    Outcome::Failed(e.to_string())
+                    Outcome::Failed(format!("{e:#}"))
                 }
             };
             if self.tx.send((index, outcome)).is_err() {
@@ -246,6 +246,13 @@ mod tests {
     }
 
     impl Mailer for Fake {
+        fn send_message<'a>(
+            &'a self,
+            email: &'a mailer::Email,
+        ) -> BoxFuture<'a, Result<Sent, Error>> {
+            self.inner.send_message(email)
+        }
+
         fn send_mail<'a>(
             &'a self,
             to: &'a [&'a str],
