@@ -52,9 +52,14 @@
 //! - `clock.rs`: UTC civil time for the three timestamp formats, without a calendar crate.
 //! - `config.rs`: [`Config`], [`SyslogTarget`], [`SyslogFormat`], [`Facility`] (all parseable).
 //! - `stdout.rs`: [`Stdout`], the short `HH:MM:SS.ffffff 6 prog message k=v` format.
-//! - `syslog.rs`: [`Syslog`], RFC 5424/3164 over unix, UDP or TCP, reconnecting.
-//! - `recent.rs`: the ring of recently sent syslog lines, replayed when the daemon dies.
-//! - `journald.rs`: [`Journald`], the journal's native protocol.
+//! - `syslog.rs`: [`Syslog`], RFC 3164/5424 formatting and truncation, the caller's side.
+//! - `queue.rs`: the bounded queue between a sink's callers and its writer thread,
+//!   [`SinkStats`].
+//! - `delivery.rs`: the syslog writer thread: connect, send, reconnect, replay, notices.
+//! - `transport.rs`: one open syslog transport (unix, UDP, TCP) and how a batch goes out on it.
+//! - `tls.rs`: syslog over TLS (rustls), with the `tls` feature.
+//! - `recent.rs`: the ring of recently sent lines, replayed when the daemon dies.
+//! - `journald.rs`: [`Journald`], the journal's native protocol, memfd for large records.
 //! - `fanout.rs`: [`Fanout`], several sinks with a threshold each.
 //! - `bridge.rs`: [`TracingLayer`] (tracing -> Logger), [`TracingLogger`] (Logger -> tracing),
 //!   [`LogAdapter`] (`log` crate -> Logger).
@@ -68,16 +73,20 @@ mod audit;
 mod bridge;
 mod clock;
 mod config;
+mod delivery;
 mod fanout;
 mod format;
 mod global;
 pub mod journald;
 mod macros;
 mod mock;
+mod queue;
 mod recent;
 mod record;
 mod stdout;
 pub mod syslog;
+mod tls;
+mod transport;
 
 use std::sync::Arc;
 
@@ -91,26 +100,36 @@ pub use format::{escape_into, write_fields};
 pub use global::{SetError, get, set};
 pub use journald::Journald;
 pub use mock::{Mock, new_mock};
+pub use queue::SinkStats;
 pub use record::{Field, Level, Logger, OwnedRecord, ParseLevelError, Record};
 pub use stdout::Stdout;
 pub use syslog::Syslog;
 
 /// Builds the production logger described by `config`: a [`Fanout`] over the configured
-/// sinks, each behind its own threshold. Never fails: a syslog daemon that cannot be reached
-/// now is reported once on stderr, and the sink keeps retrying (lines go to stderr meanwhile);
-/// a journald socket is tried per record.
+/// sinks, each behind its own threshold. Never fails and never waits: the syslog sink connects
+/// on its writer thread at once, and a daemon that cannot be reached is reported once on
+/// stderr while the sink keeps retrying (lines go to stderr meanwhile); journald likewise.
 pub fn new(config: Config) -> Arc<dyn Logger> {
     let mut fanout = Fanout::new();
     if let Some(level) = config.stdout_level {
         fanout = fanout.with(Arc::new(Stdout::new(&config.program, level)), level);
     }
     if let Some(target) = &config.syslog {
-        let sink = Syslog::new(target.clone(), &config.program)
-            .with_format(config.syslog_format)
+        let mut sink = Syslog::new(target.clone(), &config.program)
             .with_facility(config.facility)
-            .with_level(config.syslog_level);
-        // A failure is announced on stderr by the sink itself; it retries on later records.
-        let _ = sink.try_connect();
+            .with_level(config.syslog_level)
+            .with_max_len(config.syslog_max_len);
+        if let Some(format) = config.syslog_format {
+            sink = sink.with_format(format);
+        }
+        if let Some(ca) = &config.syslog_tls_ca {
+            sink = sink.with_tls_ca_file(ca);
+        }
+        if let Some(name) = &config.syslog_tls_server_name {
+            sink = sink.with_tls_server_name(name);
+        }
+        // A failure is announced on stderr by the writer itself; it keeps retrying.
+        sink.start();
         fanout = fanout.with(Arc::new(sink), config.syslog_level);
     }
     if let Some(path) = &config.journald {
