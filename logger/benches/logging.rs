@@ -9,7 +9,11 @@
 //!   `tracing-subscriber` fmt (compact, ANSI off);
 //! - to a unix datagram socket drained by a thread: a raw `send(2)` of a preformatted RFC 5424
 //!   line, our `Syslog`, and the `syslog` crate's RFC 5424 formatter;
-//! - our `Mock`, and a call at a disabled level.
+//! - our `Mock`, and a call at a disabled level;
+//! - JSON lines to /dev/null: our `Stdout` in JSON against `tracing-subscriber`'s json layer;
+//! - the tracing bridge (`TracingLayer` into a logger that only looks at the record), for an
+//!   event outside any span and inside two spans with a field each; and our `Stdout` with
+//!   Boulder's line checksum on.
 //!
 //! Timings are noisy on a busy machine; instruction counts are not: `bash
 //! logger/benches/instructions.sh` counts each variant under callgrind (`BENCH_ONLY=substring`
@@ -27,7 +31,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use logger::{Level, Logger, Mock, Stdout, Syslog, SyslogTarget};
+use logger::{Level, Logger, Mock, Stdout, StdoutFormat, Syslog, SyslogTarget};
+use tracing_subscriber::layer::SubscriberExt;
 
 const SERVER: &str = "127.0.0.1:25";
 
@@ -52,6 +57,9 @@ fn median(v: &mut [f64]) -> f64 {
 struct Variant<'a> {
     name: &'static str,
     per_round: usize,
+    /// Events per call of `run` (calls in a batch, so the harness's own indirect call per run,
+    /// or a dispatcher switch, is not counted).
+    batch: usize,
     run: Box<dyn FnMut() + 'a>,
     /// Run after each round, untimed (the Mock forgets its lines there).
     reset: Box<dyn FnMut() + 'a>,
@@ -60,7 +68,28 @@ struct Variant<'a> {
 
 impl<'a> Variant<'a> {
     fn new(name: &'static str, per_round: usize, run: impl FnMut() + 'a) -> Self {
-        Variant { name, per_round, run: Box::new(run), reset: Box::new(|| {}), samples: vec![] }
+        Variant {
+            name,
+            per_round,
+            batch: 1,
+            run: Box::new(run),
+            reset: Box::new(|| {}),
+            samples: vec![],
+        }
+    }
+
+    /// A variant whose `run` makes `batch` calls.
+    fn batched(name: &'static str, per_round: usize, batch: usize, run: impl FnMut() + 'a) -> Self {
+        Variant { batch, ..Variant::new(name, per_round / batch, run) }
+    }
+}
+
+/// A logger that takes every record and only looks at it: what the tracing bridge costs.
+struct Null;
+
+impl Logger for Null {
+    fn log(&self, record: &logger::Record<'_>) {
+        black_box(record.fields().len());
     }
 }
 
@@ -157,6 +186,19 @@ fn main() {
     let mock_dyn: Arc<dyn Logger> = Arc::new(mock.clone());
     let disabled: Arc<dyn Logger> = Arc::new(Stdout::with_writer(devnull(), "bench", Level::Info));
 
+    // 4. JSON lines, the bridge, the checksum.
+    let json: Arc<dyn Logger> = Arc::new(
+        Stdout::with_writer(devnull(), "bench", Level::Info).with_format(StdoutFormat::Json),
+    );
+    let fmt_json = tracing::Dispatch::new(
+        tracing_subscriber::fmt().json().with_writer(Arc::new(devnull())).finish(),
+    );
+    let bridge = tracing::Dispatch::new(
+        tracing_subscriber::registry().with(logger::TracingLayer::new(Arc::new(Null))),
+    );
+    let checksummed: Arc<dyn Logger> =
+        Arc::new(Stdout::with_writer(devnull(), "bench", Level::Info).with_checksum(true));
+
     let n = 1_000 * scale;
     let mut variants = vec![
         Variant::new("raw write(2) /dev/null", n, || {
@@ -189,12 +231,41 @@ fn main() {
             v.reset = Box::new(move || m.clear());
             v
         },
-        // Batches of 100 calls, so the harness's own indirect call per run is not counted.
-        Variant::new("disabled level (debug! at Info)", n, || {
+        Variant::batched("disabled level (debug! at Info)", n * 100, 100, || {
             for _ in 0..100 {
                 let log = black_box(&disabled);
                 logger::debug!(log, "delivered message"; recipients = 2, server = SERVER);
             }
+        }),
+        Variant::new("logger Stdout JSON /dev/null", n, || {
+            logger::info!(json, "delivered message"; recipients = black_box(2), server = SERVER);
+        }),
+        Variant::batched("tracing fmt json /dev/null", n, 100, || {
+            tracing::dispatcher::with_default(&fmt_json, || {
+                for _ in 0..100 {
+                    tracing::info!(recipients = black_box(2), server = SERVER, "delivered message");
+                }
+            })
+        }),
+        Variant::batched("bridge, no span", n, 100, || {
+            tracing::dispatcher::with_default(&bridge, || {
+                for _ in 0..100 {
+                    tracing::info!(recipients = black_box(2), server = SERVER, "delivered message");
+                }
+            })
+        }),
+        Variant::batched("bridge, 2 spans", n, 100, || {
+            tracing::dispatcher::with_default(&bridge, || {
+                let outer = tracing::info_span!("request", request_id = 7).entered();
+                let inner = tracing::info_span!("send", peer = SERVER).entered();
+                for _ in 0..100 {
+                    tracing::info!(recipients = black_box(2), server = SERVER, "delivered message");
+                }
+                drop((inner, outer));
+            })
+        }),
+        Variant::new("logger Stdout checksum /dev/null", n, || {
+            logger::info!(checksummed, "delivered message"; recipients = black_box(2), server = SERVER);
         }),
     ];
 
@@ -217,9 +288,8 @@ fn main() {
     drop(drain);
 
     for v in &mut variants {
-        if v.name.starts_with("disabled") {
-            v.samples.iter_mut().for_each(|ns| *ns /= 100.0);
-        }
+        let batch = v.batch as f64;
+        v.samples.iter_mut().for_each(|ns| *ns /= batch);
     }
     // Samples in round order, for per-round ratios: both sides of a ratio ran back to back in
     // the same round, so a burst of load from elsewhere hits both.
@@ -227,9 +297,12 @@ fn main() {
         variants.iter().map(|v| (v.name, v.samples.clone())).collect();
     let med: BTreeMap<&str, f64> =
         variants.iter_mut().map(|v| (v.name, median(&mut v.samples))).collect();
-    if med.len() < 8 {
-        for (name, ns) in &med {
-            println!("{name}: {ns:.1} ns/event");
+    if med.len() < 13 {
+        // A partial run (BENCH_ONLY), as instructions.sh makes one: timings, and how many
+        // events ran in all (warm-up included), to divide an instruction count by.
+        for v in &variants {
+            let calls = v.per_round / 10 + 1 + v.per_round * rounds;
+            println!("{}: {:.1} ns/event, events {}", v.name, med[v.name], calls * v.batch);
         }
         return;
     }
@@ -270,4 +343,10 @@ fn main() {
         "  disabled                  {off_ns:>6.2} ns  goal <= 2 ns   {}",
         verdict(off_ns <= 2.0)
     );
+    let r5 = ratio("tracing fmt json /dev/null", "logger Stdout JSON /dev/null");
+    let r6 = ratio("bridge, 2 spans", "bridge, no span");
+    let r7 = ratio("logger Stdout checksum /dev/null", "logger Stdout /dev/null");
+    println!("  tracing json / Stdout JSON {r5:>5.2}x   goal >= 2x     {}", verdict(r5 >= 2.0));
+    println!("  bridge 2 spans / no span  {r6:>6.2}x   (span context's cost)");
+    println!("  Stdout checksum / Stdout  {r7:>6.2}x   (the checksum's cost)");
 }

@@ -20,7 +20,8 @@ use crate::{Field, Level, Logger, Record};
 ///     [r#"INFO: [AUDIT] granted JSON={"user":"alice","scopes":["read","write"]}"#]
 /// );
 /// ```
-pub fn audit_object<T: serde::Serialize + ?Sized>(log: &dyn Logger, msg: &str, obj: &T) {
+#[cfg(feature = "serde")]
+pub fn audit_object<T: serde_core::Serialize + ?Sized>(log: &dyn Logger, msg: &str, obj: &T) {
     match serde_json::to_string(obj) {
         Ok(json) => {
             log.log(&Record::new(Level::Info, format_args!("{msg} JSON={json}")).with_audit(true))
@@ -65,7 +66,7 @@ pub fn install_panic_hook(logger: Arc<dyn Logger>) {
     }));
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "serde", feature = "mock"))]
 mod tests {
     use std::collections::BTreeMap;
 

@@ -1,13 +1,15 @@
-//! Bridges to the other logging worlds: `tracing` events into a [`Logger`] ([`TracingLayer`]),
-//! a [`Logger`] that emits `tracing` events ([`TracingLogger`]), and `log`-crate records into
-//! a [`Logger`] ([`LogAdapter`]).
+//! The bridge to `tracing`: `tracing` events into a [`Logger`] ([`TracingLayer`]), and a
+//! [`Logger`] that emits `tracing` events ([`TracingLogger`]).
 
+use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
 use tracing::field::{Field as TracingField, Visit};
+use tracing::span::{self, Attributes, Id};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan;
 
 use crate::format::{with_line_buffer, write_body};
 use crate::{Field, Level, Logger, Record};
@@ -27,23 +29,19 @@ pub fn level_from_tracing(level: &tracing::Level) -> Level {
     }
 }
 
-/// Maps a `log` level the same way: Error, Warn, Info, then Debug and Trace to Debug.
-pub fn level_from_log(level: log::Level) -> Level {
-    match level {
-        log::Level::Error => Level::Err,
-        log::Level::Warn => Level::Warning,
-        log::Level::Info => Level::Info,
-        log::Level::Debug | log::Level::Trace => Level::Debug,
-    }
-}
-
 /// A `tracing_subscriber::Layer` that feeds every `tracing` event (from lettre, tokio, axum
 /// or the service itself) into a [`Logger`].
 ///
-/// The event's `message` becomes the record's message; every other field becomes a field,
-/// followed by `target=`. Events the logger does not want at their level are dropped before
-/// any field is formatted; other layers of the same subscriber still see them. Fields that `tracing-log` adds to `log` records
-/// (`log.target`, `log.file`, ...) are dropped; `target=` already carries the target.
+/// The event's `message` becomes the record's message; its other fields become fields, then
+/// come the fields of the spans the event is in, outermost span first (as tracing-subscriber's
+/// fmt shows them), then `target=`. So a `request_id` put in a span by
+/// `#[instrument(fields(request_id = %id))]` is on every line logged inside it. A span's
+/// fields are rendered once, when it is created or records a value, and kept in the span's
+/// extensions; an event outside any span pays nothing for this.
+///
+/// Events the logger does not want at their level are dropped before any field is formatted;
+/// other layers of the same subscriber still see them. Fields that `tracing-log` adds to `log`
+/// records (`log.target`, `log.file`, ...) are dropped; `target=` already carries the target.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -52,9 +50,10 @@ pub fn level_from_log(level: log::Level) -> Level {
 /// let subscriber = tracing_subscriber::registry()
 ///     .with(logger::TracingLayer::new(Arc::new(log.clone())));
 /// tracing::subscriber::with_default(subscriber, || {
+///     let _request = tracing::info_span!("request", request_id = 7).entered();
 ///     tracing::warn!(target: "smtp", code = 421, "server busy");
 /// });
-/// assert_eq!(log.get_all(), ["WARNING: server busy code=421 target=smtp"]);
+/// assert_eq!(log.get_all(), ["WARNING: server busy code=421 request_id=7 target=smtp"]);
 /// ```
 #[derive(Clone)]
 pub struct TracingLayer {
@@ -77,40 +76,179 @@ impl fmt::Debug for TracingLayer {
 // No `Layer::enabled`: in a layered subscriber that is a global filter, so a logger at Info
 // would silence Debug events for a fmt layer next to this one. The level is checked in
 // `on_event` instead, before any field is visited.
-impl<S: Subscriber> Layer<S> for TracingLayer {
-    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+impl<S> Layer<S> for TracingLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = SpanFields::default();
+        attrs.record(&mut fields);
+        if let (false, Some(span)) = (fields.0.is_empty(), ctx.span(id)) {
+            span.extensions_mut().insert(fields);
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &span::Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        match extensions.get_mut::<SpanFields>() {
+            Some(fields) => values.record(fields),
+            None => {
+                let mut fields = SpanFields::default();
+                values.record(&mut fields);
+                if !fields.0.is_empty() {
+                    extensions.insert(fields);
+                }
+            }
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
         let level = level_from_tracing(meta.level());
         if meta.target() == BRIDGE_TARGET || !self.logger.enabled(level) {
             return;
         }
-        let mut visitor = Collect::default();
-        event.record(&mut visitor);
-        let target = meta.target();
-        let mut fields: Vec<Field<'_>> =
-            visitor.fields.iter().map(|(k, v)| Field::new(k, v as &dyn fmt::Display)).collect();
-        fields.push(Field::new("target", &target));
-        self.logger
-            .log(&Record::new(level, format_args!("{}", visitor.message)).with_fields(&fields));
+        with_scratch(|scratch| {
+            event.record(scratch);
+            let own = scratch.fields.len();
+            // Innermost span first, as the scope iterates; each span's fields are kept in
+            // their order and the spans are put outermost first below.
+            if let Some(scope) = ctx.event_scope(event) {
+                for span in scope {
+                    let extensions = span.extensions();
+                    if let Some(fields) = extensions.get::<SpanFields>() {
+                        scratch.spans.push(scratch.fields.len());
+                        for (key, value) in &fields.0 {
+                            scratch.text.push_str(value);
+                            scratch.fields.push((key, scratch.text.len()));
+                        }
+                    }
+                }
+            }
+            let target = meta.target();
+            scratch.log(&*self.logger, level, own, target);
+        });
     }
 }
 
-/// Collects an event's fields as text.
+/// The fields of one span, rendered once when the span is created or records a value.
 #[derive(Default)]
-struct Collect {
-    message: String,
-    fields: Vec<(&'static str, String)>,
+struct SpanFields(Vec<(&'static str, String)>);
+
+impl SpanFields {
+    fn set(&mut self, field: &TracingField, value: impl fmt::Display) {
+        let name = field.name();
+        if name.starts_with("log.") {
+            return;
+        }
+        let value = value.to_string();
+        match self.0.iter_mut().find(|(k, _)| *k == name) {
+            Some((_, v)) => *v = value,
+            None => self.0.push((name, value)),
+        }
+    }
 }
 
-impl Collect {
+/// Per-thread scratch space for one event: the message, every field value rendered into one
+/// string, and where each field's value lies in it. Reused, so an event allocates nothing
+/// once the buffers have grown.
+#[derive(Default)]
+struct Scratch {
+    message: String,
+    text: String,
+    /// (key, end of its value in `text`); a value starts where the one before it ends.
+    fields: Vec<(&'static str, usize)>,
+    /// Where each span's fields start in `fields`, innermost span first.
+    spans: Vec<usize>,
+}
+
+/// Runs `f` on this thread's scratch, cleared; on a fresh one if that is in use (an event
+/// emitted while an event's fields are rendered) or gone (thread exit).
+fn with_scratch(f: impl FnOnce(&mut Scratch)) {
+    thread_local! {
+        static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    }
+    let mut f = Some(f);
+    let _ = SCRATCH.try_with(|s| {
+        if let (Ok(mut s), Some(f)) = (s.try_borrow_mut(), f.take()) {
+            s.message.clear();
+            s.text.clear();
+            s.fields.clear();
+            s.spans.clear();
+            f(&mut s);
+            // Buffers that grew for one huge event are not kept forever.
+            if s.text.capacity() + s.message.capacity() > 64 * 1024 {
+                *s = Scratch::default();
+            }
+        }
+    });
+    if let Some(f) = f {
+        f(&mut Scratch::default());
+    }
+}
+
+impl Scratch {
+    fn push_field(&mut self, key: &'static str, value: impl fmt::Display) {
+        // Writing to a String cannot fail.
+        let _ = write!(self.text, "{value}");
+        self.fields.push((key, self.text.len()));
+    }
+
     fn push(&mut self, field: &TracingField, value: impl fmt::Display) {
         let name = field.name();
         if name == "message" {
             // Writing to a String cannot fail.
             let _ = write!(self.message, "{value}");
         } else if !name.starts_with("log.") {
-            self.fields.push((name, value.to_string()));
+            self.push_field(name, value);
         }
+    }
+
+    /// The indices into `fields` in the order the record carries them: the event's `own`
+    /// fields, then each span's, outermost span first.
+    fn order(&self, own: usize) -> impl Iterator<Item = usize> + '_ {
+        let spans = (0..self.spans.len()).rev().flat_map(move |s| {
+            let end = self.spans.get(s + 1).copied().unwrap_or(self.fields.len());
+            self.spans[s]..end
+        });
+        (0..own).chain(spans)
+    }
+
+    fn value(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.fields[i - 1].1 };
+        &self.text[start..self.fields[i].1]
+    }
+
+    /// Logs the record: its fields in [`Scratch::order`], then `target`. Up to 16 fields live
+    /// on the stack.
+    fn log(&self, logger: &dyn Logger, level: Level, own: usize, target: &str) {
+        const INLINE: usize = 16;
+        let count = self.fields.len() + 1;
+        let (mut inline_values, mut heap_values) = ([""; INLINE], Vec::new());
+        let values: &mut [&str] = if count <= INLINE {
+            &mut inline_values[..count]
+        } else {
+            heap_values.resize(count, "");
+            &mut heap_values
+        };
+        for (slot, i) in values.iter_mut().zip(self.order(own)) {
+            *slot = self.value(i);
+        }
+        values[count - 1] = target;
+        let empty = Field::new("", &"");
+        let (mut inline_fields, mut heap_fields) = ([empty; INLINE], Vec::new());
+        let fields: &mut [Field<'_>] = if count <= INLINE {
+            &mut inline_fields[..count]
+        } else {
+            heap_fields.resize(count, empty);
+            &mut heap_fields
+        };
+        let keys = self.order(own).map(|i| self.fields[i].0).chain(["target"]);
+        for ((field, key), value) in fields.iter_mut().zip(keys).zip(values.iter()) {
+            *field = Field::new(key, value);
+        }
+        logger.log(&Record::new(level, format_args!("{}", self.message)).with_fields(fields));
     }
 }
 
@@ -123,29 +261,41 @@ impl fmt::Display for AsDisplay<'_> {
     }
 }
 
-impl Visit for Collect {
-    fn record_debug(&mut self, field: &TracingField, value: &dyn fmt::Debug) {
-        self.push(field, AsDisplay(value));
-    }
-    fn record_str(&mut self, field: &TracingField, value: &str) {
-        self.push(field, value);
-    }
-    fn record_i64(&mut self, field: &TracingField, value: i64) {
-        self.push(field, value);
-    }
-    fn record_u64(&mut self, field: &TracingField, value: u64) {
-        self.push(field, value);
-    }
-    fn record_bool(&mut self, field: &TracingField, value: bool) {
-        self.push(field, value);
-    }
-    fn record_f64(&mut self, field: &TracingField, value: f64) {
-        self.push(field, value);
-    }
-    fn record_error(&mut self, field: &TracingField, value: &(dyn std::error::Error + 'static)) {
-        self.push(field, value);
-    }
+/// One `Visit` for both: an event's fields go to the scratch, a span's to its `SpanFields`.
+macro_rules! visit_as_display {
+    ($ty:ty, $method:ident) => {
+        impl Visit for $ty {
+            fn record_debug(&mut self, field: &TracingField, value: &dyn fmt::Debug) {
+                self.$method(field, AsDisplay(value));
+            }
+            fn record_str(&mut self, field: &TracingField, value: &str) {
+                self.$method(field, value);
+            }
+            fn record_i64(&mut self, field: &TracingField, value: i64) {
+                self.$method(field, value);
+            }
+            fn record_u64(&mut self, field: &TracingField, value: u64) {
+                self.$method(field, value);
+            }
+            fn record_bool(&mut self, field: &TracingField, value: bool) {
+                self.$method(field, value);
+            }
+            fn record_f64(&mut self, field: &TracingField, value: f64) {
+                self.$method(field, value);
+            }
+            fn record_error(
+                &mut self,
+                field: &TracingField,
+                value: &(dyn std::error::Error + 'static),
+            ) {
+                self.$method(field, value);
+            }
+        }
+    };
 }
+
+visit_as_display!(Scratch, push);
+visit_as_display!(SpanFields, set);
 
 /// A [`Logger`] that emits each record as a `tracing` event, for services that already run a
 /// tracing subscriber. The event's target is [`BRIDGE_TARGET`]; its message is the same
@@ -209,63 +359,5 @@ impl Logger for TracingLogger {
                 }
             }
         });
-    }
-}
-
-/// A `log::Log` that feeds records from crates using the `log` facade into a [`Logger`], with
-/// a `target=` field. Install it once in `main` with [`LogAdapter::install`], or put
-/// `tracing_log::LogTracer` in front of a [`TracingLayer`] instead.
-#[derive(Clone)]
-pub struct LogAdapter {
-    logger: Arc<dyn Logger>,
-}
-
-impl LogAdapter {
-    /// An adapter into `logger`.
-    pub fn new(logger: Arc<dyn Logger>) -> Self {
-        LogAdapter { logger }
-    }
-
-    /// Makes this the `log` crate's global logger, with `log`'s maximum level set to the most
-    /// verbose level `logger` is enabled for. Fails if a `log` logger was already installed.
-    pub fn install(logger: Arc<dyn Logger>) -> Result<(), log::SetLoggerError> {
-        let max = [
-            (Level::Debug, log::LevelFilter::Trace),
-            (Level::Info, log::LevelFilter::Info),
-            (Level::Warning, log::LevelFilter::Warn),
-            (Level::Err, log::LevelFilter::Error),
-        ]
-        .into_iter()
-        .find(|(level, _)| logger.enabled(*level))
-        .map_or(log::LevelFilter::Off, |(_, filter)| filter);
-        log::set_boxed_logger(Box::new(LogAdapter::new(logger)))?;
-        log::set_max_level(max);
-        Ok(())
-    }
-}
-
-impl fmt::Debug for LogAdapter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LogAdapter").finish_non_exhaustive()
-    }
-}
-
-impl log::Log for LogAdapter {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        self.logger.enabled(level_from_log(metadata.level()))
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        let level = level_from_log(record.level());
-        if !self.logger.enabled(level) {
-            return;
-        }
-        let target = record.target();
-        self.logger
-            .log(&Record::new(level, *record.args()).with_fields(&[Field::new("target", &target)]));
-    }
-
-    fn flush(&self) {
-        self.logger.flush();
     }
 }

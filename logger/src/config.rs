@@ -6,7 +6,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::Level;
+use crate::{Level, StdoutFormat};
 
 /// What [`crate::new`] builds: which sinks, at which thresholds.
 ///
@@ -27,6 +27,8 @@ pub struct Config {
     pub program: String,
     /// The stdout threshold; `None` = no stdout sink.
     pub stdout_level: Option<Level>,
+    /// The stdout line format: the short text format (default) or JSON lines.
+    pub stdout_format: StdoutFormat,
     /// Where syslog goes; `None` = no syslog sink.
     pub syslog: Option<SyslogTarget>,
     /// The syslog threshold.
@@ -49,6 +51,9 @@ pub struct Config {
     pub journald: Option<PathBuf>,
     /// The journald threshold.
     pub journald_level: Level,
+    /// Boulder's line checksum on the text sinks (stdout, syslog): each line carries
+    /// `<checksum> <message>` (see [`crate::checksum()`]), for `log-validator`. Off by default.
+    pub checksum: bool,
 }
 
 impl Config {
@@ -58,6 +63,7 @@ impl Config {
         Config {
             program: program.to_owned(),
             stdout_level: Some(Level::Info),
+            stdout_format: StdoutFormat::default(),
             syslog: None,
             syslog_level: Level::Info,
             syslog_format: None,
@@ -67,6 +73,7 @@ impl Config {
             syslog_tls_server_name: None,
             journald: None,
             journald_level: Level::Info,
+            checksum: false,
         }
     }
 }
@@ -75,11 +82,15 @@ impl fmt::Display for Config {
     /// The effective configuration as `key=value` pairs, for a service's start-up line:
     /// `stdout=info syslog=unix:/dev/log syslog_level=info syslog_format=rfc3164
     /// facility=local0 journald=none` (sinks that are off show `none`; levels of sinks that are
-    /// off are left out; the frame limit and TLS settings only when not the defaults).
+    /// off are left out; the frame limit, TLS settings and `checksum=on` only when not the
+    /// defaults).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let level = |l: Level| l.as_str().to_ascii_lowercase();
         match self.stdout_level {
-            Some(l) => write!(f, "stdout={}", level(l))?,
+            Some(l) if self.stdout_format == StdoutFormat::Short => {
+                write!(f, "stdout={}", level(l))?
+            }
+            Some(l) => write!(f, "stdout={} stdout_format={}", level(l), self.stdout_format)?,
             None => f.write_str("stdout=none")?,
         }
         match &self.syslog {
@@ -110,10 +121,14 @@ impl fmt::Display for Config {
                     " journald={} journald_level={}",
                     path.display(),
                     level(self.journald_level)
-                )
+                )?;
             }
-            None => f.write_str(" journald=none"),
+            None => f.write_str(" journald=none")?,
         }
+        if self.checksum {
+            f.write_str(" checksum=on")?;
+        }
+        Ok(())
     }
 }
 
@@ -182,6 +197,12 @@ pub struct ParseConfigError(String);
 impl fmt::Display for ParseConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl ParseConfigError {
+    pub(crate) fn new(message: String) -> Self {
+        ParseConfigError(message)
     }
 }
 
@@ -453,15 +474,18 @@ mod tests {
     fn config_displays_as_the_effective_settings() {
         let mut c = Config::new("svc");
         assert_eq!(c.to_string(), "stdout=info syslog=none journald=none");
+        c.stdout_format = StdoutFormat::Json;
+        assert_eq!(c.to_string(), "stdout=info stdout_format=json syslog=none journald=none");
         c.stdout_level = None;
         c.syslog = Some("unix:/dev/log".parse().unwrap());
         c.syslog_level = Level::Debug;
         c.facility = Facility::Mail;
         c.journald = Some("/run/j.sock".into());
+        c.checksum = true;
         assert_eq!(
             c.to_string(),
             "stdout=none syslog=unix:/dev/log syslog_level=debug syslog_format=rfc3164 \
-             facility=mail journald=/run/j.sock journald_level=info"
+             facility=mail journald=/run/j.sock journald_level=info checksum=on"
         );
         c.syslog = Some("tls:127.0.0.1:6514".parse().unwrap());
         c.syslog_max_len = 65_536;
@@ -472,7 +496,7 @@ mod tests {
             c.to_string(),
             "stdout=none syslog=tls:127.0.0.1:6514 syslog_level=debug syslog_format=rfc5424 \
              facility=mail syslog_max_len=65536 syslog_tls_ca=/etc/ca.pem \
-             syslog_tls_server_name=logs.example journald=none"
+             syslog_tls_server_name=logs.example journald=none checksum=on"
         );
     }
 

@@ -7,7 +7,7 @@
 
 use std::fmt::{self, Write as _};
 
-use crate::Field;
+use crate::{Field, Value};
 
 /// Whether `c` must be escaped to keep a line a single, clean line.
 fn needs_escape(c: char) -> bool {
@@ -17,8 +17,8 @@ fn needs_escape(c: char) -> bool {
 /// Byte classes for the one-pass check in [`classify`]: a byte that may need escaping (any
 /// control byte, and any non-ASCII byte, left to the exact per-char path), a byte that forces
 /// a value into quotes, and a byte that is not allowed in a key.
-const ESCAPE: u8 = 1;
-const QUOTE: u8 = 2;
+pub(crate) const ESCAPE: u8 = 1;
+pub(crate) const QUOTE: u8 = 2;
 const NOT_KEY: u8 = 4;
 
 static CLASS: [u8; 256] = {
@@ -37,7 +37,7 @@ static CLASS: [u8; 256] = {
 
 /// The union of the classes of the bytes of `s`. No early exit, and eight bytes per step, so
 /// the loop is a table load and an OR per byte; the strings are short and almost always clean.
-fn classify(s: &str) -> u8 {
+pub(crate) fn classify(s: &str) -> u8 {
     let b = s.as_bytes();
     let mut acc = 0;
     let mut chunks = b.chunks_exact(8);
@@ -116,7 +116,17 @@ pub(crate) fn write_key(out: &mut String, key: &str) {
 
 /// Appends one value, escaped; quoted (`"two words"`) when it is empty or holds a space, `"`,
 /// `=` or `\\`, in which case `"` and `\\` from the value are backslash-escaped too.
-pub(crate) fn write_value(out: &mut String, value: &dyn fmt::Display) {
+pub(crate) fn write_value(out: &mut String, value: Value<'_>) {
+    match value {
+        Value::Str(s) => push_value(out, s),
+        Value::Display(d) => write_display(out, d),
+        // Digits, a sign, `true`, `false`: nothing to quote or escape.
+        other => other.write_raw(out),
+    }
+}
+
+/// [`write_value`] for a `Display` value.
+fn write_display(out: &mut String, value: &dyn fmt::Display) {
     // Rendered straight into the line; only a value that needs quoting or escaping is copied
     // out and written again.
     let start = out.len();

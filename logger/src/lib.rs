@@ -16,6 +16,8 @@
 //! assert_eq!(log.get_all(), ["INFO: reconnecting attempt=3 delay_ms=400"]);
 //! ```
 //!
+//! (The examples use the `mock`, `tracing` and `log` features; see [Features](#features).)
+//!
 //! One call is always one line: CR, LF and other control characters in messages and values are
 //! escaped, so a value can never forge a second line.
 //!
@@ -44,14 +46,41 @@
 //! logger::install_panic_hook(log);
 //! ```
 //!
+//! # Features
+//!
+//! [`Stdout`] (short and JSON lines), [`Syslog`], [`Journald`], [`Fanout`], [`new`], the
+//! global logger, the panic hook and the line checksum need nothing but `std` and are always
+//! there. Each optional part is one feature, and none is on by default: features are additive
+//! across a build, so a default feature that any one dependent leaves on would be on for
+//! every crate in it. A library that only takes an `Arc<dyn Logger>` enables nothing; `main`
+//! enables what it wires up; tests enable `mock` in `[dev-dependencies]`.
+//!
+//! | feature   | gives | pulls in |
+//! |-----------|-------|----------|
+//! | `tracing` | [`TracingLayer`] (tracing events into a Logger, with their span fields), [`TracingLogger`] (a Logger into tracing) | `tracing`, `tracing-subscriber` (`registry` only) |
+//! | `log`     | [`LogAdapter`]: `log`-crate records into a Logger | `log` |
+//! | `serde`   | [`audit_object`]: an audit record with a value as compact JSON | `serde_core`, `serde_json` (no derive macros) |
+//! | `mock`    | [`Mock`], the recorder unit tests inject and assert on | `regex` |
+//!
+//! ```toml
+//! [dependencies]
+//! logger = { workspace = true, features = ["tracing", "log"] }
+//! [dev-dependencies]
+//! logger = { workspace = true, features = ["mock"] }
+//! ```
+//!
 //! # Layout
 //!
 //! - `record.rs`: [`Level`], [`Record`], [`Field`], [`OwnedRecord`] and the [`Logger`] trait.
 //! - `macros.rs`: `err!`, `warning!`, `info!`, `debug!`, `audit_info!`, `audit_err!`, `log!`.
+//! - `value.rs`: [`Value`], a field's value (strings and integers kept apart from `Display`).
 //! - `format.rs`: escaping and the `key=value` field rendering shared by every text backend.
+//! - `checksum.rs`: [`checksum()`], Boulder's per-line CRC32 checksum.
 //! - `clock.rs`: UTC civil time for the three timestamp formats, without a calendar crate.
 //! - `config.rs`: [`Config`], [`SyslogTarget`], [`SyslogFormat`], [`Facility`] (all parseable).
-//! - `stdout.rs`: [`Stdout`], the short `HH:MM:SS.ffffff 6 prog message k=v` format.
+//! - `stdout.rs`: [`Stdout`], the short `HH:MM:SS.ffffff 6 prog message k=v` format or JSON
+//!   lines ([`StdoutFormat`]).
+//! - `json.rs`: JSON escaping and the JSON-lines object, hand-written for the hot path.
 //! - `syslog.rs`: [`Syslog`], RFC 3164/5424 formatting and truncation, the caller's side.
 //! - `queue.rs`: the bounded queue between a sink's callers and its writer thread,
 //!   [`SinkStats`].
@@ -61,16 +90,24 @@
 //! - `recent.rs`: the ring of recently sent lines, replayed when the daemon dies.
 //! - `journald.rs`: [`Journald`], the journal's native protocol, memfd for large records.
 //! - `fanout.rs`: [`Fanout`], several sinks with a threshold each.
-//! - `bridge.rs`: [`TracingLayer`] (tracing -> Logger), [`TracingLogger`] (Logger -> tracing),
-//!   [`LogAdapter`] (`log` crate -> Logger).
+//! - `bridge.rs`: [`TracingLayer`] (tracing -> Logger), [`TracingLogger`] (Logger -> tracing).
+//! - `log_adapter.rs`: [`LogAdapter`] (`log` crate -> Logger).
 //! - `global.rs`: [`set`] and [`get`], the process-wide logger.
 //! - `audit.rs`: [`audit_object`] and [`install_panic_hook`].
 //! - `mock.rs`: [`Mock`], the recorder that unit tests inject and assert on.
 
 #![warn(missing_docs)]
+// The docs link to every optional part; they are meant to be read built with all features
+// (`cargo doc --all-features`, as docs.rs does), where every link resolves.
+#![cfg_attr(
+    not(all(feature = "tracing", feature = "log", feature = "serde", feature = "mock")),
+    allow(rustdoc::broken_intra_doc_links)
+)]
 
 mod audit;
+#[cfg(feature = "tracing")]
 mod bridge;
+mod checksum;
 mod clock;
 mod config;
 mod delivery;
@@ -78,7 +115,11 @@ mod fanout;
 mod format;
 mod global;
 pub mod journald;
+mod json;
+#[cfg(feature = "log")]
+mod log_adapter;
 mod macros;
+#[cfg(feature = "mock")]
 mod mock;
 mod queue;
 mod recent;
@@ -87,23 +128,32 @@ mod stdout;
 pub mod syslog;
 mod tls;
 mod transport;
+mod value;
 
 use std::sync::Arc;
 
-pub use audit::{audit_object, install_panic_hook};
-pub use bridge::{
-    BRIDGE_TARGET, LogAdapter, TracingLayer, TracingLogger, level_from_log, level_from_tracing,
-};
+#[cfg(feature = "serde")]
+pub use audit::audit_object;
+pub use audit::install_panic_hook;
+#[cfg(feature = "tracing")]
+pub use bridge::{BRIDGE_TARGET, TracingLayer, TracingLogger, level_from_tracing};
+pub use checksum::{LineCheck, check_line, checksum, write_checksummed};
 pub use config::{Config, Facility, ParseConfigError, SyslogFormat, SyslogTarget};
 pub use fanout::Fanout;
 pub use format::{escape_into, write_fields};
 pub use global::{SetError, get, set};
 pub use journald::Journald;
+#[cfg(feature = "log")]
+pub use log_adapter::{LogAdapter, level_from_log};
+#[cfg(feature = "mock")]
 pub use mock::{Mock, new_mock};
 pub use queue::SinkStats;
 pub use record::{Field, Level, Logger, OwnedRecord, ParseLevelError, Record};
-pub use stdout::Stdout;
+pub use stdout::{Stdout, StdoutFormat};
 pub use syslog::Syslog;
+#[doc(hidden)]
+pub use value::__private;
+pub use value::Value;
 
 /// Builds the production logger described by `config`: a [`Fanout`] over the configured
 /// sinks, each behind its own threshold. Never fails and never waits: the syslog sink connects
@@ -112,7 +162,10 @@ pub use syslog::Syslog;
 pub fn new(config: Config) -> Arc<dyn Logger> {
     let mut fanout = Fanout::new();
     if let Some(level) = config.stdout_level {
-        fanout = fanout.with(Arc::new(Stdout::new(&config.program, level)), level);
+        let sink = Stdout::new(&config.program, level)
+            .with_format(config.stdout_format)
+            .with_checksum(config.checksum);
+        fanout = fanout.with(Arc::new(sink), level);
     }
     if let Some(target) = &config.syslog {
         let mut sink = Syslog::new(target.clone(), &config.program)

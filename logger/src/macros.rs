@@ -8,6 +8,10 @@
 #[macro_export]
 macro_rules! log {
     ($logger:expr, $level:expr, $audit:expr, $fmt:literal $(, $arg:expr)* $(,)? $(; $($key:ident = $value:expr),* $(,)?)?) => {{
+        // Strings, integers and booleans become their own `Value` variants, anything else
+        // `Value::Display` (see value.rs).
+        #[allow(unused_imports)]
+        use $crate::__private::{DisplayValue as _, FastValue as _};
         let logger = &$logger;
         let level: $crate::Level = $level;
         if $crate::Logger::enabled(&*logger, level) {
@@ -15,7 +19,10 @@ macro_rules! log {
                 &*logger,
                 &$crate::Record::new(level, ::std::format_args!($fmt $(, $arg)*))
                     .with_audit($audit)
-                    .with_fields(&[$($($crate::Field::new(::std::stringify!($key), &$value)),*)?]),
+                    .with_fields(&[$($($crate::Field::with_value(
+                        ::std::stringify!($key),
+                        (&$value).__logger_field_value(),
+                    )),*)?]),
             );
         }
     }};

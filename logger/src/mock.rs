@@ -216,7 +216,7 @@ impl Logger for Mock {
                 for field in fields {
                     raw.push_str(field.key);
                     ends.push(raw.len());
-                    let _ = write!(raw, "{}", field.value);
+                    field.value.write_raw(raw);
                     ends.push(raw.len());
                 }
             }

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::Value;
+
 /// A record's severity. Only the four syslog severities a service needs: 3, 4, 6 and 7.
 ///
 /// Levels are ordered from most to least severe, so `Level::Err < Level::Debug` and a
@@ -77,18 +79,24 @@ impl FromStr for Level {
     }
 }
 
-/// One structured `key=value` field of a record. Values are anything `Display`.
+/// One structured `key=value` field of a record. Values are anything `Display`; the macros
+/// keep strings, integers and booleans apart ([`Value`]) so they render without `core::fmt`.
 #[derive(Clone, Copy)]
 pub struct Field<'a> {
     /// The key; characters outside `[A-Za-z0-9_.-]` are replaced with `_` when rendered.
     pub key: &'a str,
-    /// The value, rendered with `Display` and escaped.
-    pub value: &'a dyn fmt::Display,
+    /// The value, rendered (with `Display` where it has no faster way) and escaped.
+    pub value: Value<'a>,
 }
 
 impl<'a> Field<'a> {
     /// A field from a key and any displayable value.
     pub const fn new(key: &'a str, value: &'a dyn fmt::Display) -> Self {
+        Field { key, value: Value::Display(value) }
+    }
+
+    /// A field from a key and a [`Value`].
+    pub const fn with_value(key: &'a str, value: Value<'a>) -> Self {
         Field { key, value }
     }
 }

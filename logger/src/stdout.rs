@@ -1,4 +1,4 @@
-//! [`Stdout`]: the short line format, to standard output or any `io::Write`.
+//! [`Stdout`]: the short line format or JSON lines, to standard output or any `io::Write`.
 
 use std::io::{self, IsTerminal, Write};
 use std::sync::{Mutex, PoisonError};
@@ -6,6 +6,7 @@ use std::sync::{Mutex, PoisonError};
 use crate::clock::{self, Stamp};
 use crate::format::{with_line_buffer, write_body};
 use crate::{Level, Logger, Record};
+use crate::{checksum, json};
 
 const RED: &str = "\x1b[31m";
 const YELLOW: &str = "\x1b[33m";
@@ -15,7 +16,16 @@ const RESET: &str = "\x1b[0m";
 ///
 /// `HH:MM:SS.ffffff <severity digit> <program> [AUDIT] message key=value`
 ///
-/// The time is UTC with microseconds; the digit is the syslog severity (3, 4, 6, 7). Each line
+/// The time is UTC with microseconds; the digit is the syslog severity (3, 4, 6, 7). Or, with
+/// [`StdoutFormat::Json`], as one JSON object per line for a container's log collector:
+///
+/// `{"ts":"2026-11-28T22:12:01.617363Z","level":"info","program":"svc","audit":false,
+/// "message":"sent","attempt":3,"peer":"127.0.0.1:25"}`
+///
+/// `ts` is RFC 3339 UTC with microseconds, `level` one of `err`, `warning`, `info`, `debug`;
+/// the fields follow in order: integers and booleans as JSON numbers and booleans, strings as
+/// strings, any other value as a number when its text is one (a float) and else as a string;
+/// a field named like a column (`ts`, `level`, ...) gets a `_` in front. Each line
 /// is built in a reused buffer and handed to the writer with exactly one `write_all`, so lines
 /// from many threads never interleave and, on an unbuffered file or pipe, each is one
 /// `write(2)`. With colour on, Err lines are red and Warning lines yellow. Nothing is
@@ -34,11 +44,49 @@ const RESET: &str = "\x1b[0m";
 pub struct Stdout<W: Write + Send = io::Stdout> {
     writer: Mutex<W>,
     program: String,
-    /// ` <digit> <program> ` per level, in `Level::ALL` (declaration) order: what follows the
-    /// time, built once so a line is one copy here instead of five small ones.
+    /// What follows the time, per level in `Level::ALL` (declaration) order: ` <digit>
+    /// <program> ` or `","level":"info","program":"p","audit":`, built once so a line is one
+    /// copy here instead of several small ones.
     columns: [String; 4],
+    format: StdoutFormat,
     level: Level,
     colour: bool,
+    checksum: bool,
+}
+
+/// The line format of a [`Stdout`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StdoutFormat {
+    /// `HH:MM:SS.ffffff 6 program message key=value`, the default.
+    #[default]
+    Short,
+    /// One JSON object per line.
+    Json,
+}
+
+impl std::str::FromStr for StdoutFormat {
+    type Err = crate::ParseConfigError;
+
+    /// `short` or `json`, any case.
+    fn from_str(s: &str) -> Result<Self, crate::ParseConfigError> {
+        match s.to_ascii_lowercase().as_str() {
+            "short" | "text" => Ok(StdoutFormat::Short),
+            "json" => Ok(StdoutFormat::Json),
+            _ => Err(crate::ParseConfigError::new(format!(
+                "unknown stdout format {s:?} (expected short or json)"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for StdoutFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StdoutFormat::Short => "short",
+            StdoutFormat::Json => "json",
+        })
+    }
 }
 
 impl Stdout {
@@ -55,13 +103,36 @@ impl<W: Write + Send> Stdout<W> {
     /// A logger writing to `writer` at threshold `level`, without colour.
     pub fn with_writer(writer: W, program: &str, level: Level) -> Self {
         let program = sanitize_program(program);
-        let columns = Level::ALL.map(|l| format!(" {} {program} ", l.severity()));
-        Stdout { writer: Mutex::new(writer), program, columns, level, colour: false }
+        Stdout {
+            writer: Mutex::new(writer),
+            columns: columns(&program, StdoutFormat::Short),
+            program,
+            format: StdoutFormat::Short,
+            level,
+            colour: false,
+            checksum: false,
+        }
+    }
+
+    /// The same logger writing `format`. JSON lines are never coloured and carry no line
+    /// checksum (a collector parses them; the checksum is for text lines through syslog).
+    pub fn with_format(mut self, format: StdoutFormat) -> Self {
+        self.format = format;
+        self.columns = columns(&self.program, format);
+        self
     }
 
     /// The same logger with colour turned on or off.
     pub fn with_colour(mut self, on: bool) -> Self {
         self.colour = on;
+        self
+    }
+
+    /// The same logger with Boulder's line checksum on or off: `HH:MM:SS.ffffff 6 prog
+    /// <checksum> [AUDIT] message k=v`, the checksum computed over what follows it (see
+    /// [`crate::checksum`]), so `log-validator` can check a captured stdout.
+    pub fn with_checksum(mut self, on: bool) -> Self {
+        self.checksum = on;
         self
     }
 
@@ -77,6 +148,15 @@ impl<W: Write + Send> Stdout<W> {
 
     /// Appends the complete line for `record`, newline included.
     fn format_line(&self, line: &mut String, record: &Record<'_>) {
+        if self.format == StdoutFormat::Json {
+            line.push_str("{\"ts\":\"");
+            clock::write_now(line, Stamp::Rfc3339);
+            line.push_str(&self.columns[record.level() as usize]);
+            line.push_str(if record.is_audit() { "true" } else { "false" });
+            json::write_body(line, record);
+            line.push('\n');
+            return;
+        }
         let colour = match record.level() {
             _ if !self.colour => None,
             Level::Err => Some(RED),
@@ -88,11 +168,34 @@ impl<W: Write + Send> Stdout<W> {
         }
         clock::write_now(line, Stamp::TimeOfDay);
         line.push_str(&self.columns[record.level() as usize]);
-        write_body(line, record);
+        if self.checksum {
+            let at = line.len();
+            line.push_str("------ ");
+            write_body(line, record);
+            let sum = checksum::checksum(&line.as_bytes()[at + 7..]);
+            // Six ASCII bytes over six ASCII bytes: the string stays valid UTF-8.
+            line.replace_range(at..at + 6, std::str::from_utf8(&sum).unwrap_or("------"));
+        } else {
+            write_body(line, record);
+        }
         if colour.is_some() {
             line.push_str(RESET);
         }
         line.push('\n');
+    }
+}
+
+/// What follows the time in each level's lines.
+fn columns(program: &str, format: StdoutFormat) -> [String; 4] {
+    match format {
+        StdoutFormat::Short => Level::ALL.map(|l| format!(" {} {program} ", l.severity())),
+        StdoutFormat::Json => Level::ALL.map(|l| {
+            let mut c =
+                format!("\",\"level\":\"{}\",\"program\":\"", l.as_str().to_ascii_lowercase());
+            json::escape_into(&mut c, program);
+            c.push_str("\",\"audit\":");
+            c
+        }),
     }
 }
 
@@ -132,7 +235,9 @@ impl<W: Write + Send> std::fmt::Debug for Stdout<W> {
         f.debug_struct("Stdout")
             .field("program", &self.program)
             .field("level", &self.level)
+            .field("format", &self.format)
             .field("colour", &self.colour)
+            .field("checksum", &self.checksum)
             .finish()
     }
 }
@@ -238,6 +343,60 @@ mod tests {
         let plain = Stdout::with_writer(Vec::new(), "p", Level::Info);
         plain.err("e");
         assert!(!plain.into_writer().contains(&0x1b));
+    }
+
+    #[test]
+    fn checksum_covers_what_follows_it() {
+        let out = Stdout::with_writer(Vec::new(), "p", Level::Info).with_checksum(true);
+        out.info("Hello, World!");
+        crate::audit_info!(out, "granted"; user = "a b");
+        let text = String::from_utf8(out.into_writer()).unwrap();
+        let lines: Vec<&str> = text.lines().map(strip_time).collect();
+        assert_eq!(lines[0], "6 p 0MNK7A Hello, World!");
+        let body = r#"[AUDIT] granted user="a b""#;
+        let sum = checksum::checksum(body.as_bytes());
+        assert_eq!(lines[1], format!("6 p {} {body}", std::str::from_utf8(&sum).unwrap()));
+    }
+
+    #[test]
+    fn json_lines_have_the_columns_then_the_fields() {
+        let out = Stdout::with_writer(Writes::default(), "p\"q", Level::Debug)
+            .with_format(StdoutFormat::Json)
+            .with_colour(true)
+            .with_checksum(true);
+        crate::warning!(out, "sent {}", "x\ny"; attempt = 3, peer = "127.0.0.1:25", ok = true);
+        out.audit_err("denied");
+        let (text, calls) = output(out);
+        assert_eq!(calls, 2);
+        let lines: Vec<serde_json::Value> =
+            text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        // Key order, exactly (serde_json's map sorts its keys).
+        let after_ts = text.lines().next().unwrap().split_at(34).1;
+        assert_eq!(
+            after_ts,
+            r#"","level":"warning","program":"p\"q","audit":false,"message":"sent x\ny","attempt":3,"peer":"127.0.0.1:25","ok":true}"#
+        );
+        let first = lines[0].as_object().unwrap();
+        let ts = first["ts"].as_str().unwrap();
+        assert!(ts.len() == 27 && ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{ts}");
+        assert_eq!(first["level"], "warning");
+        assert_eq!(first["program"], "p\"q");
+        assert_eq!(first["audit"], false);
+        assert_eq!(first["message"], "sent x\ny");
+        assert_eq!(first["attempt"], 3);
+        assert_eq!(first["peer"], "127.0.0.1:25");
+        assert_eq!(first["ok"], true);
+        assert_eq!((&lines[1]["level"], &lines[1]["audit"]), (&"err".into(), &true.into()));
+        assert_eq!(lines[1]["message"], "denied");
+        assert!(!text.contains('\x1b'), "JSON is never coloured: {text}");
+    }
+
+    #[test]
+    fn formats_parse_and_display() {
+        assert_eq!("JSON".parse::<StdoutFormat>(), Ok(StdoutFormat::Json));
+        assert_eq!("short".parse::<StdoutFormat>(), Ok(StdoutFormat::Short));
+        assert!("xml".parse::<StdoutFormat>().unwrap_err().to_string().contains("\"xml\""));
+        assert_eq!(StdoutFormat::Json.to_string(), "json");
     }
 
     #[test]

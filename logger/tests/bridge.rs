@@ -214,3 +214,74 @@ fn log_crate_records_reach_the_logger() {
     let meta = log::Metadata::builder().level(log::Level::Debug).target("x").build();
     assert!(!log::Log::enabled(&adapter, &meta));
 }
+
+#[test]
+fn span_fields_follow_the_event_fields_outermost_span_first() {
+    let mock = Mock::new();
+    tracing::subscriber::with_default(layered(&mock), || {
+        let request = tracing::info_span!("request", request_id = %"r-7", user = "alice");
+        let _request = request.enter();
+        let send =
+            tracing::info_span!("send", peer = "127.0.0.1:25", attempt = tracing::field::Empty);
+        let _send = send.enter();
+        tracing::info!(target: "smtp", code = 250, "sent");
+        // A value recorded later joins the span's fields in its declared place.
+        send.record("attempt", 2);
+        tracing::warn!(target: "smtp", "retry");
+    });
+    assert_eq!(
+        mock.get_all(),
+        [
+            "INFO: sent code=250 request_id=r-7 user=alice peer=127.0.0.1:25 target=smtp",
+            "WARNING: retry request_id=r-7 user=alice peer=127.0.0.1:25 attempt=2 target=smtp",
+        ]
+    );
+    let rec = &mock.records()[0];
+    let keys: Vec<&str> = rec.fields.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["code", "request_id", "user", "peer", "target"]);
+}
+
+#[test]
+fn instrumented_functions_and_explicit_parents_carry_their_spans() {
+    #[tracing::instrument(skip_all, fields(request_id = %id))]
+    fn handle(id: u32) {
+        tracing::info!(target: "svc", "handled");
+    }
+    let mock = Mock::new();
+    tracing::subscriber::with_default(layered(&mock), || {
+        handle(42);
+        let detached = tracing::info_span!("job", job = 9);
+        tracing::info!(target: "svc", parent: &detached, "explicit parent");
+        tracing::info!(target: "svc", parent: None, "no parent");
+        // A span with no fields adds nothing; its parent's fields still come through.
+        let outer = tracing::info_span!("outer", tenant = "t1").entered();
+        let bare = tracing::info_span!("bare").entered();
+        tracing::info!(target: "svc", "nested");
+        drop((bare, outer));
+    });
+    assert_eq!(
+        mock.get_all(),
+        [
+            "INFO: handled request_id=42 target=svc",
+            "INFO: explicit parent job=9 target=svc",
+            "INFO: no parent target=svc",
+            "INFO: nested tenant=t1 target=svc",
+        ]
+    );
+}
+
+#[test]
+fn many_fields_across_spans_all_arrive_in_order() {
+    let mock = Mock::new();
+    tracing::subscriber::with_default(layered(&mock), || {
+        let _a = tracing::info_span!("a", a1 = 1, a2 = 2, a3 = 3, a4 = 4, a5 = 5, a6 = 6).entered();
+        let _b = tracing::info_span!("b", b1 = 1, b2 = 2, b3 = 3, b4 = 4, b5 = 5, b6 = 6).entered();
+        tracing::info!(target: "t", e1 = 1, e2 = 2, e3 = 3, e4 = 4, e5 = 5, e6 = 6, "many");
+    });
+    let rec = &mock.records()[0];
+    let keys: Vec<&str> = rec.fields.iter().map(|(k, _)| k.as_str()).collect();
+    let mut expected: Vec<String> =
+        ["e", "a", "b"].iter().flat_map(|p| (1..=6).map(move |i| format!("{p}{i}"))).collect();
+    expected.push("target".into());
+    assert_eq!(keys, expected);
+}

@@ -7,7 +7,7 @@ mod support;
 
 use std::sync::Arc;
 
-use logger::{Field, Level, Logger, Mock, Record, Stdout, Syslog, SyslogTarget};
+use logger::{Field, Level, Logger, Mock, Record, Stdout, StdoutFormat, Syslog, SyslogTarget};
 
 const CASES: usize = 500;
 
@@ -78,6 +78,53 @@ fn stdout_writes_one_clean_line_per_call() {
         assert_eq!(lines.len(), 2, "{text:?} from {case:?}");
         for line in lines {
             assert_clean_line(line, &case);
+        }
+    }
+}
+
+#[test]
+fn stdout_json_writes_one_clean_object_per_call_that_keeps_the_values() {
+    let mut g = Gen(0x5eed_0005);
+    for _ in 0..CASES {
+        let (msg, key, value) = (g.nasty(), g.nasty(), g.nasty());
+        let case = [msg.clone(), key.clone(), value.clone()];
+        let out =
+            Stdout::with_writer(Vec::new(), "p", Level::Debug).with_format(StdoutFormat::Json);
+        logger::audit_info!(out, "{}", msg; v = value);
+        out.log(
+            &Record::new(Level::Info, format_args!("k")).with_fields(&[Field::new(&key, &value)]),
+        );
+        let text = String::from_utf8(out.into_writer()).unwrap();
+        let lines: Vec<&str> = text.split_terminator('\n').collect();
+        assert_eq!(lines.len(), 2, "{text:?} from {case:?}");
+        for line in &lines {
+            assert_clean_line(line, &case);
+        }
+        let first: serde_json::Value = serde_json::from_str(lines[0]).expect(lines[0]);
+        assert_eq!(first["message"].as_str(), Some(msg.as_str()), "{case:?}");
+        assert_eq!(first["audit"], true);
+        let v = &first["v"];
+        let as_number = value.parse::<serde_json::Value>().ok().filter(|n| n.is_number());
+        assert!(v.as_str() == Some(value.as_str()) || as_number.as_ref() == Some(v), "{case:?}");
+        let second: serde_json::Value = serde_json::from_str(lines[1]).expect(lines[1]);
+        assert_eq!(second["message"], "k");
+    }
+}
+
+#[test]
+fn a_huge_message_or_value_is_still_one_line_in_every_stdout_format() {
+    let big = "x\n\u{2028}\"".repeat(350_000); // about 1 MB
+    let bytes = vec![0xffu8, 0, b'\n', 0xc3];
+    for format in [StdoutFormat::Short, StdoutFormat::Json] {
+        let out = Stdout::with_writer(Vec::new(), "p", Level::Info).with_format(format);
+        logger::info!(out, "{}", big; bytes = format!("{:?}", bytes), raw = String::from_utf8_lossy(&bytes));
+        let text = String::from_utf8(out.into_writer()).unwrap();
+        assert_eq!(text.split_terminator('\n').count(), 1, "{format}");
+        assert_clean_line(text.trim_end_matches('\n'), &[]);
+        if format == StdoutFormat::Json {
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(v["message"].as_str().map(str::len), Some(big.len()));
+            assert_eq!(v["bytes"], "[255, 0, 10, 195]");
         }
     }
 }
