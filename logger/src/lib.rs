@@ -171,7 +171,8 @@ pub fn new(config: Config) -> Arc<dyn Logger> {
         let mut sink = Syslog::new(target.clone(), &config.program)
             .with_facility(config.facility)
             .with_level(config.syslog_level)
-            .with_max_len(config.syslog_max_len);
+            .with_max_len(config.syslog_max_len)
+            .with_checksum(config.checksum);
         if let Some(format) = config.syslog_format {
             sink = sink.with_format(format);
         }

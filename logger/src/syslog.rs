@@ -72,6 +72,8 @@ pub const TRUNCATION_MARKER: &str = "...[truncated]";
 ///   when it finds the daemon gone it copies them to the fallback as
 ///   `logger: PROGRAM possibly undelivered: MESSAGE` ([`REPLAY_MARKER`]): an outage costs
 ///   duplicates, not losses. Not over UDP, where a dead daemon is never noticed.
+/// - **Line checksum** (optional, [`Syslog::with_checksum`]): Boulder's `<checksum> message`,
+///   computed over the message as sent.
 /// - **Accounting**: [`Syslog::stats`] counts what was sent, what fell back (and of that, what
 ///   found the queue full) and what was replayed.
 ///
@@ -99,6 +101,8 @@ pub struct Syslog {
     /// that affects it: the hot path only appends.
     header: Header,
     max_len: usize,
+    /// Boulder's line checksum before the message.
+    checksum: bool,
     settings: Settings,
     fallback: Arc<Fallback>,
     /// Started by the first record (or connect); the settings are fixed from then on, and a
@@ -119,6 +123,7 @@ impl Syslog {
             pid: std::process::id(),
             header: Header::default(),
             max_len: DEFAULT_MAX_LEN,
+            checksum: false,
             settings: Settings {
                 target,
                 program: header_word(program, 48),
@@ -166,6 +171,15 @@ impl Syslog {
     /// parses the tail of a TCP frame as a record of its own. Over UDP at most 65,507.
     pub fn with_max_len(mut self, max_len: usize) -> Self {
         self.max_len = max_len.max(MIN_MAX_LEN);
+        self
+    }
+
+    /// Boulder's line checksum on or off (default off): the message is `<checksum> [AUDIT]
+    /// message k=v`, the checksum computed over what follows it as sent, after truncation
+    /// (see [`crate::checksum()`]), so `log-validator` (ours or Boulder's) accepts the line as
+    /// rsyslog writes it to a file, and rejects it if it was cut or altered on the way.
+    pub fn with_checksum(mut self, on: bool) -> Self {
+        self.checksum = on;
         self
     }
 
@@ -286,9 +300,18 @@ impl Syslog {
         };
         let at = clock::write_now(out, stamp);
         out.push_str(&self.header.tail);
+        let sum = out.len();
+        if self.checksum {
+            out.push_str("------ ");
+        }
         let body = out.len();
         write_body(out, record);
         truncate(out, start, body, self.max_len);
+        if self.checksum {
+            let value = crate::checksum(&out.as_bytes()[body..]);
+            // Six ASCII bytes over six ASCII bytes: the string stays valid UTF-8.
+            out.replace_range(sum..sum + 6, std::str::from_utf8(&value).unwrap_or("------"));
+        }
         at
     }
 }
@@ -345,6 +368,7 @@ impl std::fmt::Debug for Syslog {
             .field("level", &self.level)
             .field("program", &self.settings.program)
             .field("max_len", &self.max_len)
+            .field("checksum", &self.checksum)
             .finish_non_exhaustive()
     }
 }
@@ -548,6 +572,22 @@ mod tests {
         assert_eq!(cut("ab\\u{1b}"), 8);
         assert_eq!(cut("ab\\\\u{1b"), 2, "a literal backslash then u{{1b: cut before the pair");
         assert_eq!(cut("ab\\n"), 4);
+    }
+
+    #[test]
+    fn the_checksum_covers_the_message_as_sent_after_truncation() {
+        for max in [DEFAULT_MAX_LEN, MIN_MAX_LEN] {
+            let s = Syslog::new(udp(), "p").with_checksum(true).with_max_len(max);
+            for text in ["short é \n", &"long ".repeat(3000)] {
+                let m = message(&s, &Record::new(Level::Info, format_args!("{text}")));
+                assert!(m.len() <= max, "{}", m.len());
+                let after = m.split_once(" - - ").unwrap().1;
+                let (sum, body) = after.split_once(' ').unwrap();
+                assert_eq!(sum.as_bytes(), crate::checksum(body.as_bytes()), "{m}");
+                let line = format!("2026-11-28T22:12:01+00:00 h p[1]: {after}");
+                assert_eq!(crate::check_line(line.as_bytes()), crate::LineCheck::Ok, "{line}");
+            }
+        }
     }
 
     #[test]
