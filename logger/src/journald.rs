@@ -26,6 +26,8 @@ pub const DEFAULT_SOCKET: &str = "/run/systemd/journal/socket";
 /// `key=value` text, in one `EXTRA_FIELDS` field.
 pub const MAX_FIELDS: usize = 1000;
 
+pub use crate::queue::JOURNALD_QUEUE_BYTES;
+
 /// A payload up to this size is tried as one datagram first; a larger one (or one the socket
 /// refuses as too large, beyond its send buffer) goes as a memfd.
 const DATAGRAM_TRY: usize = 256 * 1024;
@@ -42,7 +44,8 @@ const DATAGRAM_TRY: usize = 256 * 1024;
 /// with `F`, and keys that would collide with the ones above get an `F_` prefix. At most
 /// [`MAX_FIELDS`] fields go as fields of their own.
 ///
-/// Like [`crate::Syslog`], the caller only encodes and queues; a writer thread sends each
+/// Like [`crate::Syslog`], the caller only encodes and queues (at most
+/// [`crate::syslog::QUEUE_LINES`] records and [`JOURNALD_QUEUE_BYTES`]); a writer thread sends each
 /// record to the socket path (so a restarted journald is picked up with no state to repair).
 /// A record that cannot be sent, or finds the queue full, is written to stderr in the short
 /// format (`HH:MM:SS.ffffff 6 prog message KEY=value`), after one notice per outage. When a
@@ -124,7 +127,7 @@ impl Journald {
     fn writer(&self) -> &Arc<JournalWriter> {
         self.writer.get_or_init(|| {
             JournalWriter::start(JournalWriter {
-                queue: Queue::new(Arc::clone(&self.fallback)),
+                queue: Queue::new(Arc::clone(&self.fallback), JOURNALD_QUEUE_BYTES),
                 path: self.path.clone(),
                 program: crate::stdout::sanitize_program(&self.program),
                 retry_interval: self.retry_interval,

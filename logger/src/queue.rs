@@ -22,9 +22,13 @@ use std::time::{Duration, Instant};
 /// writing); a record that finds the queue full goes to the fallback.
 pub const QUEUE_LINES: usize = 4096;
 
-/// At most this many bytes of them (one record is always accepted into an empty queue, however
-/// large). With the batch in flight, a sink holds at most twice this in memory.
+/// At most this many bytes of them in a syslog sink (one record is always accepted into an
+/// empty queue, however large). With the batch in flight, a sink holds at most twice this in
+/// memory, and only once it was that busy.
 pub const QUEUE_BYTES: usize = 1 << 20;
+
+/// The same bound for a journald sink, whose records may be megabytes each.
+pub const JOURNALD_QUEUE_BYTES: usize = 8 << 20;
 
 /// What a sink did with its records since it started: the answer to "did anything fall back?".
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -141,12 +145,13 @@ impl Batch {
         b
     }
 
-    fn clear(&mut self) {
+    /// Empties the batch; a buffer that grew past `keep` bytes for a huge record (journald
+    /// takes one of any size) does not pin that memory for ever.
+    fn clear(&mut self, keep: usize) {
         self.bytes.clear();
         self.slots.clear();
-        // A huge record (journald takes one of any size) does not pin its memory for ever.
-        if self.bytes.capacity() > 2 * QUEUE_BYTES {
-            self.bytes.shrink_to(QUEUE_BYTES);
+        if self.bytes.capacity() > keep {
+            self.bytes.shrink_to(keep);
         }
     }
 }
@@ -181,10 +186,13 @@ pub(crate) struct Queue {
     progress: Condvar,
     counters: Counters,
     pub(crate) fallback: Arc<Fallback>,
+    /// The byte bound of the pending records.
+    max_bytes: usize,
 }
 
 impl Queue {
-    pub(crate) fn new(fallback: Arc<Fallback>) -> Queue {
+    /// A queue of at most [`QUEUE_LINES`] records and `max_bytes` bytes.
+    pub(crate) fn new(fallback: Arc<Fallback>, max_bytes: usize) -> Queue {
         Queue {
             state: Mutex::new(State {
                 pending: Batch::default(),
@@ -198,6 +206,7 @@ impl Queue {
             progress: Condvar::new(),
             counters: Counters::default(),
             fallback,
+            max_bytes,
         }
     }
 
@@ -214,7 +223,7 @@ impl Queue {
         let len = framing.len() + message.len();
         let mut s = self.lock();
         let full = s.pending.len() >= QUEUE_LINES
-            || (!s.pending.is_empty() && s.pending.bytes.len() + len > QUEUE_BYTES);
+            || (!s.pending.is_empty() && s.pending.bytes.len() + len > self.max_bytes);
         if s.closed || full {
             drop(s);
             self.counters.queue_full.fetch_add(1, Ordering::Relaxed);
@@ -256,7 +265,7 @@ impl Queue {
             // `deliver` reports progress as it goes; whatever it did not report is done now.
             let reported = self.done.load(Ordering::Acquire) - before;
             self.advance(n.saturating_sub(reported as usize));
-            batch.clear();
+            batch.clear(2 * self.max_bytes);
         }
     }
 
@@ -334,7 +343,7 @@ mod tests {
     use super::*;
 
     fn queue() -> Queue {
-        Queue::new(Arc::new(Fallback::new(Box::new(std::io::sink()))))
+        Queue::new(Arc::new(Fallback::new(Box::new(std::io::sink()))), QUEUE_BYTES)
     }
 
     const T0: Duration = Duration::from_secs(1_800_000_000);

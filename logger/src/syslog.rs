@@ -265,7 +265,8 @@ impl Syslog {
     }
 
     fn spawn_writer(&self, eager: bool) -> Arc<Writer> {
-        Writer::start(self.settings.clone(), Queue::new(Arc::clone(&self.fallback)), eager)
+        let queue = Queue::new(Arc::clone(&self.fallback), QUEUE_BYTES);
+        Writer::start(self.settings.clone(), queue, eager)
     }
 
     /// A setting of the writer changed: the running writer (if any) finishes its queue and
