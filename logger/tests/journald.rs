@@ -2,8 +2,6 @@
 //! journald does: a datagram is one entry, and an empty datagram carrying a file descriptor
 //! (a sealed memfd) holds an entry too large for one datagram.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::io::{IoSliceMut, Read, Seek};
 use std::mem::MaybeUninit;
@@ -12,7 +10,7 @@ use std::time::Duration;
 
 use logger::{Journald, Level, Logger};
 use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
-use support::{Captured, wait_until};
+use test_support::{Captured, wait_until};
 
 /// Parses one native-protocol entry: `KEY=value\n`, or `KEY\n<u64 LE len><bytes>\n`.
 fn parse(mut d: &[u8]) -> Vec<(String, Vec<u8>)> {

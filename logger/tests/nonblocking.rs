@@ -4,8 +4,6 @@
 //! microseconds. Nothing is lost: every line is in the daemon's sockets or on the fallback,
 //! and the counters say how many fell back.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -14,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use logger::{Logger, Syslog, SyslogTarget};
-use support::Captured;
+use test_support::Captured;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 const TASKS: usize = 4;
@@ -161,7 +159,7 @@ async fn a_daemon_that_accepts_and_never_reads_holds_up_no_call_and_loses_nothin
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_that_is_gone_holds_up_no_call_and_every_line_falls_back() {
     // Refused: nothing listens on the port.
-    let port = support::free_port();
+    let port = test_support::free_port();
     let fallback = Captured::default();
     let log = Arc::new(
         Syslog::new(SyslogTarget::Tcp(([127, 0, 0, 1], port).into()), "p")

@@ -2,8 +2,6 @@
 //! verified session; a certificate for another name or from an unknown CA fails the
 //! connection clearly (one notice, lines on the fallback) and never sends a byte in plain text.
 
-mod support;
-
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,29 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use logger::{Logger, Syslog, SyslogTarget};
-use support::{Captured, parse_5424, wait_until};
+use test_support::syslog_frame::parse_5424;
+use test_support::{Captured, TestCa, wait_until};
 
 const SECOND: Duration = Duration::from_secs(1);
-
-/// A CA and a server certificate it signed for `names`, PEM.
-struct Pki {
-    ca_pem: String,
-    cert_pem: String,
-    key_pem: String,
-}
-
-fn pki(names: &[&str]) -> Pki {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, format!("logger test CA {names:?}"));
-    let ca_key = KeyPair::generate().unwrap();
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let leaf = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>());
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf_cert = leaf.unwrap().signed_by(&leaf_key, &ca_cert, &ca_key).unwrap();
-    Pki { ca_pem: ca_cert.pem(), cert_pem: leaf_cert.pem(), key_pem: leaf_key.serialize_pem() }
-}
 
 /// A syslog-over-TLS server: serves each connection on a thread of its own, records the first
 /// byte each client sent (a TLS handshake starts with 0x16) and the frames it received.
@@ -48,7 +27,7 @@ struct Server {
 }
 
 impl Server {
-    fn start(pki: &Pki) -> Server {
+    fn start(pki: &TestCa) -> Server {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let certs = vec![CertificateDer::from_pem_slice(pki.cert_pem.as_bytes()).unwrap()];
@@ -165,7 +144,7 @@ fn target(server: &Server) -> SyslogTarget {
 
 #[test]
 fn delivers_octet_counted_frames_inside_a_verified_session() {
-    let pki = pki(&["localhost", "127.0.0.1"]);
+    let pki = TestCa::new(&["localhost", "127.0.0.1"]);
     let server = Server::start(&pki);
     let fallback = Captured::default();
     let log = Syslog::new(target(&server), "probe")
@@ -210,7 +189,7 @@ fn refused(server: &Server, log: Syslog) -> String {
 
 #[test]
 fn a_certificate_for_another_name_fails_clearly_and_lines_fall_back() {
-    let pki = pki(&["localhost", "127.0.0.1"]);
+    let pki = TestCa::new(&["localhost", "127.0.0.1"]);
     let server = Server::start(&pki);
     let log = Syslog::new(target(&server), "probe")
         .with_tls_ca_pem(&pki.ca_pem)
@@ -224,8 +203,8 @@ fn a_certificate_for_another_name_fails_clearly_and_lines_fall_back() {
 
 #[test]
 fn an_untrusted_ca_fails_clearly_and_lines_fall_back() {
-    let server = Server::start(&pki(&["localhost", "127.0.0.1"]));
-    let other = pki(&["localhost"]);
+    let server = Server::start(&TestCa::new(&["localhost", "127.0.0.1"]));
+    let other = TestCa::new(&["localhost"]);
     let log = Syslog::new(target(&server), "probe").with_tls_ca_pem(&other.ca_pem);
     let text = refused(&server, log);
     let notices: Vec<&str> = text.lines().filter(|l| l.contains("unavailable")).collect();
@@ -238,7 +217,7 @@ fn an_untrusted_ca_fails_clearly_and_lines_fall_back() {
 
 #[test]
 fn a_missing_ca_file_is_named_in_the_notice() {
-    let server = Server::start(&pki(&["127.0.0.1"]));
+    let server = Server::start(&TestCa::new(&["127.0.0.1"]));
     let log = Syslog::new(target(&server), "probe").with_tls_ca_file("/nonexistent/ca.pem");
     let err = log.try_connect().unwrap_err();
     assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
@@ -246,7 +225,7 @@ fn a_missing_ca_file_is_named_in_the_notice() {
 
 #[test]
 fn reconnects_after_the_server_hangs_up_and_replays() {
-    let pki = pki(&["127.0.0.1"]);
+    let pki = TestCa::new(&["127.0.0.1"]);
     let server = Server::start(&pki);
     let fallback = Captured::default();
     let log = Syslog::new(target(&server), "probe")

@@ -22,6 +22,7 @@
 //!   parsed [`rsyslog::Record`]s.
 //! - `postfix.rs`: [`Postfix`], a private MTA instance (master + smtpd) delivering to a maildir
 //!   or `discard:`, with readers for its log (deliveries, Message-IDs, session counts).
+//! - `syslog_frame.rs`: [`syslog_frame::parse_5424`], our logger's RFC 5424 frames read back.
 //! - `smtp_sink.rs`: [`SmtpSink`] and [`smtp_source`], Postfix's test tools.
 //!
 //! # Example
@@ -50,6 +51,7 @@ pub mod postfix;
 pub mod process;
 pub mod rsyslog;
 pub mod smtp_sink;
+pub mod syslog_frame;
 pub mod wait;
 
 pub use capture::Captured;
@@ -61,4 +63,4 @@ pub use postfix::Postfix;
 pub use process::{Finished, Held, is_root, memory_kib, run, signal};
 pub use rsyslog::Rsyslog;
 pub use smtp_sink::{SinkCounters, SmtpSink, smtp_source};
-pub use wait::{wait_for, wait_until, wait_until_async, within};
+pub use wait::{wait_for, wait_for_matching, wait_until, wait_until_async, within};

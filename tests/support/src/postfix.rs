@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::ports::{loopback, with_free_ports};
 use crate::process::{Held, is_root};
 use crate::rsyslog::missing;
-use crate::wait::{wait_for, wait_until};
+use crate::wait::{wait_for_matching, wait_until};
 
 /// Recipients in this domain are delivered to the one maildir ([`Postfix::maildir`]).
 pub const MAILDIR_DOMAIN: &str = "maildir.test";
@@ -167,7 +167,7 @@ impl Postfix {
         make_queue(&root.join("queue"), &ids)?;
         write_config(&root.join("etc/main.cf"), &main_cf(root, &ids, builder))?;
         write_config(&root.join("etc/master.cf"), &master_cf(port))?;
-        let mut master = Held::spawn(
+        let master = Held::spawn(
             Command::new(Path::new(&daemon_directory).join("master"))
                 .arg("-c")
                 .arg(root.join("etc"))
@@ -175,21 +175,15 @@ impl Postfix {
         )
         .map_err(|e| missing(e, "postfix"))?;
         let log = root.join("log/maillog");
-        let ready = wait_until(START_TIMEOUT, || {
-            !master.is_running()
-                || (master.listens_tcp(port)
-                    && std::fs::read_to_string(&log).is_ok_and(|l| l.contains("daemon started")))
-        });
-        if !ready || !master.is_running() {
-            let _ = master.kill();
-            master.wait_output(Duration::from_secs(1));
-            let logged = std::fs::read_to_string(&log).unwrap_or_default();
-            return Err(io::Error::other(format!(
-                "postfix master did not listen on 127.0.0.1:{port} within {START_TIMEOUT:?}\n{}\n\
-                 --- maillog ---\n{logged}",
-                master.transcript()
-            )));
-        }
+        let master = master
+            .wait_ready(START_TIMEOUT, &format!("listen on 127.0.0.1:{port}"), |m| {
+                m.listens_tcp(port)
+                    && std::fs::read_to_string(&log).is_ok_and(|l| l.contains("daemon started"))
+            })
+            .map_err(|e| {
+                let logged = std::fs::read_to_string(&log).unwrap_or_default();
+                io::Error::other(format!("{e}\n--- maillog ---\n{logged}"))
+            })?;
         Ok(Postfix { dir, port, master, started_in: started.elapsed() })
     }
 
@@ -236,13 +230,7 @@ impl Postfix {
     /// Waits up to `timeout` until `n` deliveries have `status=sent`; returns the sent ones
     /// there are then.
     pub fn wait_for_sent(&self, timeout: Duration, n: usize) -> Vec<Delivery> {
-        let sent = || self.deliveries().into_iter().filter(|d| d.status == "sent").collect();
-        let mut found: Vec<Delivery> = Vec::new();
-        wait_until(timeout, || {
-            found = sent();
-            found.len() >= n
-        });
-        found
+        wait_for_matching(timeout, n, || self.deliveries(), |d| d.status == "sent")
     }
 
     /// The Message-ID of every message cleanup accepted, in log order (one per message, not
@@ -281,10 +269,7 @@ impl Postfix {
 
     /// Waits up to `timeout` until the maildir holds `n` messages; returns them.
     pub fn wait_for_maildir(&self, timeout: Duration, n: usize) -> Vec<Vec<u8>> {
-        wait_for(timeout, || {
-            let files = self.maildir_files();
-            (files.len() >= n).then_some(())
-        });
+        wait_until(timeout, || self.maildir_files().len() >= n);
         self.maildir_messages()
     }
 

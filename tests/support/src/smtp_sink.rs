@@ -48,18 +48,11 @@ impl SmtpSink {
                 command.args(["-u", "nobody"]);
             }
             command.arg("-c").args(args).arg(addr.to_string()).arg("1024");
-            let mut daemon = Held::spawn(&mut command).map_err(|e| missing(e, "postfix"))?;
-            let ready = wait_until(Duration::from_secs(10), || {
-                !daemon.is_running() || daemon.listens_tcp(addr.port())
-            });
-            if !ready || !daemon.is_running() {
-                let _ = daemon.kill();
-                daemon.wait_output(Duration::from_secs(1));
-                return Err(io::Error::other(format!(
-                    "smtp-sink did not listen on {addr}\n{}",
-                    daemon.transcript()
-                )));
-            }
+            let daemon = Held::spawn(&mut command).map_err(|e| missing(e, "postfix"))?;
+            let daemon =
+                daemon.wait_ready(Duration::from_secs(10), &format!("listen on {addr}"), |d| {
+                    d.listens_tcp(addr.port())
+                })?;
             Ok(SmtpSink { daemon, addr })
         })
     }
