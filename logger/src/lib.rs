@@ -48,9 +48,9 @@
 //!
 //! # Features
 //!
-//! [`Stdout`] (short and JSON lines), [`Syslog`], [`Journald`], [`Fanout`], [`new`], the
-//! global logger, the panic hook and the line checksum need nothing but `std` and are always
-//! there. Each optional part is one feature, and none is on by default: features are additive
+//! [`Stdout`] (short and JSON lines), [`Syslog`] (unix, UDP, TCP), [`Journald`], [`Fanout`],
+//! [`new`], the global logger, the panic hook and the line checksum need nothing but `std`
+//! (and `rustix`, for journald's memfd) and are always there. Each optional part is one feature, and none is on by default: features are additive
 //! across a build, so a default feature that any one dependent leaves on would be on for
 //! every crate in it. A library that only takes an `Arc<dyn Logger>` enables nothing; `main`
 //! enables what it wires up; tests enable `mock` in `[dev-dependencies]`.
@@ -61,6 +61,7 @@
 //! | `log`     | [`LogAdapter`]: `log`-crate records into a Logger | `log` |
 //! | `serde`   | [`audit_object`]: an audit record with a value as compact JSON | `serde_core`, `serde_json` (no derive macros) |
 //! | `mock`    | [`Mock`], the recorder unit tests inject and assert on | `regex` |
+//! | `tls`     | [`Syslog`] over TLS (`tls:HOST:PORT`, RFC 5425): certificates verified against the system's roots or a given CA | `rustls` (ring), `rustls-native-certs` |
 //!
 //! ```toml
 //! [dependencies]
