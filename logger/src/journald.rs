@@ -425,28 +425,12 @@ fn send_memfd(socket: &UnixDatagram, path: &Path, payload: &[u8]) -> io::Result<
 }
 
 /// Runs `f` with an empty, reused, thread-local byte buffer (a payload is not UTF-8: its
-/// lengths are binary). A record whose `Display` logs while being encoded gets a fresh one.
+/// lengths are binary).
 fn with_payload_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     thread_local! {
         static PAYLOAD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    const KEEP: usize = 64 * 1024;
-    let mut f = Some(f);
-    let done = PAYLOAD.try_with(|buf| {
-        let mut buf = buf.try_borrow_mut().ok()?;
-        let f = f.take()?;
-        buf.clear();
-        let r = f(&mut buf);
-        if buf.capacity() > KEEP {
-            *buf = Vec::new();
-        }
-        Some(r)
-    });
-    match (done, f) {
-        (Ok(Some(r)), _) => r,
-        (_, Some(f)) => f(&mut Vec::new()),
-        (_, None) => unreachable!("f is taken only on the path that returns its result"),
-    }
+    crate::format::with_reused(&PAYLOAD, f)
 }
 
 /// The message unescaped: the journal keeps values binary-safe, so a newline stays a newline.

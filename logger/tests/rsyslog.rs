@@ -300,39 +300,30 @@ fn restart_in_the_middle(rsyslog: &mut Rsyslog, input: Input) {
         .with_retry_interval(Duration::from_millis(20))
         .with_fallback(fallback.clone());
     let mut n = 0;
-    let mut line = |log: &Syslog| {
-        logger::info!(log, "restart"; run = tag, n = n);
-        n += 1;
+    let mut send = |count: usize| {
+        for _ in 0..count {
+            logger::info!(log, "restart"; run = tag, n = n);
+            n += 1;
+        }
+        log.flush();
     };
-    for _ in 0..20 {
-        line(&log);
-    }
-    log.flush();
-    assert!(
-        rsyslog.wait_for_count(WAIT, 20, |r| r.msg.contains(&format!("run={tag}"))).len() >= 20
-    );
+    // Logs a line at a time until the fallback shows `what`.
+    let until = |send: &mut dyn FnMut(usize), what: &str| {
+        wait_until(WAIT, || {
+            send(1);
+            fallback.text().contains(what)
+        })
+    };
+    send(20);
+    let first = rsyslog.wait_for_count(WAIT, 20, |r| r.msg.contains(&format!("run={tag}")));
+    assert!(first.len() >= 20);
     rsyslog.kill().unwrap();
     // Logging on while it is down: the outage shows on the fallback.
-    let noticed = wait_until(WAIT, || {
-        line(&log);
-        log.flush();
-        fallback.text().contains("unavailable")
-    });
-    assert!(noticed, "no outage notice: {}", fallback.text());
-    for _ in 0..10 {
-        line(&log);
-    }
+    assert!(until(&mut send, "unavailable"), "no outage notice: {}", fallback.text());
+    send(10);
     rsyslog.restart().unwrap();
-    let resumed = wait_until(WAIT, || {
-        line(&log);
-        log.flush();
-        fallback.text().contains("is back")
-    });
-    assert!(resumed, "delivery did not resume: {}", fallback.text());
-    for _ in 0..20 {
-        line(&log);
-    }
-    log.flush();
+    assert!(until(&mut send, "is back"), "delivery did not resume: {}", fallback.text());
+    send(20);
     let total = n;
     let pattern = format!("run={tag} n=");
     let number =

@@ -5,7 +5,7 @@
 //! fallback after logging calls `flush()` first (or waits for the receiver).
 
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, UdpSocket};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 use std::sync::Arc;
 use std::time::Duration;
@@ -135,14 +135,19 @@ fn read_frame(r: &mut impl BufRead) -> String {
     String::from_utf8(msg).unwrap()
 }
 
-#[test]
-fn tcp_uses_octet_counting_so_messages_never_glue() {
+/// A sink for `program`, set up by `build`, connected to a TCP receiver in the test.
+fn tcp_pair(program: &str, build: impl FnOnce(Syslog) -> Syslog) -> (Syslog, BufReader<TcpStream>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let log =
-        Syslog::new(SyslogTarget::Tcp(listener.local_addr().unwrap()), "probe").connect().unwrap();
+    let target = SyslogTarget::Tcp(listener.local_addr().unwrap());
+    let log = build(Syslog::new(target, program)).connect().unwrap();
     let (conn, _) = listener.accept().unwrap();
     conn.set_read_timeout(Some(5 * SECOND)).unwrap();
-    let mut r = BufReader::new(conn);
+    (log, BufReader::new(conn))
+}
+
+#[test]
+fn tcp_uses_octet_counting_so_messages_never_glue() {
+    let (log, mut r) = tcp_pair("probe", |s| s);
     log.info("first");
     logger::info!(log, "second é"; k = "v w");
     let big = "x".repeat(3000);
@@ -170,12 +175,7 @@ fn oversized_messages_are_truncated_with_a_marker_not_dropped() {
 fn a_tcp_frame_never_exceeds_the_limit_whatever_the_value_holds() {
     // A value that holds a complete forged frame at every offset: whatever is cut, what is
     // sent is one octet-counted frame of at most the limit, ending with the marker.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let log =
-        Syslog::new(SyslogTarget::Tcp(listener.local_addr().unwrap()), "probe").connect().unwrap();
-    let (conn, _) = listener.accept().unwrap();
-    conn.set_read_timeout(Some(5 * SECOND)).unwrap();
-    let mut r = BufReader::new(conn);
+    let (log, mut r) = tcp_pair("probe", |s| s);
     let forged = "<33>1 2026-11-28T22:12:01Z evilhost sshd 1 - - forged ";
     logger::info!(log, "v"; value = "");
     let overhead = read_frame(&mut r).len();
@@ -311,51 +311,6 @@ fn a_flapping_daemon_is_announced_once_not_per_line() {
     let text = fallback.text();
     assert_eq!(text.matches("unavailable").count(), 1, "{flaps} flaps: {text}");
     assert!(text.matches("is back; delivering again").count() <= 1, "{flaps} flaps: {text}");
-}
-
-/// A listener whose accept queue is full: the kernel drops new SYNs, so a connect to it hangs
-/// until its timeout (a daemon gone behind a firewall that drops packets).
-fn black_hole() -> (TcpListener, Vec<std::net::TcpStream>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut held = Vec::new();
-    let hangs = |addr| std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100));
-    while held.len() < 1000 {
-        match hangs(addr) {
-            Ok(s) => held.push(s),
-            Err(_) => break,
-        }
-    }
-    assert!(hangs(addr).is_err(), "could not fill the accept queue");
-    (listener, held)
-}
-
-#[test]
-fn a_connect_that_hangs_never_holds_up_a_caller() {
-    let (listener, _held) = black_hole();
-    let fallback = Captured::default();
-    let log = Syslog::new(SyslogTarget::Tcp(listener.local_addr().unwrap()), "p")
-        .with_timeout(Duration::from_millis(1500))
-        .with_fallback(fallback.clone());
-    let times: Vec<Duration> = std::thread::scope(|s| {
-        let calls: Vec<_> = (0..4)
-            .map(|i| {
-                let log = &log;
-                s.spawn(move || {
-                    let start = std::time::Instant::now();
-                    logger::info!(log, "line"; i = i);
-                    start.elapsed()
-                })
-            })
-            .collect();
-        calls.into_iter().map(|c| c.join().unwrap()).collect()
-    });
-    // A blocking sink would hold each call for the 1.5 s connect timeout.
-    assert!(times.iter().all(|t| *t < Duration::from_millis(500)), "{times:?}");
-    log.flush();
-    let text = fallback.text();
-    assert_eq!(text.lines().filter(|l| l.contains(" line i=")).count(), 4, "{text}");
-    assert_eq!(log.stats().fell_back, 4);
 }
 
 #[test]
@@ -557,15 +512,8 @@ fn tcp_hang_up_replays_at_once_without_waiting_for_the_next_line() {
     // A frame written after the daemon's FIN is accepted by the kernel and lost. The watcher
     // thread sees the hang-up and replays by itself: a process that logs nothing more still
     // gets its possibly lost lines onto stderr.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let fallback = Captured::default();
-    let log = Syslog::new(SyslogTarget::Tcp(listener.local_addr().unwrap()), "p")
-        .with_fallback(fallback.clone())
-        .connect()
-        .unwrap();
-    let (conn, _) = listener.accept().unwrap();
-    conn.set_read_timeout(Some(5 * SECOND)).unwrap();
-    let mut r = BufReader::new(conn);
+    let (log, mut r) = tcp_pair("p", |s| s.with_fallback(fallback.clone()));
     log.info("one");
     log.info("two");
     assert!(read_frame(&mut r).ends_with(" one"));
@@ -616,15 +564,8 @@ fn replay_skips_lines_older_than_the_window_before_the_last_one() {
 fn tcp_daemon_closing_an_idle_connection_causes_no_replay() {
     // The watcher sees a hang-up as it happens: lines sent more than REPLAY_WINDOW before it
     // were read long ago, so they are not repeated on the fallback.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let fallback = Captured::default();
-    let log = Syslog::new(SyslogTarget::Tcp(listener.local_addr().unwrap()), "p")
-        .with_fallback(fallback.clone())
-        .connect()
-        .unwrap();
-    let (conn, _) = listener.accept().unwrap();
-    conn.set_read_timeout(Some(5 * SECOND)).unwrap();
-    let mut r = BufReader::new(conn);
+    let (log, mut r) = tcp_pair("p", |s| s.with_fallback(fallback.clone()));
     log.info("read long ago");
     assert!(read_frame(&mut r).ends_with(" read long ago"));
     std::thread::sleep(logger::syslog::REPLAY_WINDOW + Duration::from_millis(200));
