@@ -160,6 +160,7 @@ pub use value::Value;
 /// sinks, each behind its own threshold. Never fails and never waits: the syslog sink connects
 /// on its writer thread at once, and a daemon that cannot be reached is reported once on
 /// stderr while the sink keeps retrying (lines go to stderr meanwhile); journald likewise.
+/// The sinks write on threads of their own: call [`Logger::flush`] before the process exits.
 pub fn new(config: Config) -> Arc<dyn Logger> {
     let mut fanout = Fanout::new();
     if let Some(level) = config.stdout_level {

@@ -55,8 +55,11 @@ pub const TRUNCATION_MARKER: &str = "...[truncated]";
 ///   ([`QUEUE_LINES`], [`QUEUE_BYTES`]); a writer thread per sink does the socket I/O,
 ///   connecting, reconnecting and replaying. When the queue is full the line goes to the
 ///   fallback (stderr) at once and [`SinkStats::queue_full`] grows: never dropped silently.
-///   [`Logger::flush`] waits until what was queued is sent or fell back. Records reach the
-///   daemon in the order they were logged.
+///   [`Logger::flush`] waits until what was queued is sent or fell back; dropping the sink
+///   does too. A process that exits with the sink still alive (set as the global logger, or
+///   `std::process::exit`) calls `flush()` first, or the records still queued are lost with
+///   it, as with any asynchronous logger. Records reach the daemon in the order they were
+///   logged.
 /// - **Reconnection**: a broken connection is replaced at once and the records not yet sent go
 ///   out on the new one; while the daemon stays away, the writer tries again after the retry
 ///   interval (default 200 ms), doubling up to [`MAX_RETRY_WAIT`], and sends records to the
