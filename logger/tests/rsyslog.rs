@@ -64,42 +64,64 @@ const FORGED: [&str; 2] = [
     "<33>Nov 28 22:12:01 evilhost sshd[1]: forged ",
 ];
 
-/// The messages of one route's run: each starts with a unique tag and holds forged frames,
-/// long multi-byte characters or escapes exactly where the limit cuts. `overhead` is the
-/// frame's length without the message.
-fn messages(route: &str, overhead: usize) -> Vec<String> {
+/// One call of a route's run: the message, maybe a field `v`, and the text the sink must
+/// render for them (escaped, the value quoted) before any cut.
+struct Call {
+    message: String,
+    value: Option<String>,
+    rendered: String,
+}
+
+impl Call {
+    fn tag(&self) -> &str {
+        self.message.split(' ').next().unwrap_or_default()
+    }
+}
+
+/// The calls of one route's run: each starts with a unique tag and holds forged frames, long
+/// multi-byte characters or escapes exactly where the limit cuts, in the message or in a
+/// field value. `overhead` is the frame's length without the rendered text.
+fn calls(route: &str, overhead: usize) -> Vec<Call> {
     let limit = DEFAULT_MAX_LEN;
-    // Where the message must end for the frame to be exactly the limit, and where the cut
-    // falls when it is longer (the marker takes the rest).
+    // Where the text must end for the frame to be exactly the limit, and where the cut falls
+    // when it is longer (the marker takes the rest).
     let fits = limit - overhead;
     let cut = limit - TRUNCATION_MARKER.len() - overhead;
-    let mut out = Vec::new();
-    let tag = |out: &Vec<String>| format!("{route}-{:03} ", out.len());
+    let mut out: Vec<Call> = Vec::new();
     // Forged frames, aligned so one starts exactly at the limit, or a byte after it (where a
     // stock imtcp starts the record it makes of the rest of an oversized frame): every length
-    // from 8 bytes under to 8 bytes over the limit, then 7,900 to 70,000 bytes.
+    // from 8 bytes under to 8 bytes over the limit, then 7,900 to 70,000 bytes; every third
+    // in a field value (quoted: `v="..."`) rather than the message.
     let lengths =
         (fits - 8..=fits + 8).chain([7_900, 9_001, 12_345, 16_384, 32_768, 50_000, 70_000]);
     for len in lengths {
-        let t = tag(&out);
-        let forged = FORGED[out.len() % 2];
-        let start = fits + out.len() / 2 % 2;
-        let phase = (t.len() + forged.len() - start % forged.len()) % forged.len();
-        let body: String = forged.chars().cycle().skip(phase).take(len - t.len()).collect();
-        out.push(t + &body);
+        let i = out.len();
+        let tag = format!("{route}-{i:03}");
+        let in_value = i % 3 == 2;
+        // The rendered text before the forged bytes, and after them.
+        let (before, after) = if in_value { (tag.len() + 4, 1) } else { (tag.len() + 1, 0) };
+        let forged = FORGED[i % 2];
+        let start = fits + i / 2 % 2;
+        let phase = (before + forged.len() - start % forged.len()) % forged.len();
+        let body: String = forged.chars().cycle().skip(phase).take(len - before - after).collect();
+        out.push(if in_value {
+            let rendered = format!("{tag} v=\"{body}\"");
+            Call { message: tag, value: Some(body), rendered }
+        } else {
+            let message = format!("{tag} {body}");
+            Call { rendered: message.clone(), message, value: None }
+        });
     }
     // A two-, three- and four-byte character, and an escape of two and of six bytes, at
     // every offset against the cut.
     for unit in ["é", "€", "😀", "\n", "\u{1b}"] {
-        let width = match unit {
-            "\n" => 2,
-            "\u{1b}" => 6,
-            u => u.len(),
-        };
-        for k in 0..width {
-            let t = tag(&out);
-            let lead = "a".repeat(cut - k - t.len());
-            out.push(format!("{t}{lead}{}", unit.repeat(200)));
+        let rendered_unit = unit.replace('\n', "\\n").replace('\u{1b}', "\\u{1b}");
+        for k in 0..rendered_unit.len() {
+            let tag = format!("{route}-{:03} ", out.len());
+            let lead = "a".repeat(cut - k - tag.len());
+            let message = format!("{tag}{lead}{}", unit.repeat(200));
+            let rendered = format!("{tag}{lead}{}", rendered_unit.repeat(200));
+            out.push(Call { message, value: None, rendered });
         }
     }
     out
@@ -107,21 +129,21 @@ fn messages(route: &str, overhead: usize) -> Vec<String> {
 
 /// What the limit allows: the frame is whole when it fits, else cut with the marker at its
 /// end, never inside a character or an escape, and never longer than the limit.
-fn check_record(route: &str, sent: &str, record: &Record, overhead: usize) {
-    let escaped = sent.replace('\n', "\\n").replace('\u{1b}', "\\u{1b}");
-    let whole = overhead + escaped.len() <= DEFAULT_MAX_LEN;
+fn check_record(route: &str, call: &Call, record: &Record, overhead: usize) {
+    let rendered = &call.rendered;
+    let whole = overhead + rendered.len() <= DEFAULT_MAX_LEN;
     assert!(record.raw.len() <= DEFAULT_MAX_LEN, "{route}: {} bytes", record.raw.len());
     assert_eq!(record.app_name, "probe", "{route}: {record:?}");
     assert_eq!(record.procid, std::process::id().to_string(), "{route}");
     let msg = record.msg.trim_start();
     if whole {
-        assert_eq!(msg, escaped, "{route}: cut though it fits");
+        assert_eq!(msg, rendered, "{route}: cut though it fits");
         return;
     }
-    let kept = msg.strip_suffix(TRUNCATION_MARKER).unwrap_or_else(|| {
-        panic!("{route}: no marker at the end: ...{}", &msg[msg.len().saturating_sub(40)..])
-    });
-    assert!(escaped.starts_with(kept), "{route}: the kept part is not the message's start");
+    let kept = msg
+        .strip_suffix(TRUNCATION_MARKER)
+        .unwrap_or_else(|| panic!("{route}: no marker at the end: ...{}", tail(msg)));
+    assert!(rendered.starts_with(kept), "{route}: the kept part is not the message's start");
     let backslashes = kept.bytes().rev().take_while(|&b| b == b'\\').count();
     let open = kept.rfind("\\u").is_some_and(|i| !kept[i..].contains('}'));
     assert!(backslashes % 2 == 0 && !open, "{route}: cut inside an escape: ...{}", tail(kept));
@@ -150,14 +172,17 @@ fn no_value_of_any_length_makes_rsyslog_hold_a_second_record() {
         let record = found.unwrap_or_else(|| panic!("{}: nothing arrived", route.name));
         assert_eq!(record.input, route.input);
         let overhead = record.raw.len() - probe.len();
-        let sent = messages(route.name, overhead);
+        let sent = calls(route.name, overhead);
         let prefix = format!("{}-", route.name);
         let ours = |r: &Record| r.msg.trim_start().starts_with(&prefix) && r.msg != record.msg;
         // In small groups, so a datagram never meets a full socket buffer.
         let mut so_far = 0;
         for group in sent.chunks(8) {
-            for m in group {
-                log.info(m);
+            for call in group {
+                match &call.value {
+                    Some(v) => logger::info!(log, "{}", call.message; v = v),
+                    None => log.info(&call.message),
+                }
             }
             log.flush();
             so_far += group.len();
@@ -166,10 +191,10 @@ fn no_value_of_any_length_makes_rsyslog_hold_a_second_record() {
         }
         let records: Vec<Record> = rsyslog.records().into_iter().filter(ours).collect();
         assert_eq!(records.len(), sent.len(), "{}: one record per call", route.name);
-        for (m, r) in sent.iter().zip(&records) {
-            let tag = &m[..m.find(' ').unwrap()];
+        for (call, r) in sent.iter().zip(&records) {
+            let tag = call.tag();
             assert!(r.msg.trim_start().starts_with(tag), "{}: out of order", route.name);
-            check_record(route.name, m, r, overhead);
+            check_record(route.name, call, r, overhead);
         }
         assert_eq!(fallback.text(), "", "{}", route.name);
     }
