@@ -151,3 +151,22 @@ fn a_journald_killed_and_restarted_while_logging_costs_no_line() {
         assert!(line.starts_with("logger: probe ") || line.contains(" 6 probe "), "{line}");
     }
 }
+
+#[test]
+#[ignore = "needs systemd-journald and root: run by .ci/run"]
+fn the_default_syslog_format_parses_on_journalds_syslog_socket() {
+    // journald's `/dev/log` (its syslog socket) reads glibc's format, which is the default on
+    // a unix socket: identifier, pid, priority, facility and message come out right.
+    let journald = start();
+    let syslog =
+        logger::Syslog::new(logger::SyslogTarget::Unix(journald.syslog_socket_path()), "probe");
+    logger::warning!(syslog, "via dev-log é"; user = "al ice");
+    syslog.flush();
+    let e = journald
+        .wait_for(WAIT, |e| e.message().is_some_and(|m| m.starts_with("via dev-log")))
+        .expect("journald took the syslog line");
+    assert_eq!(e.identifier().as_deref(), Some("probe"));
+    assert_eq!(e.get("SYSLOG_PID"), Some(std::process::id().to_string()));
+    assert_eq!((e.priority(), e.get("SYSLOG_FACILITY").as_deref()), (Some(4), Some("16")));
+    assert_eq!(e.message().as_deref(), Some(r#"via dev-log é user="al ice""#));
+}
