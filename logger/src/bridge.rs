@@ -12,7 +12,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::format::{with_line_buffer, write_body};
-use crate::{Field, Level, Logger, Record};
+use crate::{Field, Level, Logger, Record, Value};
 
 /// The target of the events [`TracingLogger`] emits. [`TracingLayer`] ignores it, so wiring
 /// both into one process cannot loop.
@@ -121,7 +121,7 @@ where
                         scratch.spans.push(scratch.fields.len());
                         for (key, value) in &fields.0 {
                             scratch.text.push_str(value);
-                            scratch.fields.push((key, scratch.text.len()));
+                            scratch.fields.push((key, scratch.text.len(), Kind::Text));
                         }
                     }
                 }
@@ -157,10 +157,21 @@ impl SpanFields {
 struct Scratch {
     message: String,
     text: String,
-    /// (key, end of its value in `text`); a value starts where the one before it ends.
-    fields: Vec<(&'static str, usize)>,
+    /// (key, end of its text in `text`, kind); a text starts where the one before it ends.
+    fields: Vec<(&'static str, usize, Kind)>,
     /// Where each span's fields start in `fields`, innermost span first.
     spans: Vec<usize>,
+}
+
+/// What a field's value is: text in the scratch (rendered with `Display`, so JSON lines still
+/// see a number in it), a string recorded as one, or a number or boolean kept as it is.
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    Str,
+    I64(i64),
+    U64(u64),
+    Bool(bool),
 }
 
 /// Runs `f` on this thread's scratch, cleared; on a fresh one if that is in use (an event
@@ -189,20 +200,33 @@ fn with_scratch(f: impl FnOnce(&mut Scratch)) {
 }
 
 impl Scratch {
-    fn push_field(&mut self, key: &'static str, value: impl fmt::Display) {
-        // Writing to a String cannot fail.
-        let _ = write!(self.text, "{value}");
-        self.fields.push((key, self.text.len()));
-    }
-
-    fn push(&mut self, field: &TracingField, value: impl fmt::Display) {
+    /// Records a field unless it is the message or one of tracing-log's `log.*` fields.
+    /// `render` writes its text (for `Kind::Text` and `Kind::Str`).
+    fn push(&mut self, field: &TracingField, kind: Kind, render: impl FnOnce(&mut String)) {
         let name = field.name();
         if name == "message" {
-            // Writing to a String cannot fail.
-            let _ = write!(self.message, "{value}");
+            render(&mut self.message);
         } else if !name.starts_with("log.") {
-            self.push_field(name, value);
+            render(&mut self.text);
+            self.fields.push((name, self.text.len(), kind));
         }
+    }
+
+    fn push_display(&mut self, field: &TracingField, value: impl fmt::Display) {
+        // Writing to a String cannot fail.
+        self.push(field, Kind::Text, |out| {
+            let _ = write!(out, "{value}");
+        });
+    }
+
+    /// A number or boolean: kept as it is, no text; rendered only if it is the message.
+    fn push_kept(&mut self, field: &TracingField, kind: Kind, value: impl fmt::Display) {
+        let message = field.name() == "message";
+        self.push(field, kind, |out| {
+            if message {
+                let _ = write!(out, "{value}");
+            }
+        });
     }
 
     /// The indices into `fields` in the order the record carries them: the event's `own`
@@ -215,7 +239,7 @@ impl Scratch {
         (0..own).chain(spans)
     }
 
-    fn value(&self, i: usize) -> &str {
+    fn text(&self, i: usize) -> &str {
         let start = if i == 0 { 0 } else { self.fields[i - 1].1 };
         &self.text[start..self.fields[i].1]
     }
@@ -225,17 +249,17 @@ impl Scratch {
     fn log(&self, logger: &dyn Logger, level: Level, own: usize, target: &str) {
         const INLINE: usize = 16;
         let count = self.fields.len() + 1;
-        let (mut inline_values, mut heap_values) = ([""; INLINE], Vec::new());
-        let values: &mut [&str] = if count <= INLINE {
-            &mut inline_values[..count]
+        // `Value::Display` borrows a `&str` that has to live somewhere: here.
+        let (mut inline_texts, mut heap_texts) = ([""; INLINE], Vec::new());
+        let texts: &mut [&str] = if count <= INLINE {
+            &mut inline_texts[..count]
         } else {
-            heap_values.resize(count, "");
-            &mut heap_values
+            heap_texts.resize(count, "");
+            &mut heap_texts
         };
-        for (slot, i) in values.iter_mut().zip(self.order(own)) {
-            *slot = self.value(i);
+        for (slot, i) in texts.iter_mut().zip(self.order(own)) {
+            *slot = self.text(i);
         }
-        values[count - 1] = target;
         let empty = Field::new("", &"");
         let (mut inline_fields, mut heap_fields) = ([empty; INLINE], Vec::new());
         let fields: &mut [Field<'_>] = if count <= INLINE {
@@ -244,10 +268,18 @@ impl Scratch {
             heap_fields.resize(count, empty);
             &mut heap_fields
         };
-        let keys = self.order(own).map(|i| self.fields[i].0).chain(["target"]);
-        for ((field, key), value) in fields.iter_mut().zip(keys).zip(values.iter()) {
-            *field = Field::new(key, value);
+        for ((field, i), text) in fields.iter_mut().zip(self.order(own)).zip(texts.iter()) {
+            let (key, _, kind) = self.fields[i];
+            let value = match kind {
+                Kind::Text => Value::Display(text),
+                Kind::Str => Value::Str(text),
+                Kind::I64(n) => Value::I64(n),
+                Kind::U64(n) => Value::U64(n),
+                Kind::Bool(b) => Value::Bool(b),
+            };
+            *field = Field::with_value(key, value);
         }
+        fields[count - 1] = Field::with_value("target", Value::Str(target));
         logger.log(&Record::new(level, format_args!("{}", self.message)).with_fields(fields));
     }
 }
@@ -261,7 +293,7 @@ impl fmt::Display for AsDisplay<'_> {
     }
 }
 
-/// One `Visit` for both: an event's fields go to the scratch, a span's to its `SpanFields`.
+/// A `Visit` that renders every value with `Display` (a span's fields, kept as text).
 macro_rules! visit_as_display {
     ($ty:ty, $method:ident) => {
         impl Visit for $ty {
@@ -294,8 +326,31 @@ macro_rules! visit_as_display {
     };
 }
 
-visit_as_display!(Scratch, push);
 visit_as_display!(SpanFields, set);
+
+impl Visit for Scratch {
+    fn record_debug(&mut self, field: &TracingField, value: &dyn fmt::Debug) {
+        self.push_display(field, AsDisplay(value));
+    }
+    fn record_str(&mut self, field: &TracingField, value: &str) {
+        self.push(field, Kind::Str, |out| out.push_str(value));
+    }
+    fn record_i64(&mut self, field: &TracingField, value: i64) {
+        self.push_kept(field, Kind::I64(value), value);
+    }
+    fn record_u64(&mut self, field: &TracingField, value: u64) {
+        self.push_kept(field, Kind::U64(value), value);
+    }
+    fn record_bool(&mut self, field: &TracingField, value: bool) {
+        self.push_kept(field, Kind::Bool(value), value);
+    }
+    fn record_f64(&mut self, field: &TracingField, value: f64) {
+        self.push_display(field, value);
+    }
+    fn record_error(&mut self, field: &TracingField, value: &(dyn std::error::Error + 'static)) {
+        self.push_display(field, value);
+    }
+}
 
 /// A [`Logger`] that emits each record as a `tracing` event, for services that already run a
 /// tracing subscriber. The event's target is [`BRIDGE_TARGET`]; its message is the same

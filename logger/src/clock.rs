@@ -52,11 +52,8 @@ pub(crate) fn write_at(out: &mut String, stamp: Stamp, since: Duration) {
         Civil::from_secs(secs).write_prefix(out, stamp);
     }
     match stamp {
-        Stamp::TimeOfDay => push_digits(out, since.subsec_micros(), 6),
-        Stamp::Rfc3339 => {
-            push_digits(out, since.subsec_micros(), 6);
-            out.push('Z');
-        }
+        Stamp::TimeOfDay => push_micros(out, since.subsec_micros(), ""),
+        Stamp::Rfc3339 => push_micros(out, since.subsec_micros(), "Z"),
         Stamp::Rfc3164 => {}
     }
 }
@@ -125,6 +122,19 @@ impl Civil {
         out.push(':');
         push2(out, self.second);
     }
+}
+
+/// "00" to "99" back to back: a pair of digits is a two-byte copy out of this.
+pub(crate) const PAIRS: &str = "00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+
+/// Appends `micros` (below 1,000,000) as six digits, then `suffix`: three pairs copied from
+/// [`PAIRS`], the only part of a timestamp rendered per call.
+fn push_micros(out: &mut String, micros: u32, suffix: &str) {
+    let n = (micros % 1_000_000) as usize;
+    for pair in [n / 10_000, n / 100 % 100, n % 100] {
+        out.push_str(&PAIRS[pair * 2..pair * 2 + 2]);
+    }
+    out.push_str(suffix);
 }
 
 /// Appends `n % 100` as two digits. The arithmetic keeps both bytes provably ASCII, so each

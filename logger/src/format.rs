@@ -162,12 +162,23 @@ pub(crate) fn push_value(out: &mut String, raw: &str) {
 
 /// Appends ` key=value` for each field (a leading space before each).
 pub fn write_fields(out: &mut String, fields: &[Field<'_>]) {
+    write_fields_checked(out, fields, false);
+}
+
+/// [`write_fields`], with the keys copied as they are when `clean` (the macros proved them
+/// `[A-Za-z0-9_.-]` at compile time).
+fn write_fields_checked(out: &mut String, fields: &[Field<'_>], clean: bool) {
     for field in fields {
         out.push(' ');
-        write_key(out, field.key);
+        push_key(out, field.key, clean);
         out.push('=');
         write_value(out, field.value);
     }
+}
+
+/// Appends `key`: as it is when the macros proved it clean, else through [`write_key`].
+pub(crate) fn push_key(out: &mut String, key: &str, clean: bool) {
+    if clean { out.push_str(key) } else { write_key(out, key) }
 }
 
 /// Appends `[AUDIT] message key=value ...`: the part of a line every text backend shares.
@@ -175,8 +186,11 @@ pub(crate) fn write_body(out: &mut String, record: &crate::Record<'_>) {
     if record.is_audit() {
         out.push_str("[AUDIT] ");
     }
-    write_message(out, record.message());
-    write_fields(out, record.fields());
+    match record.message().as_str() {
+        Some(s) if record.proven(crate::record::MESSAGE_PLAIN) => out.push_str(s),
+        _ => write_message(out, record.message()),
+    }
+    write_fields_checked(out, record.fields(), record.proven(crate::record::KEYS_CLEAN));
 }
 
 /// Runs `f` with an empty, reused, thread-local line buffer, so building a line allocates

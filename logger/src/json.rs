@@ -9,12 +9,13 @@
 
 use std::fmt::{self, Write as _};
 
-use crate::format::{ESCAPE, QUOTE, classify, write_key};
+use crate::format::{ESCAPE, QUOTE, classify, push_key};
+use crate::record::{KEYS_CLEAN, KEYS_UNRESERVED, MESSAGE_JSON_PLAIN};
 use crate::{Field, Record, Value};
 
 /// Field keys a record's own columns use; a field with one of these keys is written with a `_`
 /// in front, so a field can never stand in for the level, the audit flag or the message.
-const RESERVED: [&str; 5] = ["ts", "level", "program", "audit", "message"];
+pub(crate) const RESERVED: [&str; 5] = ["ts", "level", "program", "audit", "message"];
 
 /// Appends `s` as the inside of a JSON string (no quotes).
 pub(crate) fn escape_into(out: &mut String, s: &str) {
@@ -134,24 +135,28 @@ pub(crate) fn write_body(out: &mut String, record: &Record<'_>) {
     out.push_str(",\"message\":\"");
     let message = record.message();
     match message.as_str() {
+        Some(s) if record.proven(MESSAGE_JSON_PLAIN) => out.push_str(s),
         Some(s) => escape_into(out, s),
         // Writing to a String cannot fail; a Display impl that errors just stops early.
         None => drop(Escaper(out).write_fmt(message)),
     }
     out.push('"');
-    write_fields(out, record.fields());
+    let keys = (record.proven(KEYS_CLEAN), record.proven(KEYS_UNRESERVED));
+    write_fields(out, record.fields(), keys);
     out.push('}');
 }
 
 /// Appends `,"key":value` for each field. Keys are cleaned as in the text format (characters
-/// outside `[A-Za-z0-9_.-]` become `_`), so they never need escaping.
-fn write_fields(out: &mut String, fields: &[Field<'_>]) {
+/// outside `[A-Za-z0-9_.-]` become `_`), so they never need escaping; unless the macros proved
+/// it already, a key is checked against the columns' names.
+fn write_fields(out: &mut String, fields: &[Field<'_>], keys: (bool, bool)) {
+    let (clean, unreserved) = keys;
     for field in fields {
         out.push_str(",\"");
-        if RESERVED.contains(&field.key) {
+        if !unreserved && RESERVED.contains(&field.key) {
             out.push('_');
         }
-        write_key(out, field.key);
+        push_key(out, field.key, clean);
         out.push_str("\":");
         write_value(out, field.value);
     }

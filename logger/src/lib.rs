@@ -46,6 +46,11 @@
 //! logger::install_panic_hook(log);
 //! ```
 //!
+//! Text lines can carry Boulder's checksum (`Config::checksum`, [`Stdout::with_checksum`]):
+//! `<checksum> <message>`, six base64url characters of the CRC32 of what follows, so a line cut
+//! or altered on its way through a daemon is found by the package's `log-validator` binary
+//! (`log-validator FILE...`, `--follow`), or by Boulder's own, which accepts our lines.
+//!
 //! # Features
 //!
 //! [`Stdout`] (short and JSON lines), [`Syslog`] (unix, UDP, TCP), [`Journald`], [`Fanout`],
@@ -76,7 +81,8 @@
 //! - `macros.rs`: `err!`, `warning!`, `info!`, `debug!`, `audit_info!`, `audit_err!`, `log!`.
 //! - `value.rs`: [`Value`], a field's value (strings and integers kept apart from `Display`).
 //! - `format.rs`: escaping and the `key=value` field rendering shared by every text backend.
-//! - `checksum.rs`: [`checksum()`], Boulder's per-line CRC32 checksum.
+//! - `checksum.rs`: [`checksum()`], [`write_checksummed`] and [`check_line`]: Boulder's per-line
+//!   CRC32 checksum, written and checked.
 //! - `clock.rs`: UTC civil time for the three timestamp formats, without a calendar crate.
 //! - `config.rs`: [`Config`], [`SyslogTarget`], [`SyslogFormat`], [`Facility`] (all parseable).
 //! - `stdout.rs`: [`Stdout`], the short `HH:MM:SS.ffffff 6 prog message k=v` format or JSON
@@ -96,6 +102,8 @@
 //! - `global.rs`: [`set`] and [`get`], the process-wide logger.
 //! - `audit.rs`: [`audit_object`] and [`install_panic_hook`].
 //! - `mock.rs`: [`Mock`], the recorder that unit tests inject and assert on.
+//! - `bin/log-validator/`: the `log-validator` binary (`main.rs` its arguments and one pass
+//!   over files, `follow.rs` tailing them across rotation).
 
 #![warn(missing_docs)]
 // The docs link to every optional part; they are meant to be read built with all features

@@ -22,7 +22,13 @@ macro_rules! log {
                     .with_fields(&[$($($crate::Field::with_value(
                         ::std::stringify!($key),
                         (&$value).__logger_field_value(),
-                    )),*)?]),
+                    )),*)?])
+                    .__with_proven({
+                        const PROVEN: u8 = $crate::__private::check_keys(
+                            &[$($(::std::stringify!($key)),*)?],
+                        ) | $crate::__private::check_message($fmt);
+                        PROVEN
+                    }),
             );
         }
     }};

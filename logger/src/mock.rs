@@ -33,13 +33,17 @@ pub struct Mock {
 }
 
 /// Every recorded record, back to back in a few growing buffers, so recording one allocates
-/// nothing once they have grown: per entry, the raw (unescaped) message, keys and values, then
-/// the escaped line, all in `text`; where each raw piece ends in `ends`.
+/// nothing once they have grown: per entry, the raw (unescaped) message, keys and values in
+/// `raw`, where each raw piece ends in `ends`. Lines are rendered from that when first read
+/// (into `lines`), not when recorded: a test logs far more often than it reads.
 #[derive(Default)]
 struct Store {
-    text: String,
+    raw: String,
     ends: Vec<u32>,
     entries: Vec<Meta>,
+    /// The lines of `entries[..line_ends.len()]`, back to back.
+    lines: String,
+    line_ends: Vec<usize>,
 }
 
 /// Where one entry lives in the [`Store`].
@@ -47,9 +51,8 @@ struct Store {
 struct Meta {
     level: Level,
     audit: bool,
-    /// `text[start..line_start]` is the raw message then key, value, key, value...
+    /// `raw[start..end]` is the raw message then key, value, key, value...
     start: usize,
-    line_start: usize,
     end: usize,
     /// `ends[ends_start..ends_start + 1 + 2 * fields]`: the end of the message, then of each
     /// key and value, relative to `start`. Nothing is stored for a record without fields.
@@ -58,37 +61,70 @@ struct Meta {
 }
 
 impl Store {
-    fn line(&self, m: &Meta) -> &str {
-        &self.text[m.line_start..m.end]
+    /// The raw pieces of an entry: its message, and its fields as (key, value).
+    fn pieces(&self, m: &Meta) -> (&str, impl Iterator<Item = (&str, &str)>) {
+        let raw = &self.raw[m.start..m.end];
+        let ends = if m.fields == 0 {
+            &[][..]
+        } else {
+            &self.ends[m.ends_start..m.ends_start + 1 + 2 * m.fields]
+        };
+        let message_end = ends.first().map_or(raw.len(), |&e| e as usize);
+        let fields = ends.get(1..).unwrap_or_default().chunks_exact(2).scan(
+            message_end,
+            move |start, kv| {
+                let (k, v) = (kv[0] as usize, kv[1] as usize);
+                let field = (&raw[*start..k], &raw[k..v]);
+                *start = v;
+                Some(field)
+            },
+        );
+        (&raw[..message_end], fields)
     }
 
     fn record(&self, m: &Meta) -> OwnedRecord {
-        let raw = &self.text[m.start..m.line_start];
-        if m.fields == 0 {
-            return OwnedRecord {
-                level: m.level,
-                audit: m.audit,
-                message: raw.to_owned(),
-                fields: Vec::new(),
-            };
-        }
-        let ends = &self.ends[m.ends_start..m.ends_start + 1 + 2 * m.fields];
-        let mut start = ends[0] as usize;
-        let fields = ends[1..]
-            .chunks_exact(2)
-            .map(|kv| {
-                let (k, v) = (kv[0] as usize, kv[1] as usize);
-                let field = (raw[start..k].to_owned(), raw[k..v].to_owned());
-                start = v;
-                field
-            })
-            .collect();
+        let (message, fields) = self.pieces(m);
         OwnedRecord {
             level: m.level,
             audit: m.audit,
-            message: raw[..ends[0] as usize].to_owned(),
-            fields,
+            message: message.to_owned(),
+            fields: fields.map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
         }
+    }
+
+    /// Renders the lines not rendered yet: `LEVEL: [AUDIT] message key=value`, escaped exactly
+    /// as `write_body` escapes for every other backend.
+    fn render(&mut self) {
+        for i in self.line_ends.len()..self.entries.len() {
+            let m = self.entries[i];
+            let mut lines = std::mem::take(&mut self.lines);
+            lines.push_str(m.level.as_str());
+            lines.push_str(": ");
+            if m.audit {
+                lines.push_str("[AUDIT] ");
+            }
+            let (message, fields) = self.pieces(&m);
+            escape_into(&mut lines, message);
+            for (key, value) in fields {
+                lines.push(' ');
+                write_key(&mut lines, key);
+                lines.push('=');
+                push_value(&mut lines, value);
+            }
+            self.line_ends.push(lines.len());
+            self.lines = lines;
+        }
+    }
+
+    /// Every line, rendered.
+    fn lines(&mut self) -> impl Iterator<Item = &str> {
+        self.render();
+        let lines = &self.lines;
+        self.line_ends.iter().scan(0, move |start, &end| {
+            let line = &lines[*start..end];
+            *start = end;
+            Some(line)
+        })
     }
 }
 
@@ -142,8 +178,7 @@ impl Mock {
 
     /// Every line recorded so far, oldest first.
     pub fn get_all(&self) -> Vec<String> {
-        let store = self.lock();
-        store.entries.iter().map(|m| store.line(m).to_owned()).collect()
+        self.lock().lines().map(str::to_owned).collect()
     }
 
     /// The lines that match the regular expression `pattern`.
@@ -153,14 +188,7 @@ impl Mock {
     /// If `pattern` is not a valid regular expression (this is a test helper).
     pub fn get_all_matching(&self, pattern: &str) -> Vec<String> {
         let re = compile(pattern);
-        let store = self.lock();
-        store
-            .entries
-            .iter()
-            .map(|m| store.line(m))
-            .filter(|l| re.is_match(l))
-            .map(str::to_owned)
-            .collect()
+        self.lock().lines().filter(|l| re.is_match(l)).map(str::to_owned).collect()
     }
 
     /// `Ok(())` when some line matches `pattern`; otherwise an error that quotes the pattern
@@ -171,20 +199,22 @@ impl Mock {
     /// If `pattern` is not a valid regular expression.
     pub fn expect_match(&self, pattern: &str) -> Result<(), String> {
         let re = compile(pattern);
-        let store = self.lock();
-        if store.entries.iter().any(|m| re.is_match(store.line(m))) {
+        let mut store = self.lock();
+        if store.lines().any(|l| re.is_match(l)) {
             return Ok(());
         }
-        let seen: Vec<&str> = store.entries.iter().map(|m| store.line(m)).collect();
+        let seen: Vec<&str> = store.lines().collect();
         Err(format!("expected a log line matching {pattern:?}, got {seen:#?}"))
     }
 
     /// Forgets everything recorded so far.
     pub fn clear(&self) {
         let mut store = self.lock();
-        store.text.clear();
+        store.raw.clear();
         store.ends.clear();
         store.entries.clear();
+        store.lines.clear();
+        store.line_ends.clear();
     }
 
     /// The records so far, for structured assertions on level, audit flag, message and fields.
@@ -202,8 +232,8 @@ impl Logger for Mock {
     fn log(&self, record: &Record<'_>) {
         with_line_buffer(|raw| {
             // Every value is rendered once, raw, before the lock is taken (a Display impl may
-            // be slow, or log itself). The line is then escaped from the raw text under the
-            // lock, which gives exactly what `write_body` writes in every other backend.
+            // be slow, or log itself); under the lock the raw text is only copied in. Lines are
+            // escaped from it when first read (`Store::render`).
             match record.message().as_str() {
                 Some(s) => raw.push_str(s),
                 // Writing to a String cannot fail; a failing Display impl just stops early.
@@ -221,37 +251,17 @@ impl Logger for Mock {
                 }
             }
             let ends = ends.as_slice();
-            let msg_end = ends.first().map_or(raw.len(), |&e| e as usize);
-
             let mut store = self.lock();
             let store = &mut *store;
-            let start = store.text.len();
-            store.text.push_str(raw);
-            let line_start = store.text.len();
-            let text = &mut store.text;
-            text.push_str(record.level().as_str());
-            text.push_str(": ");
-            if record.is_audit() {
-                text.push_str("[AUDIT] ");
-            }
-            escape_into(text, &raw[..msg_end]);
-            let mut piece = msg_end;
-            for kv in ends.get(1..).unwrap_or_default().chunks_exact(2) {
-                let (k, v) = (kv[0] as usize, kv[1] as usize);
-                text.push(' ');
-                write_key(text, &raw[piece..k]);
-                text.push('=');
-                push_value(text, &raw[k..v]);
-                piece = v;
-            }
+            let start = store.raw.len();
+            store.raw.push_str(raw);
             let ends_start = store.ends.len();
             store.ends.extend_from_slice(ends);
             store.entries.push(Meta {
                 level: record.level(),
                 audit: record.is_audit(),
                 start,
-                line_start,
-                end: store.text.len(),
+                end: store.raw.len(),
                 ends_start,
                 fields: fields.len(),
             });

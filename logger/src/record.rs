@@ -115,18 +115,44 @@ pub struct Record<'a> {
     audit: bool,
     message: fmt::Arguments<'a>,
     fields: &'a [Field<'a>],
+    /// What the macros proved at compile time about the keys and the message literal (the
+    /// bits below), so the backends skip checking them per record.
+    proven: u8,
 }
+
+/// Every key is `[A-Za-z0-9_.-]` already.
+pub(crate) const KEYS_CLEAN: u8 = 1;
+/// No key is one of the JSON columns (`ts`, `level`, `program`, `audit`, `message`).
+pub(crate) const KEYS_UNRESERVED: u8 = 2;
+/// The format string is printable ASCII, so a message without arguments needs no escaping.
+pub(crate) const MESSAGE_PLAIN: u8 = 4;
+/// ... and holds no `"` or `\` either, so it needs no JSON escaping.
+pub(crate) const MESSAGE_JSON_PLAIN: u8 = 8;
 
 impl<'a> Record<'a> {
     /// A record with a message and no fields.
     pub const fn new(level: Level, message: fmt::Arguments<'a>) -> Self {
-        Record { level, audit: false, message, fields: &[] }
+        Record { level, audit: false, message, fields: &[], proven: 0 }
     }
 
     /// The same record with these fields.
     pub const fn with_fields(mut self, fields: &'a [Field<'a>]) -> Self {
         self.fields = fields;
+        self.proven &= !(KEYS_CLEAN | KEYS_UNRESERVED);
         self
+    }
+
+    /// For the macros: what a compile-time check of the keys and the format string found
+    /// (see `check_keys` and `check_message` in value.rs). Not for use outside them.
+    #[doc(hidden)]
+    pub const fn __with_proven(mut self, proven: u8) -> Self {
+        self.proven = proven;
+        self
+    }
+
+    /// Whether the macros proved `what` (the `KEYS_*` and `MESSAGE_*` bits).
+    pub(crate) const fn proven(&self, what: u8) -> bool {
+        self.proven & what == what
     }
 
     /// The same record marked as an audit record (`[AUDIT] ` in text, `AUDIT=1` in journald).

@@ -146,8 +146,10 @@ impl<W: Write + Send> Stdout<W> {
         self.writer.into_inner().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends the complete line for `record`, newline included.
-    fn format_line(&self, line: &mut String, record: &Record<'_>) {
+    /// Appends the complete line for `record`, newline included, and returns where it starts
+    /// in `line` (with the checksum on, the body is written first, ahead of the line, and
+    /// copied in after the checksum computed over it).
+    fn format_line(&self, line: &mut String, record: &Record<'_>) -> usize {
         if self.format == StdoutFormat::Json {
             line.push_str("{\"ts\":\"");
             clock::write_now(line, Stamp::Rfc3339);
@@ -155,9 +157,29 @@ impl<W: Write + Send> Stdout<W> {
             line.push_str(if record.is_audit() { "true" } else { "false" });
             json::write_body(line, record);
             line.push('\n');
-            return;
+            return 0;
         }
-        let colour = match record.level() {
+        if self.checksum {
+            // The body first, ahead of the line, to checksum it; then copied in after the sum.
+            write_body(line, record);
+            let (sum, len) = (checksum::checksum(line.as_bytes()), line.len());
+            let colour = self.open_line(line, record.level());
+            sum.iter().for_each(|&b| line.push(char::from(b)));
+            line.push(' ');
+            line.extend_from_within(..len);
+            close_line(line, colour);
+            return len;
+        }
+        let colour = self.open_line(line, record.level());
+        write_body(line, record);
+        close_line(line, colour);
+        0
+    }
+
+    /// Appends the colour (if any), the time and the columns; returns the colour.
+    #[inline(always)]
+    fn open_line(&self, line: &mut String, level: Level) -> Option<&'static str> {
+        let colour = match level {
             _ if !self.colour => None,
             Level::Err => Some(RED),
             Level::Warning => Some(YELLOW),
@@ -167,22 +189,18 @@ impl<W: Write + Send> Stdout<W> {
             line.push_str(c);
         }
         clock::write_now(line, Stamp::TimeOfDay);
-        line.push_str(&self.columns[record.level() as usize]);
-        if self.checksum {
-            let at = line.len();
-            line.push_str("------ ");
-            write_body(line, record);
-            let sum = checksum::checksum(&line.as_bytes()[at + 7..]);
-            // Six ASCII bytes over six ASCII bytes: the string stays valid UTF-8.
-            line.replace_range(at..at + 6, std::str::from_utf8(&sum).unwrap_or("------"));
-        } else {
-            write_body(line, record);
-        }
-        if colour.is_some() {
-            line.push_str(RESET);
-        }
-        line.push('\n');
+        line.push_str(&self.columns[level as usize]);
+        colour
     }
+}
+
+/// Ends a line: the colour reset when it was coloured, and the line break.
+#[inline(always)]
+fn close_line(line: &mut String, colour: Option<&str>) {
+    if colour.is_some() {
+        line.push_str(RESET);
+    }
+    line.push('\n');
 }
 
 /// What follows the time in each level's lines.
@@ -218,10 +236,10 @@ impl<W: Write + Send> Logger for Stdout<W> {
             return;
         }
         with_line_buffer(|line| {
-            self.format_line(line, record);
+            let start = self.format_line(line, record);
             let mut w = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
             // Nowhere better to report a failing stdout: logging never fails its caller.
-            let _ = w.write_all(line.as_bytes());
+            let _ = w.write_all(&line.as_bytes()[start..]);
         });
     }
 

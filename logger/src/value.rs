@@ -66,43 +66,105 @@ impl fmt::Debug for Value<'_> {
     }
 }
 
-/// Appends `n` in decimal: two digits per step from a table, into a stack buffer, then one
-/// copy.
-pub(crate) fn push_u64(out: &mut String, mut n: u64) {
-    static PAIRS: [u8; 200] = {
-        let mut t = [0u8; 200];
-        let mut i = 0;
-        while i < 100 {
-            t[2 * i] = b'0' + (i / 10) as u8;
-            t[2 * i + 1] = b'0' + (i % 10) as u8;
-            i += 1;
-        }
-        t
-    };
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    while n >= 100 {
-        let pair = (n % 100) as usize * 2;
-        n /= 100;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+/// Appends `n` in decimal, two digits at a time from a table of pairs.
+pub(crate) fn push_u64(out: &mut String, n: u64) {
+    use crate::clock::PAIRS;
+    // Most values are small: no buffer, no loop.
+    if n < 10 {
+        out.push(char::from(b'0' + n as u8));
+        return;
     }
-    if n >= 10 {
-        let pair = n as usize * 2;
-        i -= 2;
-        buf[i..i + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    if n < 100 {
+        let p = n as usize * 2;
+        out.push_str(&PAIRS[p..p + 2]);
+        return;
+    }
+    // Pairs from the right into a stack buffer of pair indices, then copied out from the left.
+    let mut pairs = [0u8; 10];
+    let mut count = 0;
+    let mut rest = n;
+    while rest >= 100 {
+        pairs[count] = (rest % 100) as u8;
+        rest /= 100;
+        count += 1;
+    }
+    if rest >= 10 {
+        let p = rest as usize * 2;
+        out.push_str(&PAIRS[p..p + 2]);
     } else {
-        i -= 1;
-        buf[i] = b'0' + n as u8;
+        out.push(char::from(b'0' + rest as u8));
     }
-    // Digits only: always UTF-8.
-    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+    for &pair in pairs[..count].iter().rev() {
+        let p = pair as usize * 2;
+        out.push_str(&PAIRS[p..p + 2]);
+    }
 }
 
 /// What the macros call to turn a value into a [`Value`]; not for use outside them.
 #[doc(hidden)]
 pub mod __private {
     use super::*;
+    use crate::record::{KEYS_CLEAN, KEYS_UNRESERVED, MESSAGE_JSON_PLAIN, MESSAGE_PLAIN};
+
+    /// What is true of a format string: the `MESSAGE_PLAIN` bit when it is printable ASCII
+    /// without `{` or `}`, and `MESSAGE_JSON_PLAIN` when it also has no `"` or backslash.
+    /// Without braces `Arguments::as_str` gives back exactly the literal; with a placeholder
+    /// the compiler may inline a literal argument into the string (`format_args!("{}", "a\nb")`
+    /// has `as_str() == Some("a\nb")`), so then nothing is claimed.
+    pub const fn check_message(format: &str) -> u8 {
+        let b = format.as_bytes();
+        let (mut plain, mut json) = (true, true);
+        let mut i = 0;
+        while i < b.len() {
+            plain &= b[i] >= 0x20 && b[i] < 0x7f && b[i] != b'{' && b[i] != b'}';
+            json &= b[i] != b'"' && b[i] != b'\\';
+            i += 1;
+        }
+        match (plain, json) {
+            (true, true) => MESSAGE_PLAIN | MESSAGE_JSON_PLAIN,
+            (true, false) => MESSAGE_PLAIN,
+            _ => 0,
+        }
+    }
+
+    /// What is true of all of `keys`: the `KEYS_CLEAN` and `KEYS_UNRESERVED` bits. Evaluated
+    /// at compile time by the macros, so a record's keys are checked once per call site, not
+    /// once per call.
+    pub const fn check_keys(keys: &[&str]) -> u8 {
+        let (mut clean, mut unreserved) = (true, true);
+        let mut i = 0;
+        while i < keys.len() {
+            let key = keys[i].as_bytes();
+            clean &= !key.is_empty();
+            let mut j = 0;
+            while j < key.len() {
+                let b = key[j];
+                clean &= b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-';
+                j += 1;
+            }
+            let mut r = 0;
+            while r < crate::json::RESERVED.len() {
+                unreserved &= !eq(key, crate::json::RESERVED[r].as_bytes());
+                r += 1;
+            }
+            i += 1;
+        }
+        (if clean { KEYS_CLEAN } else { 0 }) | if unreserved { KEYS_UNRESERVED } else { 0 }
+    }
+
+    const fn eq(a: &[u8], b: &[u8]) -> bool {
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
 
     /// The specific conversions: strings, integers, booleans. (Not `&String`: the blanket
     /// `DisplayValue for &T` would apply at the same step and make the call ambiguous; a
@@ -163,6 +225,29 @@ mod tests {
         v.write_raw(&mut s);
         assert_eq!(s, v.to_string(), "write_raw and Display agree");
         s
+    }
+
+    #[test]
+    fn keys_are_checked_as_the_backends_would() {
+        use super::__private::check_keys;
+        use crate::record::{KEYS_CLEAN, KEYS_UNRESERVED};
+        assert_eq!(check_keys(&[]), KEYS_CLEAN | KEYS_UNRESERVED);
+        assert_eq!(check_keys(&["attempt", "peer.addr", "x-y_1"]), KEYS_CLEAN | KEYS_UNRESERVED);
+        assert_eq!(check_keys(&["attempt", "ключ"]), KEYS_UNRESERVED);
+        assert_eq!(check_keys(&["level"]), KEYS_CLEAN);
+        assert_eq!(check_keys(&["", "message"]), 0);
+    }
+
+    #[test]
+    fn format_strings_are_checked_for_what_needs_escaping() {
+        use super::__private::check_message;
+        use crate::record::{MESSAGE_JSON_PLAIN, MESSAGE_PLAIN};
+        assert_eq!(check_message("delivered message"), MESSAGE_PLAIN | MESSAGE_JSON_PLAIN);
+        assert_eq!(check_message("sent {} of {{n}}"), 0, "placeholders: nothing is claimed");
+        assert_eq!(check_message(r#"say "hi" \ there"#), MESSAGE_PLAIN);
+        assert_eq!(check_message("two\nlines"), 0);
+        assert_eq!(check_message("héllo"), 0);
+        assert_eq!(check_message("tab\tdel\u{7f}"), 0);
     }
 
     #[test]

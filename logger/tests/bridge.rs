@@ -285,3 +285,40 @@ fn many_fields_across_spans_all_arrive_in_order() {
     expected.push("target".into());
     assert_eq!(keys, expected);
 }
+
+#[test]
+fn tracing_values_keep_their_types_in_json_lines() {
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let out = Shared::default();
+    let json = logger::Stdout::with_writer(out.clone(), "svc", Level::Info)
+        .with_format(logger::StdoutFormat::Json);
+    let subscriber = tracing_subscriber::registry().with(TracingLayer::new(Arc::new(json)));
+    tracing::subscriber::with_default(subscriber, || {
+        let _span = tracing::info_span!("req", request_id = 7, user = "alice").entered();
+        tracing::info!(target: "smtp", code = 421, ok = true, ratio = 0.5, peer = "10.0.0.1",
+            as_text = "42", dbg = ?Some(3), "busy");
+    });
+    let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).expect(&text);
+    assert_eq!(v["message"], "busy");
+    assert_eq!((&v["code"], &v["ok"], &v["ratio"]), (&421.into(), &true.into(), &0.5.into()));
+    assert_eq!(
+        (&v["peer"], &v["as_text"], &v["dbg"]),
+        (&"10.0.0.1".into(), &"42".into(), &"Some(3)".into())
+    );
+    // Span fields are kept as text, and a number in them is still a number.
+    assert_eq!(
+        (&v["request_id"], &v["user"], &v["target"]),
+        (&7.into(), &"alice".into(), &"smtp".into())
+    );
+}

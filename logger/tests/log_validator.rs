@@ -78,6 +78,16 @@ fn malformed_lines_are_counted_and_fail_only_when_strict() {
 }
 
 #[test]
+fn a_file_without_line_breaks_is_read_in_bounded_pieces() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("one-huge-line.log");
+    std::fs::write(&path, "x".repeat((1 << 20) * 2 + 5)).unwrap();
+    let p = path.to_str().unwrap();
+    let (code, stdout, _) = run(&[p]);
+    assert_eq!((code, stdout.trim()), (0, format!("{p}: ok=0 bad=0 malformed=3").as_str()));
+}
+
+#[test]
 fn usage_errors_and_unreadable_files_exit_2() {
     let (code, _, stderr) = run(&[]);
     assert_eq!(code, 2);

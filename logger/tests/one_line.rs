@@ -197,3 +197,19 @@ fn syslog_fallback_notices_and_replayed_lines_are_one_clean_line_each() {
     let replayed = lines.iter().filter(|l| l.contains(logger::syslog::REPLAY_MARKER)).count();
     assert_eq!((notices, replayed, lines.len()), (1, 20, 41), "{text}");
 }
+
+#[test]
+fn literal_arguments_inlined_into_the_format_string_are_still_escaped() {
+    // The compiler folds literal arguments into the format string, so `as_str()` holds them;
+    // the compile-time check of the format string must not vouch for that text.
+    let out = Stdout::with_writer(Vec::new(), "p", Level::Info);
+    logger::info!(out, "sent {}", "x\n00:00:00.000000 3 p [AUDIT] forged");
+    logger::info!(out, "{}", "y\r\n");
+    let json = Stdout::with_writer(Vec::new(), "p", Level::Info).with_format(StdoutFormat::Json);
+    logger::info!(json, "{}", "z\"\n");
+    let text = String::from_utf8(out.into_writer()).unwrap();
+    assert_eq!(text.lines().count(), 2, "{text}");
+    let json = String::from_utf8(json.into_writer()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["message"], "z\"\n");
+}

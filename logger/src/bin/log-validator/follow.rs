@@ -15,15 +15,12 @@ use std::time::{Duration, Instant};
 
 use logger::{LineCheck, Logger, check_line};
 
-use crate::{Counts, describe, quote};
+use crate::{Counts, MAX_LINE, describe, quote};
 
 /// At most one bad line is logged per this interval; the others are counted.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 /// How often the per-file counts are logged (when they changed).
 const COUNTS_EVERY: Duration = Duration::from_secs(60);
-/// A line longer than this is checked in pieces of this size (each then fails): a file with no
-/// line breaks cannot make the validator hold it all in memory.
-const MAX_LINE: usize = 1 << 20;
 
 /// Follows a set of files and reports through a [`Logger`].
 pub(crate) struct Follower {
@@ -41,8 +38,10 @@ struct Followed {
     open: Option<Open>,
     counts: Counts,
     reported: Counts,
-    /// Whether "cannot open" was said for the current outage.
+    /// Whether "waiting for it to appear" was said for the current absence.
     missing_said: bool,
+    /// Whether a read error was said since the file was last read without one.
+    error_said: bool,
 }
 
 /// The file currently read for a path.
@@ -69,6 +68,7 @@ impl Follower {
                 counts: Counts::default(),
                 reported: Counts::default(),
                 missing_said: false,
+                error_said: false,
             })
             .collect();
         Follower { files, log, last_report: None, suppressed: 0, last_counts: Instant::now() }
@@ -78,10 +78,17 @@ impl Follower {
     /// now and then, the counts.
     pub(crate) fn poll(&mut self) {
         for i in 0..self.files.len() {
-            if let Err(e) = self.poll_file(i) {
-                let f = &mut self.files[i];
-                logger::warning!(self.log, "cannot read {}", f.path.display(); error = e);
-                f.open = None;
+            match self.poll_file(i) {
+                Ok(()) => self.files[i].error_said = false,
+                Err(e) => {
+                    // Said once per spell of errors, not at every poll.
+                    let f = &mut self.files[i];
+                    if !f.error_said {
+                        logger::warning!(self.log, "cannot read {}", f.path.display(); error = e);
+                        f.error_said = true;
+                    }
+                    f.open = None;
+                }
             }
         }
         if self.last_counts.elapsed() >= COUNTS_EVERY {
@@ -306,6 +313,22 @@ mod tests {
         append(&path, &flipped);
         f.poll();
         assert_eq!(mock.get_all_matching("suppressed=4").len(), 1);
+    }
+
+    #[test]
+    fn a_path_that_cannot_be_read_is_reported_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let mock = logger::Mock::new();
+        let mut f = Follower::new(vec![dir.path().to_owned()], Arc::new(mock.clone()));
+        for _ in 0..3 {
+            f.poll();
+        }
+        assert_eq!(
+            mock.get_all_matching("^WARNING: cannot read ").len(),
+            1,
+            "{:?}",
+            mock.get_all()
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod follow;
 
 use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -145,6 +145,10 @@ pub(crate) fn quote(line: &[u8]) -> String {
     s
 }
 
+/// A line longer than this is checked in pieces of this size (each then fails): a file with
+/// no line breaks cannot make the validator hold it all in memory.
+pub(crate) const MAX_LINE: usize = 1 << 20;
+
 /// Reads `path` once, printing each failing line on `errors`; the lines of one file, blank
 /// lines skipped (as Boulder's validator does).
 fn check_file(path: &PathBuf, strict: bool, errors: &mut dyn Write) -> io::Result<Counts> {
@@ -154,7 +158,7 @@ fn check_file(path: &PathBuf, strict: bool, errors: &mut dyn Write) -> io::Resul
     let mut number = 0u64;
     loop {
         line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
+        if (&mut reader).take(MAX_LINE as u64).read_until(b'\n', &mut line)? == 0 {
             return Ok(counts);
         }
         number += 1;
