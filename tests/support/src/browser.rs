@@ -13,8 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 
 use crate::ports::{free_port, loopback};
-use crate::process::{Held, processes_with_arg, run};
-use crate::rsyslog::missing;
+use crate::process::{Held, missing, processes_with_arg, run};
 
 /// Debian's `chromium` package.
 pub const CHROMIUM: &str = "/usr/bin/chromium";

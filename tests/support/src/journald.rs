@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::process::{Daemon, Held, is_root, run};
-use crate::rsyslog::missing;
+use crate::process::{Daemon, Held, is_root, missing, run};
 use crate::wait::wait_for_matching;
 
 /// Where Debian's `systemd` package installs the daemon.
@@ -241,17 +240,19 @@ impl Journald {
         }
         let started = Instant::now();
         let d = self.dir.path().display();
-        // The mount points exist on Debian; `mkdir -p` for a machine where one does not.
+        // A tmpfs on /etc/systemd too: journald reads our journald.conf and no drop-in of the
+        // host's (/run/systemd is a fresh tmpfs already). The mount points exist wherever
+        // systemd is installed; `mkdir -p` for a machine where one does not.
         let script = format!(
             "set -e
              mkdir -p /run/systemd /run/log /var/log/journal /etc/systemd
-             [ -e /etc/systemd/journald.conf ] || : > /etc/systemd/journald.conf
              mount -t tmpfs tmpfs /run/systemd
              mkdir /run/systemd/journal
              mount --bind '{d}/run' /run/systemd/journal
              mount --bind '{d}/log' /run/log
              mount --bind '{d}/var' /var/log/journal
-             mount --bind '{d}/journald.conf' /etc/systemd/journald.conf
+             mount -t tmpfs tmpfs /etc/systemd
+             cp '{d}/journald.conf' /etc/systemd/journald.conf
              exec {JOURNALD}"
         );
         // unshare execs sh, which execs journald: the held pid is journald's.

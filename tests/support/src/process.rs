@@ -225,6 +225,15 @@ impl Daemon {
     }
 }
 
+/// Names the package to install when the program is missing.
+pub(crate) fn missing(e: io::Error, package: &str) -> io::Error {
+    if e.kind() == io::ErrorKind::NotFound {
+        io::Error::new(e.kind(), format!("{e} (apt-get install {package}; .ci/run installs it)"))
+    } else {
+        e
+    }
+}
+
 /// Copies `stream` into `into` on a thread of its own, so a chatty child never blocks on a
 /// full pipe.
 fn drain(mut stream: impl Read + Send + 'static, mut into: Captured) -> JoinHandle<()> {
@@ -499,6 +508,16 @@ mod tests {
         let err = held.wait_ready(Duration::from_millis(20), "listen", |_| false).unwrap_err();
         assert!(err.to_string().contains("(killed)"), "{err}");
         assert!(group_members(pid).is_empty());
+    }
+
+    #[test]
+    fn a_missing_program_names_its_package() {
+        let e =
+            missing(io::Error::new(io::ErrorKind::NotFound, "cannot start rsyslogd"), "rsyslog");
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(e.to_string().contains("apt-get install rsyslog"), "{e}");
+        let other = missing(io::Error::other("port taken"), "rsyslog");
+        assert_eq!(other.to_string(), "port taken");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::certs::{CertFiles, TestCa};
 use crate::ports::{loopback, with_free_ports};
-use crate::process::{Daemon, Held};
+use crate::process::{Daemon, Held, missing};
 use crate::wait::{wait_for_matching, wait_until};
 
 /// How long the daemon may take to open all its inputs.
@@ -352,15 +352,6 @@ impl Drop for Rsyslog {
     }
 }
 
-/// Names the package to install when the program is missing.
-pub(crate) fn missing(e: io::Error, package: &str) -> io::Error {
-    if e.kind() == io::ErrorKind::NotFound {
-        io::Error::new(e.kind(), format!("{e} (apt-get install {package}; .ci/run installs it)"))
-    } else {
-        e
-    }
-}
-
 /// The configuration: private inputs, one output file, and nothing else.
 ///
 /// Stock limits on purpose: no `maxMessageSize` (the default, 8,096 bytes, counts the whole
@@ -421,16 +412,6 @@ input(type="imtcp" address="127.0.0.1" port="{tcp}" ruleset="tcp")
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_missing_program_names_its_package() {
-        let e =
-            missing(io::Error::new(io::ErrorKind::NotFound, "cannot start rsyslogd"), "rsyslog");
-        assert_eq!(e.kind(), io::ErrorKind::NotFound);
-        assert!(e.to_string().contains("apt-get install rsyslog"), "{e}");
-        let other = missing(io::Error::other("port taken"), "rsyslog");
-        assert_eq!(other.to_string(), "port taken");
-    }
 
     #[test]
     fn parses_a_written_record() {
