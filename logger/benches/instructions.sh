@@ -20,8 +20,8 @@ count() { # variant scale -> "instructions events"
     echo "$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$out/stderr") \
         $(sed -n 's/.*events \([0-9]*\)$/\1/p' "$out/stdout" | head -1)"
 }
-variants=("raw write" "logger Stdout /" "tracing fmt compact" "raw send" "logger Syslog"
-    "syslog crate" "logger Mock" "disabled" "logger Stdout JSON" "tracing fmt json"
+variants=("raw write" "logger Stdout /" "tracing fmt compact" "logger Mock" "disabled"
+    "logger Stdout JSON" "tracing fmt json"
     "bridge, no span" "bridge, 2 spans" "logger Stdout checksum")
 [ $# -gt 0 ] && variants=("$@")
 declare -A per

@@ -31,7 +31,7 @@ pub(crate) fn write_now(out: &mut String, stamp: Stamp) -> Duration {
 /// rendered once per second per thread and format, then copied; only the microseconds are
 /// rendered per call. A thread that feeds a stdout and a syslog sink alternately keeps both
 /// prefixes.
-fn write_at(out: &mut String, stamp: Stamp, since: Duration) {
+pub(crate) fn write_at(out: &mut String, stamp: Stamp, since: Duration) {
     thread_local! {
         static PREFIXES: RefCell<[(u64, String); 3]> = RefCell::new(Default::default());
     }

@@ -33,10 +33,20 @@ pub struct Config {
     pub syslog: Option<SyslogTarget>,
     /// The syslog threshold.
     pub syslog_level: Level,
-    /// The syslog header format.
-    pub syslog_format: SyslogFormat,
+    /// The syslog header format; `None` = by transport ([`SyslogFormat::for_target`]: RFC 3164
+    /// on a unix socket, RFC 5424 over the network).
+    pub syslog_format: Option<SyslogFormat>,
     /// The syslog facility.
     pub facility: Facility,
+    /// The longest syslog frame, header included ([`crate::syslog::DEFAULT_MAX_LEN`]: stock
+    /// rsyslog's); raise it only together with the daemon's `maxMessageSize`.
+    pub syslog_max_len: usize,
+    /// For a `tls:` target: a PEM file with the CA certificates to trust instead of the
+    /// system's roots.
+    pub syslog_tls_ca: Option<PathBuf>,
+    /// For a `tls:` target: the name the daemon's certificate must hold, when it is not the
+    /// target's host.
+    pub syslog_tls_server_name: Option<String>,
     /// `Some(socket path)` = a journald sink (normally `/run/systemd/journal/socket`).
     pub journald: Option<PathBuf>,
     /// The journald threshold.
@@ -48,7 +58,7 @@ pub struct Config {
 
 impl Config {
     /// Stdout at Info and nothing else; syslog and journald thresholds default to Info,
-    /// syslog to RFC 5424 on facility local0.
+    /// syslog to the transport's format on facility local0, frames of at most 8,096 bytes.
     pub fn new(program: &str) -> Self {
         Config {
             program: program.to_owned(),
@@ -56,8 +66,11 @@ impl Config {
             stdout_format: StdoutFormat::default(),
             syslog: None,
             syslog_level: Level::Info,
-            syslog_format: SyslogFormat::default(),
+            syslog_format: None,
             facility: Facility::default(),
+            syslog_max_len: crate::syslog::DEFAULT_MAX_LEN,
+            syslog_tls_ca: None,
+            syslog_tls_server_name: None,
             journald: None,
             journald_level: Level::Info,
             checksum: false,
@@ -67,9 +80,10 @@ impl Config {
 
 impl fmt::Display for Config {
     /// The effective configuration as `key=value` pairs, for a service's start-up line:
-    /// `stdout=info syslog=unix:/dev/log syslog_level=info syslog_format=rfc5424
+    /// `stdout=info syslog=unix:/dev/log syslog_level=info syslog_format=rfc3164
     /// facility=local0 journald=none` (sinks that are off show `none`; levels of sinks that are
-    /// off are left out; `checksum=on` only when it is).
+    /// off are left out; the frame limit, TLS settings and `checksum=on` only when not the
+    /// defaults).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let level = |l: Level| l.as_str().to_ascii_lowercase();
         match self.stdout_level {
@@ -81,16 +95,22 @@ impl fmt::Display for Config {
         }
         match &self.syslog {
             Some(target) => {
-                let format = match self.syslog_format {
-                    SyslogFormat::Rfc5424 => "rfc5424",
-                    SyslogFormat::Rfc3164 => "rfc3164",
-                };
+                let format = self.syslog_format.unwrap_or(SyslogFormat::for_target(target));
                 write!(
                     f,
                     " syslog={target} syslog_level={} syslog_format={format} facility={}",
                     level(self.syslog_level),
                     self.facility
                 )?;
+                if self.syslog_max_len != crate::syslog::DEFAULT_MAX_LEN {
+                    write!(f, " syslog_max_len={}", self.syslog_max_len)?;
+                }
+                if let Some(ca) = &self.syslog_tls_ca {
+                    write!(f, " syslog_tls_ca={}", ca.display())?;
+                }
+                if let Some(name) = &self.syslog_tls_server_name {
+                    write!(f, " syslog_tls_server_name={name}")?;
+                }
             }
             None => f.write_str(" syslog=none")?,
         }
@@ -112,8 +132,9 @@ impl fmt::Display for Config {
     }
 }
 
-/// Where syslog records go. Parses from `unix:PATH`, `udp:HOST:PORT` or `tcp:HOST:PORT`
-/// (`HOST` may be a name, an IPv4 address or a bracketed IPv6 address).
+/// Where syslog records go. Parses from `unix:PATH`, `udp:HOST:PORT`, `tcp:HOST:PORT` or
+/// `tls:HOST:PORT` (`HOST` may be a name, an IPv4 address or a bracketed IPv6 address; names
+/// are resolved once, here).
 ///
 /// ```
 /// use logger::SyslogTarget;
@@ -130,6 +151,21 @@ pub enum SyslogTarget {
     Udp(SocketAddr),
     /// TCP with octet-counting framing (RFC 6587).
     Tcp(SocketAddr),
+    /// TLS over TCP with octet-counting framing (RFC 5425; needs the `tls` feature). `host` is
+    /// the name the certificate is checked against unless the sink is given another.
+    Tls {
+        /// Where to connect.
+        addr: SocketAddr,
+        /// The host as written in the target (a name or an IP address, without brackets).
+        host: String,
+    },
+}
+
+impl SyslogTarget {
+    /// Whether records go over a byte stream (TCP or TLS), as octet-counted frames.
+    pub fn is_stream(&self) -> bool {
+        matches!(self, SyslogTarget::Tcp(_) | SyslogTarget::Tls { .. })
+    }
 }
 
 impl Default for SyslogTarget {
@@ -145,6 +181,10 @@ impl fmt::Display for SyslogTarget {
             SyslogTarget::Unix(p) => write!(f, "unix:{}", p.display()),
             SyslogTarget::Udp(a) => write!(f, "udp:{a}"),
             SyslogTarget::Tcp(a) => write!(f, "tcp:{a}"),
+            SyslogTarget::Tls { addr, host } if host.contains(':') => {
+                write!(f, "tls:[{host}]:{}", addr.port())
+            }
+            SyslogTarget::Tls { addr, host } => write!(f, "tls:{host}:{}", addr.port()),
         }
     }
 }
@@ -172,7 +212,7 @@ impl FromStr for SyslogTarget {
     type Err = ParseConfigError;
 
     fn from_str(s: &str) -> Result<Self, ParseConfigError> {
-        let expected = "expected unix:PATH, udp:HOST:PORT or tcp:HOST:PORT";
+        let expected = "expected unix:PATH, udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT";
         let (scheme, rest) = s
             .split_once(':')
             .ok_or_else(|| ParseConfigError(format!("bad syslog target {s:?}: {expected}")))?;
@@ -183,6 +223,15 @@ impl FromStr for SyslogTarget {
             "unix" => Ok(SyslogTarget::Unix(PathBuf::from(rest))),
             "udp" => resolve(s, rest).map(SyslogTarget::Udp),
             "tcp" => resolve(s, rest).map(SyslogTarget::Tcp),
+            "tls" if cfg!(not(feature = "tls")) => Err(ParseConfigError(format!(
+                "bad syslog target {s:?}: this build of the logger has no TLS (feature `tls`)"
+            ))),
+            "tls" => {
+                let addr = resolve(s, rest)?;
+                let host = rest.rsplit_once(':').map_or(rest, |(h, _)| h);
+                let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+                Ok(SyslogTarget::Tls { addr, host: host.to_owned() })
+            }
             _ => Err(ParseConfigError(format!(
                 "bad syslog target {s:?}: unknown scheme {scheme:?}, {expected}"
             ))),
@@ -210,14 +259,37 @@ fn resolve(whole: &str, host_port: &str) -> Result<SocketAddr, ParseConfigError>
 }
 
 /// The syslog header format.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum SyslogFormat {
-    /// `<PRI>1 TIMESTAMP HOST APP PID - - MSG` (RFC 5424), the default.
-    #[default]
+    /// `<PRI>1 TIMESTAMP HOST APP PID - - MSG` (RFC 5424), the default over the network.
     Rfc5424,
-    /// `<PRI>Mmm dd HH:MM:SS [HOST ]TAG[PID]: MSG` (RFC 3164, BSD syslog).
+    /// `<PRI>Mmm dd HH:MM:SS [HOST ]TAG[PID]: MSG` (RFC 3164, BSD syslog), the default on a
+    /// unix socket.
     Rfc3164,
+}
+
+impl SyslogFormat {
+    /// The format a daemon at `target` parses by default: RFC 3164 on a unix socket, exactly
+    /// what glibc's `syslog(3)` sends (stock rsyslog's imuxsock and journald's syslog socket
+    /// read RFC 5424 there with APP-NAME `1` and the header inside the message), RFC 5424 over
+    /// UDP, TCP and TLS.
+    pub fn for_target(target: &SyslogTarget) -> SyslogFormat {
+        match target {
+            SyslogTarget::Unix(_) => SyslogFormat::Rfc3164,
+            _ => SyslogFormat::Rfc5424,
+        }
+    }
+}
+
+impl fmt::Display for SyslogFormat {
+    /// `rfc5424` or `rfc3164`, as parsed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SyslogFormat::Rfc5424 => "rfc5424",
+            SyslogFormat::Rfc3164 => "rfc3164",
+        })
+    }
 }
 
 impl FromStr for SyslogFormat {
@@ -324,7 +396,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_the_three_targets() {
+    fn parses_the_four_targets() {
         assert_eq!(
             "unix:/dev/log".parse::<SyslogTarget>(),
             Ok(SyslogTarget::Unix("/dev/log".into()))
@@ -339,12 +411,20 @@ mod tests {
         );
         let local = "tcp:localhost:601".parse::<SyslogTarget>().unwrap();
         assert!(matches!(local, SyslogTarget::Tcp(a) if a.port() == 601 && a.ip().is_loopback()));
+        let tls = "tls:localhost:6514".parse::<SyslogTarget>().unwrap();
+        assert!(
+            matches!(&tls, SyslogTarget::Tls { addr, host } if addr.port() == 6514 && host == "localhost"),
+            "{tls:?}"
+        );
+        let v6 = "tls:[::1]:6514".parse::<SyslogTarget>().unwrap();
+        assert!(matches!(&v6, SyslogTarget::Tls { host, .. } if host == "::1"), "{v6:?}");
+        assert!(tls.is_stream() && v6.is_stream() && !SyslogTarget::default().is_stream());
     }
 
     #[test]
     fn bad_targets_say_what_is_wrong() {
         let err = |s: &str| s.parse::<SyslogTarget>().unwrap_err().to_string();
-        assert!(err("/dev/log").contains("expected unix:PATH, udp:HOST:PORT or tcp:HOST:PORT"));
+        assert!(err("/dev/log").contains("udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT"));
         assert!(err("http://x").contains("unknown scheme \"http\""));
         assert!(err("unix:").contains("empty socket path"));
         assert!(err("udp:127.0.0.1").contains("expected HOST:PORT"));
@@ -355,7 +435,14 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["unix:/run/x.sock", "udp:127.0.0.1:514", "tcp:[::1]:601"] {
+        for s in [
+            "unix:/run/x.sock",
+            "udp:127.0.0.1:514",
+            "tcp:[::1]:601",
+            "tls:localhost:6514",
+            "tls:127.0.0.1:6514",
+            "tls:[::1]:6514",
+        ] {
             assert_eq!(s.parse::<SyslogTarget>().unwrap().to_string(), s);
         }
     }
@@ -373,6 +460,14 @@ mod tests {
         assert_eq!("3164".parse::<SyslogFormat>(), Ok(SyslogFormat::Rfc3164));
         assert_eq!("RFC5424".parse::<SyslogFormat>(), Ok(SyslogFormat::Rfc5424));
         assert!("json".parse::<SyslogFormat>().is_err());
+        for f in [SyslogFormat::Rfc5424, SyslogFormat::Rfc3164] {
+            assert_eq!(f.to_string().parse::<SyslogFormat>(), Ok(f));
+        }
+        let by = |t: &str| SyslogFormat::for_target(&t.parse().unwrap());
+        assert_eq!(by("unix:/dev/log"), SyslogFormat::Rfc3164);
+        for t in ["udp:127.0.0.1:514", "tcp:127.0.0.1:601", "tls:127.0.0.1:6514"] {
+            assert_eq!(by(t), SyslogFormat::Rfc5424, "{t}");
+        }
     }
 
     #[test]
@@ -384,7 +479,6 @@ mod tests {
         c.stdout_level = None;
         c.syslog = Some("unix:/dev/log".parse().unwrap());
         c.syslog_level = Level::Debug;
-        c.syslog_format = SyslogFormat::Rfc3164;
         c.facility = Facility::Mail;
         c.journald = Some("/run/j.sock".into());
         c.checksum = true;
@@ -392,6 +486,17 @@ mod tests {
             c.to_string(),
             "stdout=none syslog=unix:/dev/log syslog_level=debug syslog_format=rfc3164 \
              facility=mail journald=/run/j.sock journald_level=info checksum=on"
+        );
+        c.syslog = Some("tls:127.0.0.1:6514".parse().unwrap());
+        c.syslog_max_len = 65_536;
+        c.syslog_tls_ca = Some("/etc/ca.pem".into());
+        c.syslog_tls_server_name = Some("logs.example".into());
+        c.journald = None;
+        assert_eq!(
+            c.to_string(),
+            "stdout=none syslog=tls:127.0.0.1:6514 syslog_level=debug syslog_format=rfc5424 \
+             facility=mail syslog_max_len=65536 syslog_tls_ca=/etc/ca.pem \
+             syslog_tls_server_name=logs.example journald=none checksum=on"
         );
     }
 
@@ -401,7 +506,8 @@ mod tests {
         assert_eq!(c.program, "svc");
         assert_eq!(c.stdout_level, Some(Level::Info));
         assert!(c.syslog.is_none() && c.journald.is_none());
-        assert_eq!(c.syslog_format, SyslogFormat::Rfc5424);
+        assert_eq!(c.syslog_format, None);
+        assert_eq!(c.syslog_max_len, 8096);
         assert_eq!(c.facility, Facility::Local0);
     }
 }

@@ -200,23 +200,56 @@ pub(crate) fn with_line_buffer<R>(f: impl FnOnce(&mut String) -> R) -> R {
     thread_local! {
         static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
     }
+    with_reused(&LINE, f)
+}
+
+/// A buffer [`with_reused`] can hand out again and again.
+pub(crate) trait Reusable: Default {
+    fn clear(&mut self);
+    fn capacity(&self) -> usize;
+}
+
+impl Reusable for String {
+    fn clear(&mut self) {
+        String::clear(self);
+    }
+    fn capacity(&self) -> usize {
+        String::capacity(self)
+    }
+}
+
+impl Reusable for Vec<u8> {
+    fn clear(&mut self) {
+        Vec::clear(self);
+    }
+    fn capacity(&self) -> usize {
+        Vec::capacity(self)
+    }
+}
+
+/// Runs `f` with the buffer in the thread-local `key`, emptied; a fresh one when it is taken
+/// (a `Display` impl that logs) or gone (a thread-local destructor that logs at thread exit).
+pub(crate) fn with_reused<B: Reusable + 'static, R>(
+    key: &'static std::thread::LocalKey<std::cell::RefCell<B>>,
+    f: impl FnOnce(&mut B) -> R,
+) -> R {
     // Buffers that grew for one huge record are not kept forever.
     const KEEP: usize = 64 * 1024;
     let mut f = Some(f);
     // `try_with`: a thread-local destructor that logs during thread exit must not panic.
-    let done = LINE.try_with(|line| {
-        let mut buf = line.try_borrow_mut().ok()?;
+    let done = key.try_with(|cell| {
+        let mut buf = cell.try_borrow_mut().ok()?;
         let f = f.take()?;
         buf.clear();
         let r = f(&mut buf);
         if buf.capacity() > KEEP {
-            *buf = String::new();
+            *buf = B::default();
         }
         Some(r)
     });
     match (done, f) {
         (Ok(Some(r)), _) => r,
-        (_, Some(f)) => f(&mut String::new()),
+        (_, Some(f)) => f(&mut B::default()),
         (_, None) => unreachable!("f is taken only on the path that returns its result"),
     }
 }

@@ -53,9 +53,9 @@
 //!
 //! # Features
 //!
-//! [`Stdout`] (short and JSON lines), [`Syslog`], [`Journald`], [`Fanout`], [`new`], the
-//! global logger, the panic hook and the line checksum need nothing but `std` and are always
-//! there. Each optional part is one feature, and none is on by default: features are additive
+//! [`Stdout`] (short and JSON lines), [`Syslog`] (unix, UDP, TCP), [`Journald`], [`Fanout`],
+//! [`new`], the global logger, the panic hook and the line checksum need nothing but `std`
+//! (and `rustix`, for journald's memfd) and are always there. Each optional part is one feature, and none is on by default: features are additive
 //! across a build, so a default feature that any one dependent leaves on would be on for
 //! every crate in it. A library that only takes an `Arc<dyn Logger>` enables nothing; `main`
 //! enables what it wires up; tests enable `mock` in `[dev-dependencies]`.
@@ -66,6 +66,7 @@
 //! | `log`     | [`LogAdapter`]: `log`-crate records into a Logger | `log` |
 //! | `serde`   | [`audit_object`]: an audit record with a value as compact JSON | `serde_core`, `serde_json` (no derive macros) |
 //! | `mock`    | [`Mock`], the recorder unit tests inject and assert on | `regex` |
+//! | `tls`     | [`Syslog`] over TLS (`tls:HOST:PORT`, RFC 5425): certificates verified against the system's roots or a given CA | `rustls` (ring), `rustls-native-certs` |
 //!
 //! ```toml
 //! [dependencies]
@@ -87,9 +88,14 @@
 //! - `stdout.rs`: [`Stdout`], the short `HH:MM:SS.ffffff 6 prog message k=v` format or JSON
 //!   lines ([`StdoutFormat`]).
 //! - `json.rs`: JSON escaping and the JSON-lines object, hand-written for the hot path.
-//! - `syslog.rs`: [`Syslog`], RFC 5424/3164 over unix, UDP or TCP, reconnecting.
-//! - `recent.rs`: the ring of recently sent syslog lines, replayed when the daemon dies.
-//! - `journald.rs`: [`Journald`], the journal's native protocol.
+//! - `syslog.rs`: [`Syslog`], RFC 3164/5424 formatting and truncation, the caller's side.
+//! - `queue.rs`: the bounded queue between a sink's callers and its writer thread,
+//!   [`SinkStats`].
+//! - `delivery.rs`: the syslog writer thread: connect, send, reconnect, replay, notices.
+//! - `transport.rs`: one open syslog transport (unix, UDP, TCP) and how a batch goes out on it.
+//! - `tls.rs`: syslog over TLS (rustls), with the `tls` feature.
+//! - `recent.rs`: the ring of recently sent lines, replayed when the daemon dies.
+//! - `journald.rs`: [`Journald`], the journal's native protocol, memfd for large records.
 //! - `fanout.rs`: [`Fanout`], several sinks with a threshold each.
 //! - `bridge.rs`: [`TracingLayer`] (tracing -> Logger), [`TracingLogger`] (Logger -> tracing).
 //! - `log_adapter.rs`: [`LogAdapter`] (`log` crate -> Logger).
@@ -113,6 +119,7 @@ mod bridge;
 mod checksum;
 mod clock;
 mod config;
+mod delivery;
 mod fanout;
 mod format;
 mod global;
@@ -123,10 +130,13 @@ mod log_adapter;
 mod macros;
 #[cfg(feature = "mock")]
 mod mock;
+mod queue;
 mod recent;
 mod record;
 mod stdout;
 pub mod syslog;
+mod tls;
+mod transport;
 mod value;
 
 use std::sync::Arc;
@@ -146,6 +156,7 @@ pub use journald::Journald;
 pub use log_adapter::{LogAdapter, level_from_log};
 #[cfg(feature = "mock")]
 pub use mock::{Mock, new_mock};
+pub use queue::SinkStats;
 pub use record::{Field, Level, Logger, OwnedRecord, ParseLevelError, Record};
 pub use stdout::{Stdout, StdoutFormat};
 pub use syslog::Syslog;
@@ -154,9 +165,10 @@ pub use value::__private;
 pub use value::Value;
 
 /// Builds the production logger described by `config`: a [`Fanout`] over the configured
-/// sinks, each behind its own threshold. Never fails: a syslog daemon that cannot be reached
-/// now is reported once on stderr, and the sink keeps retrying (lines go to stderr meanwhile);
-/// a journald socket is tried per record.
+/// sinks, each behind its own threshold. Never fails and never waits: the syslog sink connects
+/// on its writer thread at once, and a daemon that cannot be reached is reported once on
+/// stderr while the sink keeps retrying (lines go to stderr meanwhile); journald likewise.
+/// The sinks write on threads of their own: call [`Logger::flush`] before the process exits.
 pub fn new(config: Config) -> Arc<dyn Logger> {
     let mut fanout = Fanout::new();
     if let Some(level) = config.stdout_level {
@@ -166,12 +178,22 @@ pub fn new(config: Config) -> Arc<dyn Logger> {
         fanout = fanout.with(Arc::new(sink), level);
     }
     if let Some(target) = &config.syslog {
-        let sink = Syslog::new(target.clone(), &config.program)
-            .with_format(config.syslog_format)
+        let mut sink = Syslog::new(target.clone(), &config.program)
             .with_facility(config.facility)
-            .with_level(config.syslog_level);
-        // A failure is announced on stderr by the sink itself; it retries on later records.
-        let _ = sink.try_connect();
+            .with_level(config.syslog_level)
+            .with_max_len(config.syslog_max_len)
+            .with_checksum(config.checksum);
+        if let Some(format) = config.syslog_format {
+            sink = sink.with_format(format);
+        }
+        if let Some(ca) = &config.syslog_tls_ca {
+            sink = sink.with_tls_ca_file(ca);
+        }
+        if let Some(name) = &config.syslog_tls_server_name {
+            sink = sink.with_tls_server_name(name);
+        }
+        // A failure is announced on stderr by the writer itself; it keeps retrying.
+        sink.start();
         fanout = fanout.with(Arc::new(sink), config.syslog_level);
     }
     if let Some(path) = &config.journald {

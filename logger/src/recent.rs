@@ -1,5 +1,6 @@
-//! [`Recent`]: the last syslog lines the kernel accepted, kept so that they can be copied to
-//! the fallback when the connection they went out on turns out to be dead.
+//! [`Recent`]: the last records the kernel accepted for a daemon (syslog lines, journald
+//! entries), kept so that they can be copied to the fallback when the daemon turns out to be
+//! gone.
 //!
 //! Plain syslog has no acknowledgement. A unix datagram queued in a daemon's socket when the
 //! daemon exits, a TCP frame written after the daemon's FIN (or read by the daemon but not yet
@@ -29,7 +30,7 @@ use crate::syslog::TRUNCATION_MARKER;
 pub const REPLAY_LINES: usize = 64;
 
 /// At most this many bytes of them (messages without framing): 64 KiB, fixed, per sink. 64
-/// lines of up to 1 KiB, or eight of rsyslog's default 8 KiB maximum.
+/// lines of up to 1 KiB, or eight of stock rsyslog's longest (8,096 bytes).
 pub const REPLAY_BYTES: usize = 64 * 1024;
 
 /// Only lines sent within this time before the failure are replayed.
@@ -147,10 +148,25 @@ impl Recent {
         prefix: &[u8],
         end: Option<Duration>,
     ) -> usize {
+        self.drain(end, |out_line, _| {
+            out.extend_from_slice(prefix);
+            out.extend_from_slice(out_line);
+            out.push(b'\n');
+        })
+    }
+
+    /// Calls `f` with each line (and when it was sent) sent within [`REPLAY_WINDOW`] before
+    /// `end` (default: the newest line), oldest first, then forgets them all. Returns how many.
+    pub(crate) fn drain(
+        &mut self,
+        end: Option<Duration>,
+        mut f: impl FnMut(&[u8], Duration),
+    ) -> usize {
         let Some(newest) = self.count.checked_sub(1) else {
             return 0;
         };
         let end = end.unwrap_or(self.entries[(self.oldest + newest) % REPLAY_LINES].at);
+        let mut line = Vec::new();
         let mut written = 0;
         for i in 0..self.count {
             let e = self.entries[(self.oldest + i) % REPLAY_LINES];
@@ -159,11 +175,16 @@ impl Recent {
             if end.saturating_sub(e.at) > REPLAY_WINDOW {
                 continue;
             }
-            out.extend_from_slice(prefix);
             let first = e.len.min(REPLAY_BYTES - e.start);
-            out.extend_from_slice(&self.bytes[e.start..e.start + first]);
-            out.extend_from_slice(&self.bytes[..e.len - first]);
-            out.push(b'\n');
+            if first == e.len {
+                f(&self.bytes[e.start..e.start + e.len], e.at);
+            } else {
+                // The line wraps around the end of the buffer.
+                line.clear();
+                line.extend_from_slice(&self.bytes[e.start..]);
+                line.extend_from_slice(&self.bytes[..e.len - first]);
+                f(&line, e.at);
+            }
             written += 1;
         }
         self.clear();

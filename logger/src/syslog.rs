@@ -1,74 +1,90 @@
-//! [`Syslog`]: RFC 5424 or 3164 over a unix datagram socket, UDP or TCP, with reconnection,
-//! truncation and a stderr fallback.
+//! [`Syslog`]: RFC 3164 or 5424 over a unix datagram socket, UDP, TCP or TLS, formatted by the
+//! caller, sent by a writer thread, truncated to fit a stock rsyslog, with a stderr fallback.
 
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::os::unix::net::UnixDatagram;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use crate::clock::{self, Stamp};
+pub use crate::delivery::{MAX_RETRY_WAIT, REPLAY_MARKER};
+use crate::delivery::{Settings, Writer};
 use crate::format::{with_line_buffer, write_body};
-use crate::recent::Recent;
+use crate::queue::{Fallback, Queue};
+pub use crate::queue::{QUEUE_BYTES, QUEUE_LINES, SinkStats};
 pub use crate::recent::{REPLAY_BYTES, REPLAY_LINES, REPLAY_WINDOW};
+use crate::tls::{CaSource, TlsSettings};
 use crate::{Facility, Level, Logger, Record, SyslogFormat, SyslogTarget};
 
-/// rsyslog's default `maxMessageSize`: longer messages would be cut by the daemon anyway.
-pub const DEFAULT_MAX_LEN: usize = 8 * 1024;
+/// The longest frame sent by default, header and truncation marker included: stock rsyslog's
+/// `maxMessageSize` (8,096 bytes, not 8 KiB). rsyslog counts PRI, header and message (over
+/// TCP, not the octet count in front); past the limit it drops the rest of a datagram, and
+/// over TCP parses the rest of the frame as a *new record*, which would let a value forge one.
+pub const DEFAULT_MAX_LEN: usize = 8096;
 
-/// The longest wait between two connection attempts while the daemon stays away: the bound on
-/// how long delivery takes to resume after a long outage.
-pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
+/// The least maximum [`Syslog::with_max_len`] accepts: the longest header (a 255-character
+/// hostname, a 48-character program) and the marker always fit, and every receiver takes it
+/// (RFC 5424 requires 480 bytes).
+pub const MIN_MAX_LEN: usize = 480;
 
-/// Appended to a message cut down to the maximum length.
+/// Ends a message cut down to the maximum length.
 pub const TRUNCATION_MARKER: &str = "...[truncated]";
 
-/// Marks a line copied to the fallback because it may not have reached the daemon: the
-/// fallback line is `logger: PROGRAM possibly undelivered: MESSAGE`.
-pub const REPLAY_MARKER: &str = "possibly undelivered: ";
-
-/// Sends records to a syslog daemon.
+/// Sends records to a syslog daemon without ever making its caller wait on it.
 ///
-/// - **Formats**: RFC 5424 (default) `<PRI>1 2026-11-28T22:12:01.617363Z host prog 4242 - -
-///   [AUDIT] message key=value`, or RFC 3164 `<PRI>Nov 28 22:12:01 prog[4242]: message`
-///   (the hostname is included over UDP and TCP and left to the daemon on a unix socket, as
-///   glibc does). Timestamps are UTC. The body is escaped like every text backend.
-/// - **Transports**: a unix datagram socket (default `/dev/log`), UDP, or TCP with
-///   octet-counting framing (`LEN SP MSG`, RFC 6587).
-/// - **Reconnection**: when a send fails, the socket is recreated at once and the line sent
-///   again. While the daemon stays away, one thread at a time tries a new connection, the
-///   first retry after the retry interval (default 200 ms), each further one after twice the
-///   previous wait, up to [`MAX_RETRY_WAIT`]; the others write to the fallback meanwhile. Over
-///   TCP a watcher thread notices the daemon closing the connection, so the next line goes to
-///   a fresh connection instead of into a dead socket.
-/// - **Never fails, never blocks forever**: a line that cannot be delivered is written whole
-///   to the fallback (stderr by default) in one write; connects and writes time out (default
-///   1 s), so a wedged daemon costs one thread one timeout per retry, not every line a
-///   timeout. Going down and coming back are announced on the fallback (at most one outage
-///   notice per 10 s). The one wait the sink cannot bound is the fallback itself: stderr
-///   redirected to a pipe that nobody reads blocks its writers, as it would any program.
+/// - **Formats**: RFC 3164 by default on a unix socket, `<PRI>Mmm dd hh:mm:ss prog[pid]: msg`,
+///   exactly what glibc's `syslog(3)` sends, which stock rsyslog's imuxsock and journald's
+///   `/dev/log` parse (APP-NAME, PROCID, the daemon's own HOSTNAME); RFC 5424 by default over
+///   UDP, TCP and TLS, `<PRI>1 2026-11-28T22:12:01.617363Z host prog 4242 - - msg`; either on
+///   request ([`Syslog::with_format`]). RFC 3164 over the network carries the hostname too.
+///   Timestamps are UTC, also in RFC 3164 (glibc writes local time there): the local daemons
+///   stamp each record with its time of arrival and ignore the sender's, an RFC 3164 stamp has
+///   no zone for a remote one to read, and a local time needs the zone database, which this
+///   crate does not read; on a host in UTC, the usual server setting, the bytes are glibc's.
+///   The message is escaped like every text backend: one call, one line.
+/// - **Transports**: a unix datagram socket (default `/dev/log`), UDP, TCP or TLS (RFC 5425,
+///   with the `tls` feature), the last two with octet-counting framing (`LEN SP MSG`,
+///   RFC 6587). TLS verifies the daemon's certificate against the system's roots or the CA
+///   given ([`Syslog::with_tls_ca_file`]), for the target's host or the name given.
+/// - **Frame size**: the whole frame, PRI and header included, is at most [`DEFAULT_MAX_LEN`]
+///   bytes (stock rsyslog's limit; [`Syslog::with_max_len`]). A longer message is cut on a
+///   character boundary, never inside one of the escapes (`\n`, `\u{1b}`), and ends with
+///   [`TRUNCATION_MARKER`], so the daemon keeps the marker and no byte of a value can reach it
+///   as a second record.
+/// - **Never blocks its caller**: a call formats the record and copies it into a bounded queue
+///   ([`QUEUE_LINES`], [`QUEUE_BYTES`]); a writer thread per sink does the socket I/O,
+///   connecting, reconnecting and replaying. When the queue is full the line goes to the
+///   fallback (stderr) at once and [`SinkStats::queue_full`] grows: never dropped silently.
+///   [`Logger::flush`] waits until what was queued is sent or fell back; dropping the sink
+///   does too. A process that exits with the sink still alive (set as the global logger, or
+///   `std::process::exit`) calls `flush()` first, or the records still queued are lost with
+///   it, as with any asynchronous logger. Records reach the daemon in the order they were
+///   logged.
+/// - **Reconnection**: a broken connection is replaced at once and the records not yet sent go
+///   out on the new one; while the daemon stays away, the writer tries again after the retry
+///   interval (default 200 ms), doubling up to [`MAX_RETRY_WAIT`], and sends records to the
+///   fallback meanwhile. Over TCP and TLS a watcher thread notices the daemon closing the
+///   connection, so the next record goes to a fresh connection instead of into a dead socket.
+///   Going down and coming back are announced on the fallback (at most one outage notice per
+///   10 s).
 /// - **At-least-once across a daemon's death**: syslog has no acknowledgement, so the last
 ///   lines the kernel accepted before the daemon went away may be lost without an error (a
 ///   datagram queued in the dead daemon's socket, a TCP frame written after its FIN). Over a
-///   unix socket or TCP the sink keeps the most recent lines (at most [`REPLAY_LINES`] and
-///   [`REPLAY_BYTES`], sent within [`REPLAY_WINDOW`] of the failure) in a fixed ring, and
-///   when it finds the daemon gone (a send fails, or the TCP watcher sees the hang-up) it
-///   copies them to the fallback as `logger: PROGRAM possibly undelivered: MESSAGE`
-///   ([`REPLAY_MARKER`]): an outage costs duplicates, not losses. Keeping a line costs one
-///   copy into a buffer allocated once (64 KiB per sink), no allocation per line. Not over
-///   UDP, where a dead daemon is never noticed.
-/// - **Truncation**: messages longer than the maximum (default 8 KiB, rsyslog's default) are
-///   cut on a UTF-8 boundary and end with [`TRUNCATION_MARKER`].
+///   unix socket, TCP and TLS the writer keeps the most recent lines (at most [`REPLAY_LINES`]
+///   and [`REPLAY_BYTES`], sent within [`REPLAY_WINDOW`] of the failure) in a fixed ring, and
+///   when it finds the daemon gone it copies them to the fallback as
+///   `logger: PROGRAM possibly undelivered: MESSAGE` ([`REPLAY_MARKER`]): an outage costs
+///   duplicates, not losses. Not over UDP, where a dead daemon is never noticed.
+/// - **Line checksum** (optional, [`Syslog::with_checksum`]): Boulder's `<checksum> message`,
+///   computed over the message as sent.
+/// - **Accounting**: [`Syslog::stats`] counts what was sent, what fell back (and of that, what
+///   found the queue full) and what was replayed.
 ///
-/// On a unix socket, mind the daemon's parser: rsyslog's `imuxsock` parses local messages
-/// with a special RFC 3164 parser by default, which stores RFC 5424 lines intact but with
-/// APP-NAME and HOSTNAME wrong. Either set `UseSpecialParser="off"` on the input (as this
-/// crate's rsyslog tests do) or send RFC 3164 to `/dev/log`.
+/// The one wait the sink cannot bound is the fallback itself: stderr redirected to a pipe that
+/// nobody reads blocks its writers, as it would any program.
 ///
-/// [`Syslog::new`] does no I/O: the first record connects. [`Syslog::connect`] connects at
-/// once and reports failure to the caller instead.
+/// [`Syslog::new`] does no I/O: the first record starts the writer, which connects.
+/// [`Syslog::connect`] connects at once on the calling thread and reports failure instead.
 ///
 /// ```no_run
 /// use logger::{Level, Logger, Syslog};
@@ -88,69 +104,38 @@ pub struct Syslog {
     /// that affects it: the hot path only appends.
     header: Header,
     max_len: usize,
-    timeout: Duration,
-    retry_interval: Duration,
-    shared: Arc<Shared>,
+    /// Boulder's line checksum before the message.
+    checksum: bool,
+    settings: Settings,
+    fallback: Arc<Fallback>,
+    /// Started by the first record (or connect); the settings are fixed from then on, and a
+    /// `with_*` that changes them afterwards starts a new writer.
+    writer: OnceLock<Arc<Writer>>,
 }
-
-/// What the TCP watcher thread needs too: it reports a hang-up itself, so the lines that may
-/// be lost reach the fallback even if the process logs nothing more.
-struct Shared {
-    target: SyslogTarget,
-    program: String,
-    state: Mutex<State>,
-    /// Signalled when a connection attempt made outside the lock ends.
-    attempt_done: Condvar,
-    fallback: Mutex<Box<dyn Write + Send>>,
-}
-
-#[derive(Default)]
-struct State {
-    conn: Option<Conn>,
-    /// When the last connection attempt ended.
-    last_attempt: Option<Instant>,
-    /// Failed attempts since the last success: the wait before the next one doubles with each.
-    failed_attempts: u32,
-    /// Whether the daemon is away (set by a failure, cleared on recovery).
-    failing: bool,
-    /// Whether some thread is opening a new connection, outside the lock: a TCP connect to a
-    /// host that drops SYNs takes the whole timeout, and during an outage no other thread
-    /// waits for it.
-    connecting: bool,
-    /// Whether this outage was announced on the fallback (so its end is announced too).
-    announced: bool,
-    /// When an outage was last announced: a daemon that flaps (accepts, then hangs up, again
-    /// and again) gets one notice per [`NOTICE_INTERVAL`], not two per line.
-    last_notice: Option<Instant>,
-    /// The lines sent on the current connection that may not have been delivered yet
-    /// (unix and TCP only).
-    recent: Recent,
-}
-
-/// The least time between two outage notices on the fallback.
-const NOTICE_INTERVAL: Duration = Duration::from_secs(10);
 
 impl Syslog {
-    /// A syslog sink for `target` with RFC 5424, facility local0, threshold Debug (everything;
-    /// put it behind a [`crate::Fanout`] or use [`Syslog::with_level`]). No I/O happens here.
+    /// A syslog sink for `target` in its default format ([`SyslogFormat::for_target`]),
+    /// facility local0, threshold Debug (everything; put it behind a [`crate::Fanout`] or use
+    /// [`Syslog::with_level`]). No I/O happens here.
     pub fn new(target: SyslogTarget, program: &str) -> Self {
         let mut syslog = Syslog {
-            format: SyslogFormat::default(),
+            format: SyslogFormat::for_target(&target),
             facility: Facility::default(),
             level: Level::Debug,
             hostname: header_word(&gethostname::gethostname().to_string_lossy(), 255),
             pid: std::process::id(),
             header: Header::default(),
             max_len: DEFAULT_MAX_LEN,
-            timeout: Duration::from_secs(1),
-            retry_interval: Duration::from_millis(200),
-            shared: Arc::new(Shared {
+            checksum: false,
+            settings: Settings {
                 target,
                 program: header_word(program, 48),
-                state: Mutex::new(State::default()),
-                attempt_done: Condvar::new(),
-                fallback: Mutex::new(Box::new(io::stderr())),
-            }),
+                timeout: Duration::from_secs(1),
+                retry_interval: Duration::from_millis(200),
+                tls: TlsSettings::default(),
+            },
+            fallback: Arc::new(Fallback::stderr()),
+            writer: OnceLock::new(),
         };
         syslog.header = Header::new(&syslog);
         syslog
@@ -183,64 +168,128 @@ impl Syslog {
         self
     }
 
-    /// The longest message sent, header included, in bytes (default [`DEFAULT_MAX_LEN`]).
-    /// Values below 64 are raised to 64 so the header and marker always fit.
+    /// The longest frame sent, header and marker included, in bytes (default
+    /// [`DEFAULT_MAX_LEN`], at least [`MIN_MAX_LEN`]). Raise it only as far as the daemon's own
+    /// limit (rsyslog's `maxMessageSize`): past it, rsyslog drops the tail of a datagram and
+    /// parses the tail of a TCP frame as a record of its own. Over UDP at most 65,507.
     pub fn with_max_len(mut self, max_len: usize) -> Self {
-        self.max_len = max_len.max(64);
+        self.max_len = max_len.max(MIN_MAX_LEN);
         self
     }
 
-    /// The TCP connect timeout and the write timeout of every transport (default 1 s).
+    /// Boulder's line checksum on or off (default off): the message is `<checksum> [AUDIT]
+    /// message k=v`, the checksum computed over what follows it as sent, after truncation
+    /// (see [`crate::checksum()`]), so `log-validator` (ours or Boulder's) accepts the line as
+    /// rsyslog writes it to a file, and rejects it if it was cut or altered on the way.
+    pub fn with_checksum(mut self, on: bool) -> Self {
+        self.checksum = on;
+        self
+    }
+
+    /// The TCP connect timeout, the TLS handshake timeout and the write timeout of every
+    /// transport (default 1 s). Only the writer thread ever waits for it.
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         // A zero timeout means "block forever" to the socket API: never that.
-        self.timeout = timeout.max(Duration::from_millis(1));
-        self
+        self.settings.timeout = timeout.max(Duration::from_millis(1));
+        self.restart_writer()
     }
 
     /// The wait before the first new connection attempt while the daemon is away (default
     /// 200 ms); it doubles with each failed attempt, up to [`MAX_RETRY_WAIT`].
     pub fn with_retry_interval(mut self, interval: Duration) -> Self {
-        self.retry_interval = interval;
-        self
+        self.settings.retry_interval = interval;
+        self.restart_writer()
+    }
+
+    /// For a `tls:` target: the name the daemon's certificate must hold (default: the host of
+    /// the target, a name or an IP address).
+    pub fn with_tls_server_name(mut self, name: &str) -> Self {
+        self.settings.tls.server_name = Some(name.to_owned());
+        self.restart_writer()
+    }
+
+    /// For a `tls:` target: trust the CA certificates in this PEM file instead of the
+    /// system's roots. The file is read at the first connection attempt; if it cannot be read,
+    /// that attempt fails (and says why), as an unreachable daemon would.
+    pub fn with_tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.settings.tls.ca = CaSource::File(path.into());
+        self.restart_writer()
+    }
+
+    /// For a `tls:` target: trust the CA certificates in `pem` instead of the system's roots.
+    pub fn with_tls_ca_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.settings.tls.ca = CaSource::Pem(pem.as_ref().into());
+        self.restart_writer()
     }
 
     /// Where undeliverable lines, replayed lines and outage notices go (default stderr).
     pub fn with_fallback(self, fallback: impl Write + Send + 'static) -> Self {
-        *self.shared.fallback.lock().unwrap_or_else(PoisonError::into_inner) = Box::new(fallback);
+        self.fallback.replace(Box::new(fallback));
         self
     }
 
-    /// Connects now, returning the error if the daemon cannot be reached (for UDP this only
-    /// opens a local socket: whether anyone listens is never known).
+    /// Connects now, on the calling thread, returning the error if the daemon cannot be
+    /// reached (for UDP this only opens a local socket: whether anyone listens is never known).
     pub fn connect(self) -> io::Result<Self> {
-        self.open_now()?;
+        self.writer().connect_now(false)?;
         Ok(self)
     }
 
-    /// Connects now unless already connected. On failure the error is also announced once on
-    /// the fallback, and the sink stays usable: later records try again and go to the
-    /// fallback meanwhile. This is what [`crate::new`] uses.
+    /// Connects now, on the calling thread, unless already connected. On failure the error is
+    /// also announced once on the fallback, and the sink stays usable: the writer tries again
+    /// and sends records to the fallback meanwhile.
     pub fn try_connect(&self) -> io::Result<()> {
-        self.open_now().inspect_err(|e| self.shared.notice_down(&mut self.shared.lock_state(), e))
+        self.writer().connect_now(true)
     }
 
-    fn open_now(&self) -> io::Result<()> {
-        let mut state = self.shared.lock_state();
-        if state.conn.is_none() {
-            let conn = self.open_conn();
-            state.last_attempt = Some(Instant::now());
-            state.conn = Some(conn?);
-        }
-        Ok(())
+    /// Starts the writer, which connects in the background at once (so an unreachable daemon
+    /// is announced at start-up), without waiting for it. What [`crate::new`] does.
+    pub(crate) fn start(&self) {
+        self.writer.get_or_init(|| self.spawn_writer(true));
     }
 
     /// Where this sink sends.
     pub fn target(&self) -> &SyslogTarget {
-        &self.shared.target
+        &self.settings.target
     }
 
-    fn open_conn(&self) -> io::Result<Conn> {
-        Conn::open(&self.shared.target, self.timeout, Arc::downgrade(&self.shared))
+    /// What this sink did with its records so far (since its writer started).
+    pub fn stats(&self) -> SinkStats {
+        self.writer.get().map(|w| w.queue.stats()).unwrap_or_default()
+    }
+
+    /// How many records went to the fallback instead of the daemon ([`SinkStats::fell_back`]).
+    pub fn fallback_count(&self) -> u64 {
+        self.stats().fell_back
+    }
+
+    fn writer(&self) -> &Arc<Writer> {
+        self.writer.get_or_init(|| self.spawn_writer(false))
+    }
+
+    fn spawn_writer(&self, eager: bool) -> Arc<Writer> {
+        let queue = Queue::new(Arc::clone(&self.fallback), QUEUE_BYTES);
+        Writer::start(self.settings.clone(), queue, eager)
+    }
+
+    /// A setting of the writer changed: the running writer (if any) finishes its queue and
+    /// stops; the next record starts one with the new settings.
+    fn restart_writer(mut self) -> Self {
+        if let Some(w) = self.writer.take() {
+            self.stop(&w);
+        }
+        self
+    }
+
+    fn stop(&self, writer: &Writer) {
+        writer.queue.flush(self.patience());
+        writer.queue.close();
+    }
+
+    /// How long `flush` waits for a writer that makes no progress: a failing connect and a
+    /// failing send, each bounded by the timeout.
+    fn patience(&self) -> Duration {
+        self.settings.timeout.saturating_mul(2) + Duration::from_secs(1)
     }
 
     /// Appends the syslog message for `record` (no framing, no newline), truncated; returns
@@ -255,163 +304,19 @@ impl Syslog {
         };
         let at = clock::write_now(out, stamp);
         out.push_str(&self.header.tail);
+        let sum = out.len();
+        if self.checksum {
+            out.push_str("------ ");
+        }
+        let body = out.len();
         write_body(out, record);
-        truncate(out, start, self.max_len);
+        truncate(out, start, body, self.max_len);
+        if self.checksum {
+            let value = crate::checksum(&out.as_bytes()[body..]);
+            // Six ASCII bytes over six ASCII bytes: the string stays valid UTF-8.
+            out.replace_range(sum..sum + 6, std::str::from_utf8(&value).unwrap_or("------"));
+        }
         at
-    }
-
-    /// Sends one message (`msg[body..]` without its framing), reconnecting as the policy
-    /// allows; false when it was not delivered. A message the kernel accepts is kept in the
-    /// replay ring under the same lock as the send, so a failure noticed by another thread
-    /// replays either all of it or none.
-    fn deliver(&self, msg: &[u8], body: usize, at: Duration) -> bool {
-        let mut state = self.shared.lock_state();
-        if state.connecting && !state.failing {
-            // The first connection (or a reconnect before any failure was seen) is under way,
-            // normally for microseconds: wait for it rather than divert a line that would
-            // have been delivered. Bounded, like everything here.
-            let limit = self.timeout.saturating_mul(2) + Duration::from_millis(100);
-            let done = &self.shared.attempt_done;
-            state = match done.wait_timeout_while(state, limit, |s| s.connecting) {
-                Ok((guard, _)) => guard,
-                Err(poisoned) => poisoned.into_inner().0,
-            };
-        }
-        let had_conn = match state.conn.as_mut().map(|c| c.send(msg)) {
-            Some(Ok(())) => {
-                state.remember(msg, body, at);
-                return true;
-            }
-            Some(Err(e)) => {
-                state.conn = None;
-                self.shared.notice_down(&mut state, &e);
-                self.shared.replay(&mut state, None);
-                true
-            }
-            None => false,
-        };
-        // A connection that just broke is replaced at once (the daemon restarted); while the
-        // daemon stays away, attempts are spaced by `retry_wait`, so a busy service does not
-        // spend its time in connect(). One thread connects; during an outage the others fall
-        // back meanwhile.
-        let wait = retry_wait(self.retry_interval, state.failed_attempts);
-        let due = state.last_attempt.is_none_or(|t| t.elapsed() >= wait);
-        if state.connecting || (!had_conn && !due) {
-            return false;
-        }
-        state.connecting = true;
-        drop(state);
-        let result = self.open_conn().and_then(|mut conn| {
-            conn.send(msg)?;
-            Ok(conn)
-        });
-        let mut state = self.shared.lock_state();
-        state.connecting = false;
-        state.last_attempt = Some(Instant::now());
-        self.shared.attempt_done.notify_all();
-        match result {
-            Ok(conn) => {
-                let hung_up = matches!(&conn, Conn::Tcp(t) if t.closed.load(Ordering::Acquire));
-                state.conn = Some(conn);
-                state.remember(msg, body, at);
-                state.failed_attempts = 0;
-                if state.failing {
-                    state.failing = false;
-                    if state.announced {
-                        let target = &self.shared.target;
-                        self.shared.notice(&format!("syslog {target} is back; delivering again"));
-                    }
-                }
-                if hung_up {
-                    // The daemon hung up before the connection was installed, so its watcher
-                    // found nothing to replay: do it here.
-                    self.shared.notice_down(&mut state, &closed_by_daemon());
-                    self.shared.replay(&mut state, None);
-                }
-                true
-            }
-            Err(e) => {
-                // A connection that broke a moment ago and cannot be replaced at once is an
-                // outage starting; count it so the waits grow from the base interval.
-                state.failed_attempts = state.failed_attempts.saturating_add(1);
-                self.shared.notice_down(&mut state, &e);
-                false
-            }
-        }
-    }
-}
-
-impl State {
-    /// Keeps a delivered message for replay, except over UDP (whose failures are never seen).
-    fn remember(&mut self, msg: &[u8], body: usize, at: Duration) {
-        if !matches!(self.conn, Some(Conn::Udp(..))) {
-            self.recent.push(&msg[body..], at);
-        }
-    }
-}
-
-impl Shared {
-    fn lock_state(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave a half-built State behind.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Copies the lines that may not have reached the daemon to the fallback, marked, in one
-    /// write; each at most once. `noticed_at` (since the epoch) ends the replay window when
-    /// the failure was seen as it happened; otherwise the window ends at the last line sent.
-    fn replay(&self, state: &mut State, noticed_at: Option<Duration>) {
-        let prefix = format!("logger: {} {REPLAY_MARKER}", self.program);
-        let mut out = Vec::new();
-        if state.recent.drain_into(&mut out, prefix.as_bytes(), noticed_at) > 0 {
-            self.write_fallback(&out);
-        }
-    }
-
-    /// Called by the TCP watcher when the daemon closed connection `closed`: if it is still
-    /// the current one, the outage is announced and the lines that may be lost replayed now,
-    /// without waiting for the next line. The connection stays in place, marked closed, so
-    /// the next line replaces it at once.
-    fn hung_up(&self, closed: &Arc<AtomicBool>) {
-        let mut state = self.lock_state();
-        let current = matches!(&state.conn, Some(Conn::Tcp(t)) if Arc::ptr_eq(&t.closed, closed));
-        if current {
-            self.notice_down(&mut state, &closed_by_daemon());
-            // The hang-up is seen as it happens: lines sent long before it were read.
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-            self.replay(&mut state, Some(now));
-        }
-    }
-
-    fn notice_down(&self, state: &mut State, e: &io::Error) {
-        if state.failing {
-            return;
-        }
-        state.failing = true;
-        let now = Instant::now();
-        state.announced =
-            state.last_notice.is_none_or(|t| now.duration_since(t) >= NOTICE_INTERVAL);
-        if state.announced {
-            state.last_notice = Some(now);
-            self.notice(&format!(
-                "syslog {} unavailable ({e}); lines go to stderr until it is back",
-                self.target
-            ));
-        }
-    }
-
-    /// One line on the fallback. `text` names the target (a unix path may hold any byte) and
-    /// an OS error, so it is escaped like a message: a notice cannot forge a line either.
-    fn notice(&self, text: &str) {
-        let mut line = format!("logger: {} ", self.program);
-        crate::escape_into(&mut line, text);
-        line.push('\n');
-        self.write_fallback(line.as_bytes());
-    }
-
-    fn write_fallback(&self, bytes: &[u8]) {
-        let mut w = self.fallback.lock().unwrap_or_else(PoisonError::into_inner);
-        // The fallback is the last resort: if stderr fails too there is nowhere left to say so.
-        let _ = w.write_all(bytes);
     }
 }
 
@@ -424,46 +329,65 @@ impl Logger for Syslog {
         if record.level() > self.level {
             return;
         }
+        let writer = self.writer();
         with_line_buffer(|line| {
             let at = self.format_message(line, record);
-            let mut body = 0;
-            if matches!(self.shared.target, SyslogTarget::Tcp(_)) {
-                // Octet counting: the frame is `LEN SP MSG`, built in place to keep one write
-                // (the length rendered on the stack: no allocation per line).
-                let mut digits = [0u8; 24];
-                let mut w = &mut digits[..];
-                // 24 bytes hold any usize and the space, so this write cannot fail.
-                let _ = write!(w, "{} ", line.len());
-                let n = 24 - w.len();
-                line.insert_str(0, std::str::from_utf8(&digits[..n]).unwrap_or_default());
-                body = n;
-            }
-            if !self.deliver(line.as_bytes(), body, at) {
+            let mut digits = [0u8; 24];
+            let framing = match self.settings.target.is_stream() {
+                true => octet_count(&mut digits, line.len()),
+                false => &[],
+            };
+            if !writer.queue.push(framing, line.as_bytes(), at) {
                 line.push('\n');
-                self.shared.write_fallback(&line.as_bytes()[body..]);
+                writer.queue.fallback.write(line.as_bytes());
+                writer.queue.count_fell_back(1);
             }
         });
     }
 
     fn flush(&self) {
-        let _ = self.shared.fallback.lock().unwrap_or_else(PoisonError::into_inner).flush();
+        if let Some(w) = self.writer.get() {
+            w.queue.flush(self.patience());
+        }
+        self.fallback.flush();
+    }
+}
+
+impl Drop for Syslog {
+    /// What was logged is sent (or falls back) before the sink goes, within the flush bound;
+    /// the writer thread then exits.
+    fn drop(&mut self) {
+        if let Some(w) = self.writer.take() {
+            self.stop(&w);
+        }
     }
 }
 
 impl std::fmt::Debug for Syslog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Syslog")
-            .field("target", &self.shared.target)
+            .field("target", &self.settings.target)
             .field("format", &self.format)
             .field("facility", &self.facility)
             .field("level", &self.level)
-            .field("program", &self.shared.program)
+            .field("program", &self.settings.program)
+            .field("max_len", &self.max_len)
+            .field("checksum", &self.checksum)
             .finish_non_exhaustive()
     }
 }
 
+/// `LEN SP`, the octet-counting prefix of a frame of `len` bytes, rendered into `buf`.
+fn octet_count(buf: &mut [u8; 24], len: usize) -> &[u8] {
+    let mut w = &mut buf[..];
+    // 24 bytes hold any usize and the space, so this write cannot fail.
+    let _ = write!(w, "{len} ");
+    let n = 24 - w.len();
+    &buf[..n]
+}
+
 /// The constant parts of a header: per level `<PRI>` (and the `1 ` version for RFC 5424), and
-/// what follows the timestamp: ` HOST APP PID - - ` (5424) or ` [HOST ]APP[PID]: ` (3164).
+/// what follows the timestamp: ` HOST APP PID - - ` (5424) or ` [HOST ]TAG[PID]: ` (3164).
 #[derive(Default)]
 struct Header {
     pri: [String; 4],
@@ -472,7 +396,7 @@ struct Header {
 
 impl Header {
     fn new(s: &Syslog) -> Header {
-        let program = &s.shared.program;
+        let program = &s.settings.program;
         let version = match s.format {
             SyslogFormat::Rfc5424 => "1 ",
             SyslogFormat::Rfc3164 => "",
@@ -481,129 +405,18 @@ impl Header {
             let pri = u32::from(s.facility.code()) * 8 + u32::from(level.severity());
             format!("<{pri}>{version}")
         });
+        // An RFC 3164 TAG ends at `[` or `:`: those would cut the program name short.
+        let tag = || program.replace(['[', ']', ':'], "_");
         let tail = match s.format {
             SyslogFormat::Rfc5424 => format!(" {} {program} {} - - ", s.hostname, s.pid),
             // On a local socket the daemon adds the hostname, as glibc's syslog(3) expects.
-            SyslogFormat::Rfc3164 if matches!(s.shared.target, SyslogTarget::Unix(_)) => {
-                format!(" {program}[{}]: ", s.pid)
+            SyslogFormat::Rfc3164 if matches!(s.settings.target, SyslogTarget::Unix(_)) => {
+                format!(" {}[{}]: ", tag(), s.pid)
             }
-            SyslogFormat::Rfc3164 => format!(" {} {program}[{}]: ", s.hostname, s.pid),
+            SyslogFormat::Rfc3164 => format!(" {} {}[{}]: ", s.hostname, tag(), s.pid),
         };
         Header { pri, tail }
     }
-}
-
-/// One open transport.
-enum Conn {
-    Unix(UnixDatagram),
-    /// Not connected: a connected UDP socket reports the ICMP "port unreachable" of one
-    /// datagram as an error on a later send, which would make lines flap between the daemon
-    /// and the fallback. UDP syslog is fire-and-forget.
-    Udp(UdpSocket, SocketAddr),
-    Tcp(TcpConn),
-}
-
-impl Conn {
-    /// Opens a connection; a TCP watcher reports a hang-up to `shared` (if it still exists).
-    fn open(target: &SyslogTarget, timeout: Duration, shared: Weak<Shared>) -> io::Result<Conn> {
-        match target {
-            SyslogTarget::Unix(path) => open_unix(path, timeout).map(Conn::Unix),
-            SyslogTarget::Udp(addr) => {
-                let local: SocketAddr =
-                    if addr.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
-                let socket = UdpSocket::bind(local)?;
-                socket.set_write_timeout(Some(timeout))?;
-                Ok(Conn::Udp(socket, *addr))
-            }
-            SyslogTarget::Tcp(addr) => TcpConn::open(*addr, timeout, shared).map(Conn::Tcp),
-        }
-    }
-
-    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
-        let sent = match self {
-            Conn::Unix(s) => s.send(msg)?,
-            Conn::Udp(s, addr) => s.send_to(msg, *addr)?,
-            Conn::Tcp(t) => return t.send(msg),
-        };
-        if sent == msg.len() {
-            Ok(())
-        } else {
-            Err(io::Error::new(io::ErrorKind::WriteZero, "datagram sent short"))
-        }
-    }
-}
-
-fn open_unix(path: &Path, timeout: Duration) -> io::Result<UnixDatagram> {
-    let socket = UnixDatagram::unbound()?;
-    // A daemon that stops reading fills its queue; a timeout turns that into a fallback line
-    // instead of a blocked service.
-    socket.set_write_timeout(Some(timeout))?;
-    socket.connect(path)?;
-    Ok(socket)
-}
-
-/// A TCP connection plus a watcher thread that marks it closed when the daemon hangs up and
-/// replays the lines that may have been lost. A daemon never sends anything on a syslog
-/// connection, so any return from `read` means the connection is over; without this the first
-/// line after a daemon restart would be written into a dead socket and lost without an error.
-struct TcpConn {
-    stream: TcpStream,
-    closed: Arc<AtomicBool>,
-}
-
-impl TcpConn {
-    fn open(addr: SocketAddr, timeout: Duration, shared: Weak<Shared>) -> io::Result<TcpConn> {
-        let stream = TcpStream::connect_timeout(&addr, timeout)?;
-        stream.set_write_timeout(Some(timeout))?;
-        stream.set_nodelay(true)?;
-        let closed = Arc::new(AtomicBool::new(false));
-        let mut reader = stream.try_clone()?;
-        let flag = Arc::clone(&closed);
-        std::thread::Builder::new().name("syslog-tcp-watch".into()).spawn(move || {
-            let mut buf = [0u8; 256];
-            loop {
-                match reader.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(_) => continue,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => break,
-                }
-            }
-            // Set before taking the state lock: a send that holds the lock now either sees the
-            // flag or has its line in the ring before `hung_up` replays it.
-            flag.store(true, Ordering::Release);
-            // A weak handle: the watcher of a dropped sink must not keep it alive.
-            if let Some(shared) = shared.upgrade() {
-                shared.hung_up(&flag);
-            }
-        })?;
-        Ok(TcpConn { stream, closed })
-    }
-
-    fn send(&mut self, frame: &[u8]) -> io::Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(closed_by_daemon());
-        }
-        self.stream.write_all(frame)
-    }
-}
-
-impl Drop for TcpConn {
-    fn drop(&mut self) {
-        // Wakes the watcher thread so it exits and releases its handle on the socket.
-        let _ = self.stream.shutdown(std::net::Shutdown::Both);
-    }
-}
-
-fn closed_by_daemon() -> io::Error {
-    io::Error::new(io::ErrorKind::ConnectionAborted, "closed by the daemon")
-}
-
-/// The wait before the next connection attempt after `failed` failed ones in a row: `base`,
-/// then doubling, at most [`MAX_RETRY_WAIT`] (or `base`, if that is longer).
-fn retry_wait(base: Duration, failed: u32) -> Duration {
-    let doublings = failed.saturating_sub(1).min(16);
-    base.saturating_mul(1 << doublings).min(MAX_RETRY_WAIT.max(base))
 }
 
 /// A header field (HOSTNAME, APP-NAME) must be printable ASCII without spaces (RFC 5424
@@ -614,17 +427,42 @@ fn header_word(s: &str, max: usize) -> String {
     if w.is_empty() { "-".to_owned() } else { w }
 }
 
-/// Cuts `out[start..]` to at most `max` bytes, on a char boundary, ending with the marker.
-fn truncate(out: &mut String, start: usize, max: usize) {
+/// Cuts the message `out[start..]` (whose body, the escaped text, starts at `body`) to at most
+/// `max` bytes ending with the marker: on a character boundary, and not inside an escape.
+fn truncate(out: &mut String, start: usize, body: usize, max: usize) {
     if out.len() - start <= max {
         return;
     }
-    let mut cut = start + max.saturating_sub(TRUNCATION_MARKER.len());
+    let mut cut = (start + max.saturating_sub(TRUNCATION_MARKER.len())).max(body);
     while !out.is_char_boundary(cut) {
         cut -= 1;
     }
+    let cut = escape_boundary(out.as_bytes(), body, cut);
     out.truncate(cut);
     out.push_str(TRUNCATION_MARKER);
+}
+
+/// Moves `cut` back (not before `from`) so that `s[..cut]` does not end inside an escape the
+/// text backends write: an opened `\u{...}`, or a backslash whose escaped character is past
+/// the cut (an odd run of backslashes: pairs are escaped backslashes). Only ASCII bytes are
+/// stepped over, so a character boundary stays one.
+fn escape_boundary(s: &[u8], from: usize, mut cut: usize) -> usize {
+    // `\u{10ffff}` is the longest escape: an unclosed one starts at most 9 bytes back.
+    let window = cut.saturating_sub(9).max(from);
+    if let Some(p) = s[window..cut].iter().rposition(|&b| b == b'\\') {
+        let tail = &s[window + p + 1..cut];
+        let open = tail.first() == Some(&b'u')
+            && tail[1..].iter().all(|&b| b == b'{' || b.is_ascii_hexdigit())
+            && tail.get(1).is_none_or(|&b| b == b'{');
+        if open {
+            cut = window + p;
+        }
+    }
+    let run = s[from..cut].iter().rev().take_while(|&&b| b == b'\\').count();
+    if run % 2 == 1 {
+        cut -= 1;
+    }
+    cut
 }
 
 #[cfg(test)]
@@ -637,9 +475,13 @@ mod tests {
         out
     }
 
+    fn udp() -> SyslogTarget {
+        "udp:127.0.0.1:9".parse().unwrap()
+    }
+
     #[test]
     fn rfc5424_header() {
-        let s = Syslog::new(SyslogTarget::default(), "my app").with_hostname("host1");
+        let s = Syslog::new(udp(), "my app").with_hostname("host1");
         let m = message(&s, &Record::new(Level::Warning, format_args!("hi")).with_audit(true));
         // local0 (16) * 8 + 4
         let rest = m.strip_prefix("<132>1 ").unwrap();
@@ -650,45 +492,113 @@ mod tests {
     }
 
     #[test]
-    fn rfc3164_header_with_and_without_hostname() {
+    fn the_default_format_follows_the_transport() {
         let rec = Record::new(Level::Err, format_args!("x"));
-        let unix = Syslog::new(SyslogTarget::default(), "p")
-            .with_format(SyslogFormat::Rfc3164)
-            .with_facility(Facility::Mail);
+        let unix = Syslog::new(SyslogTarget::default(), "p").with_facility(Facility::Mail);
         let m = message(&unix, &rec);
-        // mail (2) * 8 + 3; "<19>Nov 28 22:12:01 p[pid]: x"
+        // mail (2) * 8 + 3; "<19>Nov 28 22:12:01 p[pid]: x", as glibc writes it
         assert!(m.starts_with("<19>"), "{m}");
         assert_eq!(&m[19..], format!(" p[{}]: x", std::process::id()), "{m}");
-        let udp = Syslog::new("udp:127.0.0.1:9".parse().unwrap(), "p")
-            .with_format(SyslogFormat::Rfc3164)
-            .with_hostname("h");
-        let m = message(&udp, &rec);
-        assert!(m.ends_with(&format!(" h p[{}]: x", std::process::id())), "{m}");
+        for target in [udp(), "tcp:127.0.0.1:9".parse().unwrap()] {
+            assert!(message(&Syslog::new(target, "p"), &rec).starts_with("<131>1 "));
+        }
+        let explicit = Syslog::new(SyslogTarget::default(), "p").with_format(SyslogFormat::Rfc5424);
+        assert!(message(&explicit, &rec).starts_with("<131>1 "));
     }
 
     #[test]
-    fn truncates_on_a_char_boundary_with_marker() {
-        let s = Syslog::new(SyslogTarget::default(), "p").with_max_len(100);
-        let long = "é".repeat(500);
-        let m = message(&s, &Record::new(Level::Info, format_args!("{long}")));
-        assert!(m.len() <= 100, "{}", m.len());
-        assert!(m.ends_with(TRUNCATION_MARKER));
-        assert!(m.len() > 90, "cut too much: {}", m.len());
+    fn rfc3164_over_the_network_carries_the_hostname_and_a_clean_tag() {
+        let rec = Record::new(Level::Err, format_args!("x"));
+        let s = Syslog::new(udp(), "a:b[c]").with_format(SyslogFormat::Rfc3164).with_hostname("h");
+        let m = message(&s, &rec);
+        assert!(m.ends_with(&format!(" h a_b_c_[{}]: x", std::process::id())), "{m}");
+    }
+
+    #[test]
+    fn truncates_the_whole_frame_on_a_char_boundary_with_marker() {
+        let s = Syslog::new(udp(), "p").with_max_len(500);
+        for pad in 0..4 {
+            let long = format!("{}{}", "x".repeat(pad), "é".repeat(500));
+            let m = message(&s, &Record::new(Level::Info, format_args!("{long}")));
+            assert!(m.len() <= 500 && m.len() >= 499, "{}", m.len());
+            assert!(m.ends_with(TRUNCATION_MARKER));
+        }
         let short = message(&s, &Record::new(Level::Info, format_args!("short")));
         assert!(short.ends_with(" short"));
+        let exact = Syslog::new(udp(), "p").with_max_len(500);
+        let header = message(&exact, &Record::new(Level::Info, format_args!(""))).len();
+        let fits = "y".repeat(500 - header);
+        let m = message(&exact, &Record::new(Level::Info, format_args!("{fits}")));
+        assert_eq!((m.len(), m.ends_with('y')), (500, true), "exactly the limit is not cut");
+        let over = format!("{fits}y");
+        let m = message(&exact, &Record::new(Level::Info, format_args!("{over}")));
+        assert_eq!((m.len(), m.ends_with(TRUNCATION_MARKER)), (500, true));
+        assert_eq!(Syslog::new(udp(), "p").with_max_len(1).max_len, MIN_MAX_LEN);
     }
 
     #[test]
-    fn retry_waits_double_up_to_the_cap() {
-        let ms = Duration::from_millis;
-        let waits: Vec<Duration> = (0..8).map(|n| retry_wait(ms(200), n)).collect();
-        assert_eq!(
-            waits,
-            [ms(200), ms(200), ms(400), ms(800), ms(1600), ms(3200), ms(5000), ms(5000)]
-        );
-        assert_eq!(retry_wait(ms(200), u32::MAX), MAX_RETRY_WAIT);
-        assert_eq!(retry_wait(Duration::ZERO, 5), Duration::ZERO);
-        assert_eq!(retry_wait(Duration::from_secs(9), 3), Duration::from_secs(9));
+    fn the_cut_never_splits_an_escape() {
+        let s = Syslog::new(udp(), "p").with_max_len(500);
+        let header = message(&s, &Record::new(Level::Info, format_args!(""))).len();
+        let room = 500 - TRUNCATION_MARKER.len() - header;
+        // Every alignment of each escape against the cut.
+        for escape in ["\n", "\u{1b}", "\u{10ffff}\u{85}", "\\", "\""] {
+            for shift in 0..12 {
+                let text = format!("{}{}", "a".repeat(room - shift), escape.repeat(30));
+                let value = format!("v {text}");
+                let fields = [crate::Field::new("k", &value)];
+                for m in [
+                    message(&s, &Record::new(Level::Info, format_args!("{text}"))),
+                    message(&s, &Record::new(Level::Info, format_args!("")).with_fields(&fields)),
+                ] {
+                    assert!(m.len() <= 500, "{}", m.len());
+                    let kept = m.strip_suffix(TRUNCATION_MARKER).unwrap_or_else(|| panic!("{m}"));
+                    let tail = &kept[kept.len().saturating_sub(12)..];
+                    let backslashes = kept.bytes().rev().take_while(|&b| b == b'\\').count();
+                    assert!(backslashes % 2 == 0, "{escape:?} shift {shift}: dangling: {tail}");
+                    let open = kept.rfind("\\u").is_some_and(|i| !kept[i..].contains('}'));
+                    assert!(!open, "{escape:?} shift {shift}: open \\u{{: {tail}");
+                    assert!(kept.len() + 12 >= 500 - TRUNCATION_MARKER.len(), "cut too much");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn escape_boundary_cases() {
+        let cut = |s: &str| escape_boundary(s.as_bytes(), 0, s.len());
+        assert_eq!(cut("ab"), 2);
+        assert_eq!(cut("ab\\"), 2);
+        assert_eq!(cut("ab\\\\"), 4);
+        assert_eq!(cut("ab\\\\\\"), 4);
+        assert_eq!(cut("ab\\u"), 2);
+        assert_eq!(cut("ab\\u{1"), 2);
+        assert_eq!(cut("ab\\u{1b}"), 8);
+        assert_eq!(cut("ab\\\\u{1b"), 2, "a literal backslash then u{{1b: cut before the pair");
+        assert_eq!(cut("ab\\n"), 4);
+    }
+
+    #[test]
+    fn the_checksum_covers_the_message_as_sent_after_truncation() {
+        for max in [DEFAULT_MAX_LEN, MIN_MAX_LEN] {
+            let s = Syslog::new(udp(), "p").with_checksum(true).with_max_len(max);
+            for text in ["short é \n", &"long ".repeat(3000)] {
+                let m = message(&s, &Record::new(Level::Info, format_args!("{text}")));
+                assert!(m.len() <= max, "{}", m.len());
+                let after = m.split_once(" - - ").unwrap().1;
+                let (sum, body) = after.split_once(' ').unwrap();
+                assert_eq!(sum.as_bytes(), crate::checksum(body.as_bytes()), "{m}");
+                let line = format!("2026-11-28T22:12:01+00:00 h p[1]: {after}");
+                assert_eq!(crate::check_line(line.as_bytes()), crate::LineCheck::Ok, "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn octet_counting_prefix() {
+        let mut buf = [0u8; 24];
+        assert_eq!(octet_count(&mut buf, 8096), b"8096 ");
+        assert_eq!(octet_count(&mut buf, usize::MAX).len(), 21);
     }
 
     #[test]

@@ -1,13 +1,18 @@
-//! `Journald` against a datagram receiver in the test that parses the native protocol.
+//! `Journald` against a datagram receiver in the test that speaks the native protocol as
+//! journald does: a datagram is one entry, and an empty datagram carrying a file descriptor
+//! (a sealed memfd) holds an entry too large for one datagram.
 
 use std::collections::BTreeMap;
+use std::io::{IoSliceMut, Read, Seek};
+use std::mem::MaybeUninit;
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
 use logger::{Journald, Level, Logger};
-use test_support::Captured;
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+use test_support::{Captured, wait_until};
 
-/// Parses one native-protocol datagram: `KEY=value\n`, or `KEY\n<u64 LE len><bytes>\n`.
+/// Parses one native-protocol entry: `KEY=value\n`, or `KEY\n<u64 LE len><bytes>\n`.
 fn parse(mut d: &[u8]) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     while !d.is_empty() {
@@ -41,14 +46,49 @@ fn receiver() -> (tempfile::TempDir, std::path::PathBuf, UnixDatagram) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.sock");
     let rx = UnixDatagram::bind(&path).unwrap();
-    rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     (dir, path, rx)
 }
 
+/// Receives one entry as journald does: the datagram, or the memfd it carries (which must be
+/// sealed, or journald would refuse it). Also says which it was.
+fn recv_entry(rx: &UnixDatagram) -> (Vec<(String, Vec<u8>)>, bool) {
+    let mut buf = vec![0u8; 300_000];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let got = rustix::net::recvmsg(
+        rx,
+        &mut [IoSliceMut::new(&mut buf)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )
+    .unwrap();
+    let mut fds = Vec::new();
+    for message in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received) = message {
+            fds.extend(received);
+        }
+    }
+    if fds.is_empty() {
+        return (parse(&buf[..got.bytes]), false);
+    }
+    assert_eq!((got.bytes, fds.len()), (0, 1), "a memfd comes alone, in an empty datagram");
+    let fd = fds.pop().unwrap();
+    let seals = rustix::fs::fcntl_get_seals(&fd).unwrap();
+    use rustix::fs::SealFlags;
+    let all = SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE | SealFlags::SEAL;
+    assert!(seals.contains(all), "journald takes only a sealed memfd: {seals:?}");
+    // From the start, as journald maps it (the sender's writes moved the shared offset).
+    let mut file = std::fs::File::from(fd);
+    file.seek(std::io::SeekFrom::Start(0)).unwrap();
+    let mut contents = Vec::new();
+    file.read_to_end(&mut contents).unwrap();
+    (parse(&contents), true)
+}
+
 fn recv(rx: &UnixDatagram) -> BTreeMap<String, String> {
-    let mut buf = vec![0u8; 200_000];
-    let n = rx.recv(&mut buf).unwrap();
-    parse(&buf[..n]).into_iter().map(|(k, v)| (k, String::from_utf8(v).unwrap())).collect()
+    let (fields, _) = recv_entry(rx);
+    fields.into_iter().map(|(k, v)| (k, String::from_utf8(v).unwrap())).collect()
 }
 
 #[test]
@@ -93,17 +133,49 @@ fn multi_line_values_stay_one_field() {
 }
 
 #[test]
-fn huge_values_are_cut_with_the_marker_so_the_datagram_still_fits() {
+fn records_larger_than_a_datagram_go_whole_through_a_sealed_memfd() {
+    let (_dir, path, rx) = receiver();
+    let fallback = Captured::default();
+    let log = Journald::new("p").with_socket_path(&path).with_fallback(fallback.clone());
+    // Five 100 KB fields: 500 KB, more than the 208 KiB one datagram may hold.
+    let values: Vec<String> = (0..5).map(|i| format!("{i}").repeat(100_000)).collect();
+    logger::info!(log, "big"; a = values[0], b = values[1], c = values[2], d = values[3], e = values[4]);
+    let (fields, memfd) = recv_entry(&rx);
+    assert!(memfd, "500 KB cannot be one datagram");
+    let e: BTreeMap<String, Vec<u8>> = fields.into_iter().collect();
+    for (key, value) in ["A", "B", "C", "D", "E"].iter().zip(&values) {
+        assert_eq!(e[*key], value.as_bytes(), "{key} arrived whole");
+    }
+    // A 1 MB message with every kind of byte in it, too.
+    let mut huge: String = (0..=0x7f_u8).map(char::from).cycle().take(1_000_000).collect();
+    huge.push('ä');
+    log.info(&huge);
+    let (fields, memfd) = recv_entry(&rx);
+    assert!(memfd);
+    let e: BTreeMap<String, Vec<u8>> = fields.into_iter().collect();
+    assert_eq!(e["MESSAGE"], huge.as_bytes());
+    // Small records still go as datagrams.
+    log.info("small");
+    let (fields, memfd) = recv_entry(&rx);
+    assert!(!memfd && fields.iter().any(|(k, v)| k == "MESSAGE" && v == b"small"));
+    log.flush();
+    assert_eq!(fallback.text(), "");
+    assert_eq!(log.stats().sent, 3);
+}
+
+#[test]
+fn thousands_of_fields_make_one_entry_journald_accepts() {
     let (_dir, path, rx) = receiver();
     let log = Journald::new("p").with_socket_path(&path);
-    let huge = "ä".repeat(150_000);
-    logger::info!(log, "{}", huge; also = huge);
-    let e = recv(&rx);
-    for key in ["MESSAGE", "ALSO"] {
-        assert!(e[key].ends_with(logger::syslog::TRUNCATION_MARKER), "{key}");
-        assert!(e[key].len() <= 48 * 1024, "{key}: {}", e[key].len());
-        assert!(e[key].starts_with("ää"));
-    }
+    let keys: Vec<String> = (0..3000).map(|i| format!("k{i}")).collect();
+    let fields: Vec<logger::Field<'_>> = keys.iter().map(|k| logger::Field::new(k, k)).collect();
+    log.log(&logger::Record::new(Level::Info, format_args!("many")).with_fields(&fields));
+    let (got, _) = recv_entry(&rx);
+    assert_eq!(got.len(), logger::journald::MAX_FIELDS, "journald ignores more than 1,024");
+    let (key, extra) = got.last().unwrap();
+    assert_eq!(key, "EXTRA_FIELDS");
+    let extra = String::from_utf8(extra.clone()).unwrap();
+    assert!(extra.starts_with("k995=k995 ") && extra.ends_with(" k2999=k2999"), "{extra}");
 }
 
 #[test]
@@ -119,24 +191,56 @@ fn threshold_and_fallback_when_the_journal_is_absent() {
     let fallback = Captured::default();
     let log = Journald::new("p").with_socket_path(&path).with_fallback(fallback.clone());
     log.err("nobody\nlistens");
+    log.flush();
     let text = fallback.text();
-    assert_eq!(text.lines().count(), 1, "{text}");
-    assert!(text.contains("unavailable") && text.ends_with("p 3 nobody\\nlistens\n"), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "a notice, then the record: {text}");
+    assert!(lines[0].starts_with("logger: p journald ") && lines[0].contains("unavailable"));
+    // The short format: `HH:MM:SS.ffffff 3 p message`, escaped.
+    assert_eq!(&lines[1][15..], " 3 p nobody\\nlistens", "{text}");
+    assert_eq!(log.fallback_count(), 1);
 }
 
 #[test]
-fn a_restarted_journal_is_picked_up_without_reconnecting() {
+fn a_journald_restart_loses_nothing() {
+    // journald reads "one", then dies with "queued" still in its socket; the sink learns it
+    // only when the next send fails: "queued" (and "one", which it cannot tell apart) is
+    // replayed, what is logged while it is down goes to the fallback, and once it is back on
+    // the same path delivery resumes.
     let (_dir, path, rx) = receiver();
-    let log = Journald::new("p").with_socket_path(&path).with_fallback(Captured::default());
+    let fallback = Captured::default();
+    let log = Journald::new("p")
+        .with_socket_path(&path)
+        .with_retry_interval(Duration::from_millis(5))
+        .with_fallback(fallback.clone());
     log.info("one");
     assert_eq!(recv(&rx)["MESSAGE"], "one");
+    log.info("queued");
+    log.flush();
     drop(rx);
     std::fs::remove_file(&path).unwrap();
-    log.info("lost");
+    log.info("while down");
+    log.flush();
+    let text = fallback.text();
+    let replay = format!("logger: p {}", logger::syslog::REPLAY_MARKER);
+    let replayed: Vec<&str> = text.lines().filter(|l| l.starts_with(&replay)).collect();
+    assert_eq!(replayed.len(), 2, "{text}");
+    assert!(replayed[0].ends_with(" 6 p one") && replayed[1].ends_with(" 6 p queued"), "{text}");
+    assert!(text.lines().any(|l| l.ends_with(" 6 p while down") && !l.starts_with("logger:")));
+
     let rx = UnixDatagram::bind(&path).unwrap();
-    rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    log.info("two");
-    assert_eq!(recv(&rx)["MESSAGE"], "two");
+    rx.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut n = 0;
+    assert!(wait_until(Duration::from_secs(5), || {
+        n += 1;
+        logger::info!(log, "back"; n = n);
+        log.flush();
+        fallback.text().contains("is back; delivering again")
+    }));
+    let e = recv(&rx);
+    assert_eq!((e["MESSAGE"].as_str(), e["N"].as_str()), ("back", n.to_string().as_str()));
+    let stats = log.stats();
+    assert_eq!((stats.replayed, stats.sent), (2, 3), "{stats:?}");
 }
 
 #[test]
@@ -154,14 +258,17 @@ fn new_with_journald_only() {
 }
 
 #[test]
-fn the_fallback_line_stays_one_line_whatever_the_path_and_program_hold() {
+fn the_fallback_lines_stay_lines_whatever_the_path_and_program_hold() {
     let dir = tempfile::tempdir().unwrap();
     let fallback = Captured::default();
     let log = Journald::new("p\nforged 3 x")
         .with_socket_path(dir.path().join("no\njournal"))
         .with_fallback(fallback.clone());
     log.err("m");
+    log.flush();
     let text = fallback.text();
-    assert_eq!(text.lines().count(), 1, "{text}");
-    assert!(text.contains("no\\njournal") && text.ends_with("p\\nforged 3 x 3 m\n"), "{text}");
+    assert_eq!(text.lines().count(), 2, "{text}");
+    assert!(text.contains("no\\njournal"), "{text}");
+    // The program column is one word, as on stdout.
+    assert!(text.ends_with(" 3 p_forged_3_x m\n"), "{text}");
 }

@@ -34,7 +34,7 @@ fn lines_through_stock_rsyslog_validate_and_altered_ones_do_not() {
     let mut config = Config::new("svc");
     config.stdout_level = None;
     config.syslog = Some(logger::SyslogTarget::Unix(rsyslog.socket_path()));
-    config.syslog_format = SyslogFormat::Rfc3164;
+    config.syslog_format = Some(SyslogFormat::Rfc3164);
     config.syslog_level = Level::Debug;
     let log: Arc<dyn Logger> = logger::new(config);
     // Each message carries its own checksum (written here, as Boulder's bothWriter does), so

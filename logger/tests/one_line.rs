@@ -185,6 +185,8 @@ fn syslog_fallback_notices_and_replayed_lines_are_one_clean_line_each() {
         }
     }
     assert!(rx.is_none());
+    // The sink writes on its own thread: wait until it is done.
+    log.flush();
     let text = fallback.text();
     let lines: Vec<&str> = text.lines().collect();
     for line in &lines {

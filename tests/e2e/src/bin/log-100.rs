@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! log-100 --syslog unix:/tmp/x/log.sock --lines 600 --rate 100 --run-id r1
+//! log-100 --syslog tls:127.0.0.1:6514 --tls-ca /tmp/x/ca.pem
 //! ```
 
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let flag =
         |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let usage = "usage: log-100 --syslog TARGET [--lines N] [--rate PER_SECOND] [--run-id ID]";
+    let usage = "usage: log-100 --syslog TARGET [--lines N] [--rate PER_SECOND] [--run-id ID] [--tls-ca PEM]";
     let Some(target) = flag("--syslog") else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -44,6 +45,7 @@ fn main() {
     config.stdout_level = None;
     config.syslog = Some(target);
     config.syslog_level = logger::Level::Info;
+    config.syslog_tls_ca = flag("--tls-ca").map(Into::into);
     let log = logger::new(config);
 
     // A fixed schedule (not sleep-after-each) so the rate holds even while the logger is
