@@ -100,6 +100,7 @@ fn smtp_source(port: u16, sessions: usize, n: usize) -> f64 {
 
 fn config(port: u16, pipelining: bool) -> Config {
     Config::new("127.0.0.1", port, "bench@example.com")
+        .with_tls(mailer::Tls::None)
         .with_helo_name("bench.test")
         .with_pipelining(pipelining)
 }

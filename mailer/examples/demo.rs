@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use logger::{Level, Logger};
 use mail_test_srv::{Options, TestServer};
-use mailer::{Config, Mailer, SmtpMailer};
+use mailer::{Config, Mailer, SmtpMailer, Tls};
 
 /// Send messages through a fault-injecting mail-test-srv and check that none were lost.
 #[derive(Debug, Parser)]
@@ -105,7 +105,9 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     logger::info!(log, "demo: sending {} messages to mail-test-srv at {smtp} (close chance {}%, seed {seed})",
         args.messages, args.close_chance; event = "start", http = http);
 
+    // The in-process server speaks plain text on loopback: say so (STARTTLS is the default).
     let config = Config::new(smtp.ip().to_string(), smtp.port(), "demo@example.test")
+        .with_tls(Tls::None)
         .with_retry_base(RETRY_BASE)
         .with_retry_max(RETRY_MAX)
         .with_max_attempts(MAX_ATTEMPTS);

@@ -8,35 +8,28 @@ use std::time::Duration;
 /// usual cause is an idle timeout on the server). Attempt `n >= 1` waits
 /// `min(base * 2^(n-1), max)` times a jitter factor in `[0.8, 1.2)`, and never more than `max`
 /// after jitter (Boulder applied the jitter after the cap and could exceed it).
-///
-/// ```
-/// use std::time::Duration;
-/// let b = mailer::Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
-/// assert_eq!(b.delay(0, 0.5), Duration::ZERO);
-/// assert_eq!(b.delay(1, 0.5), Duration::from_millis(100)); // jitter sample 0.5 = factor 1.0
-/// assert_eq!(b.delay(3, 0.5), Duration::from_millis(400));
-/// assert_eq!(b.delay(30, 0.99), Duration::from_secs(1)); // capped after jitter
-/// ```
+/// With base 100 ms and max 1 s, a jitter sample of 0.5 (factor 1.0) gives 0, 100, 200,
+/// 400 ms for attempts 0 to 3; attempt 30 with any jitter gives 1 s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     base: Duration,
     max: Duration,
 }
 
 impl Backoff {
     /// Lowest jitter factor.
-    pub const JITTER_MIN: f64 = 0.8;
+    pub(crate) const JITTER_MIN: f64 = 0.8;
     /// Jitter factors lie in `[JITTER_MIN, JITTER_MIN + JITTER_SPAN)`.
-    pub const JITTER_SPAN: f64 = 0.4;
+    pub(crate) const JITTER_SPAN: f64 = 0.4;
 
     /// A backoff from `base` doubling up to `max`.
-    pub const fn new(base: Duration, max: Duration) -> Self {
+    pub(crate) const fn new(base: Duration, max: Duration) -> Self {
         Backoff { base, max }
     }
 
     /// The delay before attempt `attempt` without jitter: 0 for attempt 0, then
     /// `min(base * 2^(attempt-1), max)`. Saturates instead of overflowing.
-    pub fn ceiling(&self, attempt: u32) -> Duration {
+    pub(crate) fn ceiling(&self, attempt: u32) -> Duration {
         if attempt == 0 {
             return Duration::ZERO;
         }
@@ -46,7 +39,7 @@ impl Backoff {
 
     /// The delay before attempt `attempt` given a uniform sample `jitter_sample` in `[0, 1)`
     /// (values outside are clamped): `ceiling(attempt) * (0.8 + 0.4 * sample)`, at most `max`.
-    pub fn delay(&self, attempt: u32, jitter_sample: f64) -> Duration {
+    pub(crate) fn delay(&self, attempt: u32, jitter_sample: f64) -> Duration {
         let ceiling = self.ceiling(attempt);
         if ceiling.is_zero() {
             return ceiling;
@@ -60,7 +53,7 @@ impl Backoff {
     }
 
     /// [`Backoff::delay`] with a fresh random jitter sample.
-    pub fn delay_random(&self, attempt: u32) -> Duration {
+    pub(crate) fn delay_random(&self, attempt: u32) -> Duration {
         self.delay(attempt, rand::random::<f64>())
     }
 }
@@ -101,6 +94,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_documented_example() {
+        let b = Backoff::new(100 * MS, Duration::from_secs(1));
+        assert_eq!(b.delay(0, 0.5), Duration::ZERO);
+        assert_eq!(b.delay(1, 0.5), 100 * MS);
+        assert_eq!(b.delay(3, 0.5), 400 * MS);
+        assert_eq!(b.delay(30, 0.99), Duration::from_secs(1));
     }
 
     #[test]

@@ -6,11 +6,12 @@ use std::time::Duration;
 /// How the connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Tls {
-    /// Plain text. Only sensible on loopback or inside a trusted network.
-    #[default]
+    /// Plain text: an explicit choice, only sensible on loopback or inside a trusted network.
+    /// AUTH over plain text is refused unless the host is loopback.
     None,
     /// Plain connect, then `STARTTLS` before anything else; a server that does not offer it is
-    /// an error (never a silent downgrade to plain text).
+    /// an error (never a silent downgrade to plain text). The default.
+    #[default]
     StartTls,
     /// TLS from the first byte ("SMTPS", usually port 465).
     Implicit,
@@ -66,15 +67,21 @@ impl fmt::Debug for Credentials {
 }
 
 /// Everything an [`crate::SmtpMailer`] needs. Build with [`Config::new`] and the `with_*`
-/// methods; the defaults follow DESIGN.md.
+/// methods; the defaults follow DESIGN.md (STARTTLS required, one connection, no rate limit).
 ///
 /// ```
 /// use std::time::Duration;
-/// let config = mailer::Config::new("127.0.0.1", 2525, "noreply@example.com")
-///     .with_tls(mailer::Tls::StartTls)
+/// let config = mailer::Config::new("smtp.example.com", 587, "noreply@example.com")
+///     .with_credentials("noreply", "secret")
+///     .with_max_connections(4)
+///     .with_rate(14, Duration::from_secs(1))
 ///     .with_retry_base(Duration::from_millis(50))
 ///     .with_max_attempts(5);
-/// assert_eq!(config.server(), "127.0.0.1:2525");
+/// assert_eq!(config.server(), "smtp.example.com:587");
+/// assert_eq!(config.tls, mailer::Tls::StartTls);
+/// assert!(config.validate().is_ok());
+/// // Credentials in plain text to a remote host: refused before any I/O.
+/// assert!(config.with_tls(mailer::Tls::None).validate().is_err());
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -83,7 +90,7 @@ pub struct Config {
     pub host: String,
     /// Server port.
     pub port: u16,
-    /// How the connection is secured. Default [`Tls::None`].
+    /// How the connection is secured. Default [`Tls::StartTls`].
     pub tls: Tls,
     /// PEM root certificates to trust *instead of* the system store (for private CAs and
     /// tests). Certificate verification is always on.
@@ -109,20 +116,26 @@ pub struct Config {
     /// the whole message plus waiting for the reply to its final dot). Default 60 s. A
     /// connection whose exchange timed out is never reused.
     pub command_timeout: Duration,
-    /// A connection idle longer than this is probed with NOOP before reuse. Default 30 s.
+    /// A connection unused this long is closed with QUIT (freeing the server's slot) and
+    /// never reused. Default 30 s.
     pub idle_limit: Duration,
+    /// How many connections concurrent sends may share. Default 1.
+    pub max_connections: usize,
+    /// At most `n` transactions at once, then `n` per `per` (a token bucket shared by the
+    /// pool), if set. Default none.
+    pub rate: Option<(u32, Duration)>,
     /// Send MAIL, RCPT and DATA in one write when the server offers PIPELINING (RFC 2920):
     /// two round trips per message instead of 3 + recipients. Default on.
     pub pipelining: bool,
 }
 
 impl Config {
-    /// A plain-text configuration for `host:port` sending as `from`, with default limits.
+    /// A configuration for `host:port` sending as `from`: STARTTLS required, default limits.
     pub fn new(host: impl Into<String>, port: u16, from: impl Into<String>) -> Self {
         Config {
             host: host.into(),
             port,
-            tls: Tls::None,
+            tls: Tls::StartTls,
             root_ca_pem: None,
             tls_server_name: None,
             credentials: None,
@@ -134,6 +147,8 @@ impl Config {
             connect_timeout: Duration::from_secs(30),
             command_timeout: Duration::from_secs(60),
             idle_limit: Duration::from_secs(30),
+            max_connections: 1,
+            rate: None,
             pipelining: true,
         }
     }
@@ -211,9 +226,22 @@ impl Config {
         self
     }
 
-    /// Sets the idle time after which a connection is probed with NOOP before reuse.
+    /// Sets how long a connection may stay unused before it is closed with QUIT.
     pub fn with_idle_limit(mut self, limit: Duration) -> Self {
         self.idle_limit = limit;
+        self
+    }
+
+    /// Lets up to `n` concurrent sends each use their own connection (opened when needed).
+    pub fn with_max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// Limits sending to `n` transactions at once and `n` per `per` on average (a relay
+    /// quota such as 14 per second); sends wait for their turn without holding a connection.
+    pub fn with_rate(mut self, n: u32, per: Duration) -> Self {
+        self.rate = Some((n, per));
         self
     }
 
@@ -224,7 +252,8 @@ impl Config {
     }
 
     /// Checks everything that can be checked without I/O: the from address, the HELO name, the
-    /// host, and that the root CA PEM holds at least one certificate.
+    /// host, the pool size and rate, that the root CA PEM holds at least one certificate, and
+    /// that credentials never go over plain text to a host that is not loopback.
     pub fn validate(&self) -> Result<(), crate::Error> {
         crate::message::parse_mailbox(&self.from)?;
         if self.host.is_empty() || self.host.chars().any(|c| c.is_control() || c.is_whitespace()) {
@@ -238,8 +267,34 @@ impl Config {
         if let Some(pem) = &self.root_ca_pem {
             crate::tls::parse_roots(pem)?;
         }
+        if self.max_connections == 0 {
+            return Err(crate::Error::Config("max_connections must be at least 1".into()));
+        }
+        if let Some((n, per)) = self.rate
+            && (n == 0 || per.is_zero())
+        {
+            return Err(crate::Error::Config(format!(
+                "rate {n} per {per:?} would never send (both must be above zero)"
+            )));
+        }
+        if self.credentials.is_some() && self.tls == Tls::None && !is_loopback(&self.host) {
+            return Err(crate::Error::Config(format!(
+                "refusing to send AUTH credentials in plain text to {}: use Tls::StartTls or \
+                 Tls::Implicit (plain-text AUTH is allowed only to loopback)",
+                self.server()
+            )));
+        }
         Ok(())
     }
+}
+
+/// `localhost`, `*.localhost` (RFC 6761) or a loopback IP address.
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let lower = host.to_ascii_lowercase();
+    lower == "localhost"
+        || lower.ends_with(".localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -252,8 +307,36 @@ mod tests {
         assert_eq!(c.retry_base, Duration::from_secs(1));
         assert_eq!(c.retry_max, Duration::from_secs(300));
         assert_eq!(c.max_attempts, 10);
-        assert_eq!(c.tls, Tls::None);
+        assert_eq!(c.tls, Tls::StartTls);
+        assert_eq!(c.max_connections, 1);
+        assert_eq!(c.rate, None);
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn plain_text_auth_is_allowed_only_to_loopback() {
+        let auth = |host: &str| {
+            Config::new(host, 25, "a@example.com").with_tls(Tls::None).with_credentials("u", "p")
+        };
+        for host in ["127.0.0.1", "127.3.4.5", "::1", "[::1]", "localhost", "mx.LOCALHOST"] {
+            assert!(auth(host).validate().is_ok(), "{host}");
+        }
+        for host in ["mx.example.com", "10.0.0.1", "192.168.1.1", "localhost.example.com"] {
+            let err = auth(host).validate().unwrap_err();
+            assert!(err.is_permanent() && err.to_string().contains("plain text"), "{host}: {err}");
+        }
+        assert!(auth("mx.example.com").with_tls(Tls::StartTls).validate().is_ok());
+        let no_auth = Config::new("mx.example.com", 25, "a@example.com").with_tls(Tls::None);
+        assert!(no_auth.validate().is_ok());
+    }
+
+    #[test]
+    fn a_pool_of_zero_or_a_rate_of_zero_is_refused() {
+        let c = Config::new("h", 25, "a@example.com");
+        assert!(c.clone().with_max_connections(0).validate().is_err());
+        assert!(c.clone().with_rate(0, Duration::from_secs(1)).validate().is_err());
+        assert!(c.clone().with_rate(5, Duration::ZERO).validate().is_err());
+        assert!(c.with_rate(14, Duration::from_secs(1)).with_max_connections(8).validate().is_ok());
     }
 
     #[test]

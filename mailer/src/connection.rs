@@ -1,31 +1,39 @@
-//! One SMTP connection: opened on our own TCP_NODELAY socket, every exchange under a timeout,
-//! each command's failure tagged with its [`Stage`].
+//! One SMTP connection: opened on our own TCP_NODELAY socket, greeted with one EHLO (two
+//! with STARTTLS, as RFC 3207 requires), every exchange under a timeout, each command's
+//! failure tagged with its [`Stage`].
 
 use std::fmt::{self, Write as _};
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream};
-use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Noop, Rcpt, Rset};
-use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::client::AsyncSmtpConnection;
+use lettre::transport::smtp::commands::{Auth, Data, Ehlo, Mail, Rcpt, Rset, Starttls};
+use lettre::transport::smtp::extension::{
+    ClientId, Extension, MailBodyParameter, MailParameter, ServerInfo,
+};
 use lettre::transport::smtp::response::Response;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use crate::Config;
-use crate::error::{Error, Fault, Stage};
+use crate::error::{Error, Stage};
 use crate::message::Prepared;
-use crate::tls::{TlsSetup, TlsTcp};
+use crate::tls::TlsSetup;
+use crate::wire::{Wire, is_one_starttls_reply, names_pipelining, offers_pipelining};
 
 /// An open, greeted (and, as configured, encrypted and authenticated) connection.
 pub(crate) struct Conn {
     smtp: AsyncSmtpConnection,
-    pub(crate) last_used: Instant,
-    command_timeout: Duration,
+    wire: Wire,
+    /// What the server offers, from the EHLO that counts (after STARTTLS, the second).
+    info: ServerInfo,
     /// The server offers PIPELINING and the configuration allows it.
     pipelining: bool,
-    /// Implicit TLS (which lettre cannot see: to lettre our TLS stream is a plain transport).
-    implicit_tls: bool,
+    encrypted: bool,
+    command_timeout: Duration,
+    /// When the last transaction ended (or the connection opened).
+    pub(crate) last_used: Instant,
     /// The conversation is in an unknown state (a pipelined group was cut short, or the
     /// server entered DATA mode for a transaction we abandoned): never reuse.
     poisoned: bool,
@@ -35,11 +43,12 @@ pub(crate) struct Conn {
 async fn timed<T>(
     stage: Stage,
     limit: Duration,
+    wire: &Wire,
     fut: impl Future<Output = Result<T, lettre::transport::smtp::Error>>,
 ) -> Result<T, Error> {
     match tokio::time::timeout(limit, fut).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(Error::from_lettre(stage, &e)),
+        Ok(Err(e)) => Err(Error::from_lettre(stage, e, wire.saw_eof())),
         Err(_) => Err(Error::timeout(stage, limit)),
     }
 }
@@ -49,14 +58,8 @@ async fn timed<T>(
 /// to our next command (lettre #743): treat it as the connection being gone.
 fn closing(stage: Stage, reply: &Response) -> Result<(), Error> {
     if reply.has_code(221) {
-        return Err(Error::Connection {
-            stage,
-            fault: Fault::Eof,
-            detail: format!(
-                "server closed the connection: 221 {}",
-                reply.message().collect::<Vec<_>>().join(" ")
-            ),
-        });
+        let text = reply.message().collect::<Vec<_>>().join(" ");
+        return Err(Error::eof(stage, format!("server closed the connection: 221 {text}")));
     }
     Ok(())
 }
@@ -72,9 +75,9 @@ impl fmt::Display for Raw<'_> {
 }
 
 impl Conn {
-    /// Opens a connection: TCP (TCP_NODELAY), implicit TLS if configured, greeting and EHLO,
-    /// STARTTLS if configured, a second EHLO to learn about PIPELINING (lettre does not keep
-    /// it), AUTH if configured.
+    /// Opens a connection: TCP (TCP_NODELAY), implicit TLS if configured, greeting and EHLO
+    /// (lettre sends it; we read its reply off the wire for PIPELINING, which lettre does not
+    /// keep), STARTTLS and the EHLO after it if configured, AUTH if configured.
     pub(crate) async fn open(
         config: &Config,
         tls: &TlsSetup,
@@ -83,65 +86,106 @@ impl Conn {
         let connect = TcpStream::connect((config.host.as_str(), config.port));
         let tcp = match tokio::time::timeout(config.connect_timeout, connect).await {
             Ok(Ok(tcp)) => tcp,
-            Ok(Err(e)) => return Err(Error::from_io(Stage::Connect, &e)),
+            Ok(Err(e)) => return Err(Error::from_io(Stage::Connect, e)),
             Err(_) => return Err(Error::timeout(Stage::Connect, config.connect_timeout)),
         };
         // lettre 0.11.23 never sets TCP_NODELAY and writes commands in pieces; with Nagle on,
         // each message waits for the server's delayed ACK (40 ms).
-        tcp.set_nodelay(true).map_err(|e| Error::from_io(Stage::Connect, &e))?;
-        let stream: Box<dyn AsyncTokioStream> = match tls {
-            TlsSetup::Implicit { connector, name } => {
-                let handshake = connector.connect(name.clone(), tcp);
+        tcp.set_nodelay(true).map_err(|e| Error::from_io(Stage::Connect, e))?;
+        let wire = match tls {
+            TlsSetup::Implicit(client) => {
+                let handshake = client.connector.connect(client.name.clone(), tcp);
                 match tokio::time::timeout(config.connect_timeout, handshake).await {
-                    Ok(Ok(s)) => Box::new(TlsTcp(s)),
-                    Ok(Err(e)) => return Err(Error::from_io(Stage::Connect, &e)),
+                    Ok(Ok(s)) => Wire::tls(s),
+                    Ok(Err(e)) => return Err(Error::from_io(Stage::Connect, e)),
                     Err(_) => return Err(Error::timeout(Stage::Connect, config.connect_timeout)),
                 }
             }
-            TlsSetup::None | TlsSetup::StartTls(_) => Box::new(tcp),
+            TlsSetup::None | TlsSetup::StartTls(_) => Wire::plain(tcp),
         };
         let limit = config.command_timeout;
-        let mut smtp = timed(
-            Stage::Greeting,
-            limit,
-            AsyncSmtpConnection::connect_with_transport(stream, client_id),
-        )
-        .await?;
-        if let TlsSetup::StartTls(params) = tls {
-            if !smtp.can_starttls() {
-                return Err(Error::Protocol {
-                    stage: Stage::StartTls,
-                    detail: "server does not offer STARTTLS".into(),
-                });
+        wire.start_tap();
+        let greet = AsyncSmtpConnection::connect_with_transport(Box::new(wire.clone()), client_id);
+        let mut smtp = timed(Stage::Greeting, limit, &wire, greet).await?;
+        let greeting_and_ehlo = wire.take_tap();
+        let (info, offered) = match tls {
+            TlsSetup::StartTls(client) => {
+                if !smtp.server_info().supports_feature(Extension::StartTls) {
+                    return Err(Error::protocol(Stage::StartTls, "server does not offer STARTTLS"));
+                }
+                wire.start_tap();
+                timed(Stage::StartTls, limit, &wire, smtp.command(Starttls)).await?;
+                if !is_one_starttls_reply(&wire.take_tap()) {
+                    return Err(Error::protocol(
+                        Stage::StartTls,
+                        "the server sent more than its reply before the TLS handshake",
+                    ));
+                }
+                let handshake = wire.upgrade(&client.connector, client.name.clone());
+                match tokio::time::timeout(limit, handshake).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(Error::from_io(Stage::StartTls, e)),
+                    Err(_) => return Err(Error::timeout(Stage::StartTls, limit)),
+                }
+                // RFC 3207: forget what the plain-text EHLO said; ask again over TLS.
+                let ehlo = Ehlo::new(client_id.clone());
+                let reply = timed(Stage::StartTls, limit, &wire, smtp.command(ehlo)).await?;
+                let info = ServerInfo::from_response(&reply)
+                    .map_err(|e| Error::from_lettre(Stage::StartTls, e, false))?;
+                let offered = reply.message().any(|l| names_pipelining(l.as_bytes()));
+                (info, offered)
             }
-            timed(Stage::StartTls, limit, smtp.starttls(params.clone(), client_id)).await?;
-        }
-        let pipelining = if config.pipelining {
-            // Before AUTH: some servers forget the authentication on a later EHLO.
-            let ehlo =
-                timed(Stage::Greeting, limit, smtp.command(Ehlo::new(client_id.clone()))).await?;
-            ehlo.message().any(|l| l.split_whitespace().next() == Some("PIPELINING"))
-        } else {
-            false
+            TlsSetup::None | TlsSetup::Implicit(_) => {
+                (smtp.server_info().clone(), offers_pipelining(&greeting_and_ehlo))
+            }
+        };
+        let mut conn = Conn {
+            smtp,
+            wire,
+            info,
+            pipelining: config.pipelining && offered,
+            encrypted: !matches!(tls, TlsSetup::None),
+            command_timeout: limit,
+            last_used: Instant::now(),
+            poisoned: false,
         };
         if let Some(creds) = &config.credentials {
             let creds = Credentials::new(creds.user.clone(), creds.password.clone());
-            timed(Stage::Auth, limit, smtp.auth(&[Mechanism::Plain, Mechanism::Login], &creds))
-                .await?;
+            conn.authenticate(&creds).await?;
         }
-        Ok(Conn {
-            smtp,
-            last_used: Instant::now(),
-            command_timeout: limit,
-            pipelining,
-            implicit_tls: matches!(tls, TlsSetup::Implicit { .. }),
-            poisoned: false,
-        })
+        Ok(conn)
+    }
+
+    /// AUTH PLAIN or LOGIN, whichever the (last) EHLO offered, answering up to ten challenges.
+    /// lettre's own `auth` would choose from the features of the plain-text EHLO.
+    async fn authenticate(&mut self, creds: &Credentials) -> Result<(), Error> {
+        let limit = self.command_timeout;
+        let stage = Stage::Auth;
+        let mechanism = self
+            .info
+            .get_auth_mechanism(&[Mechanism::Plain, Mechanism::Login])
+            .ok_or_else(|| {
+                Error::protocol(
+                    stage,
+                    "the server offers no AUTH mechanism we speak (PLAIN, LOGIN)",
+                )
+            })?;
+        let lettre = |e| Error::from_lettre(stage, e, false);
+        let first = Auth::new(mechanism, creds.clone(), None).map_err(lettre)?;
+        let mut reply = timed(stage, limit, &self.wire, self.smtp.command(first)).await?;
+        for _ in 0..10 {
+            if !reply.has_code(334) {
+                return Ok(());
+            }
+            let next = Auth::new_from_response(mechanism, creds.clone(), &reply).map_err(lettre)?;
+            reply = timed(stage, limit, &self.wire, self.smtp.command(next)).await?;
+        }
+        Err(Error::protocol(stage, "too many AUTH challenges"))
     }
 
     /// Whether the connection is encrypted (for the `connected` log line).
     pub(crate) fn is_encrypted(&self) -> bool {
-        self.implicit_tls || self.smtp.is_encrypted()
+        self.encrypted
     }
 
     /// Whether MAIL, RCPT and DATA go out in one write on this connection.
@@ -149,23 +193,15 @@ impl Conn {
         self.pipelining
     }
 
-    /// NOOP: is an idle connection still alive?
-    pub(crate) async fn probe(&mut self) -> Result<(), Error> {
-        let reply = timed(Stage::Noop, self.command_timeout, self.smtp.command(Noop)).await?;
-        closing(Stage::Noop, &reply)
-    }
-
     /// RSET after a refused envelope, so the connection can carry the next message. Fails
     /// without I/O when the conversation is in an unknown state, and on a `221` (the server
     /// hung up meanwhile: lettre would count it as the RSET's success).
     pub(crate) async fn reset(&mut self) -> Result<(), Error> {
         if self.poisoned {
-            return Err(Error::Protocol {
-                stage: Stage::Mail,
-                detail: "connection state unknown".into(),
-            });
+            return Err(Error::protocol(Stage::Mail, "connection state unknown"));
         }
-        let reply = timed(Stage::Mail, self.command_timeout, self.smtp.command(Rset)).await?;
+        let reply =
+            timed(Stage::Mail, self.command_timeout, &self.wire, self.smtp.command(Rset)).await?;
         closing(Stage::Mail, &reply)
     }
 
@@ -176,24 +212,25 @@ impl Conn {
         }
     }
 
+    /// The MAIL parameters the message needs, or why this server cannot take it (checked
+    /// before anything of the transaction is written).
     fn mail_params(&self, p: &Prepared) -> Result<Vec<MailParameter>, Error> {
-        let info = self.smtp.server_info();
         let mut params = Vec::new();
         if p.has_non_ascii_addresses {
-            if !info.supports_feature(Extension::SmtpUtfEight) {
-                return Err(Error::Protocol {
-                    stage: Stage::Mail,
-                    detail: "non-ASCII address but the server does not offer SMTPUTF8".into(),
-                });
+            if !self.info.supports_feature(Extension::SmtpUtfEight) {
+                return Err(Error::protocol(
+                    Stage::Mail,
+                    "non-ASCII address but the server does not offer SMTPUTF8",
+                ));
             }
             params.push(MailParameter::SmtpUtfEight);
         }
         if p.is_8bit {
-            if !info.supports_feature(Extension::EightBitMime) {
-                return Err(Error::Protocol {
-                    stage: Stage::Mail,
-                    detail: "8-bit message but the server does not offer 8BITMIME".into(),
-                });
+            if !self.info.supports_feature(Extension::EightBitMime) {
+                return Err(Error::protocol(
+                    Stage::Mail,
+                    "8-bit message but the server does not offer 8BITMIME",
+                ));
             }
             params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
@@ -202,23 +239,30 @@ impl Conn {
 
     /// One mail transaction: MAIL, RCPT for each recipient, DATA (pipelined in one write when
     /// the server allows), then the message and its final dot in one write.
-    pub(crate) async fn transaction(&mut self, p: &Prepared) -> Result<(), Error> {
+    ///
+    /// `Err(Refused)` means nothing was written: the connection is as clean as before.
+    pub(crate) async fn transaction(&mut self, p: &Prepared) -> Result<(), TransactionError> {
         let limit = self.command_timeout;
-        let params = self.mail_params(p)?;
+        let params = self.mail_params(p).map_err(TransactionError::Refused)?;
         let mail = Mail::new(Some(p.from.clone()), params);
-        if self.pipelining {
-            self.pipelined_envelope(p, mail).await?;
-        } else {
-            let reply = timed(Stage::Mail, limit, self.smtp.command(mail)).await?;
-            closing(Stage::Mail, &reply)?;
-            for to in &p.to {
-                timed(Stage::Rcpt, limit, self.smtp.command(Rcpt::new(to.clone(), vec![]))).await?;
+        let sent = async {
+            if self.pipelining {
+                self.pipelined_envelope(p, mail).await?;
+            } else {
+                let reply = timed(Stage::Mail, limit, &self.wire, self.smtp.command(mail)).await?;
+                closing(Stage::Mail, &reply)?;
+                for to in &p.to {
+                    let rcpt = Rcpt::new(to.clone(), vec![]);
+                    timed(Stage::Rcpt, limit, &self.wire, self.smtp.command(rcpt)).await?;
+                }
+                timed(Stage::Data, limit, &self.wire, self.smtp.command(Data)).await?;
             }
-            timed(Stage::Data, limit, self.smtp.command(Data)).await?;
-        }
-        timed(Stage::AfterDot, limit, self.smtp.command(Raw(&p.wire))).await?;
+            timed(Stage::AfterDot, limit, &self.wire, self.smtp.command(Raw(&p.wire))).await?;
+            Ok(())
+        };
+        let result = sent.await.map_err(TransactionError::Failed);
         self.last_used = Instant::now();
-        Ok(())
+        result
     }
 
     /// MAIL, every RCPT and DATA in one write; then one reply each, in order, so a failure is
@@ -240,9 +284,9 @@ impl Conn {
         let mut first_error = None;
         for (i, stage) in stages.enumerate() {
             let reply = if i == 0 {
-                timed(stage, limit, self.smtp.command(Raw(&group))).await
+                timed(stage, limit, &self.wire, self.smtp.command(Raw(&group))).await
             } else {
-                timed(stage, limit, self.smtp.read_response()).await
+                timed(stage, limit, &self.wire, self.smtp.read_response()).await
             };
             let reply = reply.and_then(|r| closing(stage, &r));
             match reply {
@@ -263,4 +307,12 @@ impl Conn {
         }
         first_error.map_or(Ok(()), Err)
     }
+}
+
+/// How a transaction failed.
+pub(crate) enum TransactionError {
+    /// Refused before anything was written (the server lacks a feature the message needs).
+    Refused(Error),
+    /// Failed on the wire.
+    Failed(Error),
 }

@@ -1,5 +1,5 @@
-//! [`DryRunMailer`]: validates and builds every message like [`crate::SmtpMailer`], logs what
-//! it would send, and sends nothing.
+//! [`DryRunMailer`]: validates and builds every message like [`crate::SmtpMailer`] (reading
+//! attachment files too), logs what it would send, and sends nothing.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,7 +8,7 @@ use lettre::message::Mailbox;
 use logger::Logger;
 
 use crate::message::{parse_mailbox, prepare};
-use crate::{BoxFuture, Error, Mailer, Sent, events};
+use crate::{BoxFuture, Email, Error, Mailer, Sent, events};
 
 /// A [`Mailer`] that sends nothing: for `--dry-run` and for tests of code that takes a
 /// `Mailer`. Addresses are validated exactly as [`crate::SmtpMailer`] does, so a dry run
@@ -42,9 +42,9 @@ impl DryRunMailer {
         self.count.load(Ordering::Relaxed)
     }
 
-    async fn send(&self, to: &[&str], subject: &str, body: &str) -> Result<Sent, Error> {
+    async fn send(&self, email: &Email) -> Result<Sent, Error> {
         let from = self.from.as_ref().map_err(Clone::clone)?;
-        let p = prepare(from, to, subject, body)?;
+        let p = prepare(from, email).await?;
         self.count.fetch_add(1, Ordering::Relaxed);
         logger::info!(self.log, "dry run: message not sent";
             event = events::DRY_RUN, message_id = p.message_id, recipients = p.to.len(),
@@ -54,13 +54,8 @@ impl DryRunMailer {
 }
 
 impl Mailer for DryRunMailer {
-    fn send_mail<'a>(
-        &'a self,
-        to: &'a [&'a str],
-        subject: &'a str,
-        body: &'a str,
-    ) -> BoxFuture<'a, Result<Sent, Error>> {
-        Box::pin(self.send(to, subject, body))
+    fn send_message<'a>(&'a self, email: &'a Email) -> BoxFuture<'a, Result<Sent, Error>> {
+        Box::pin(self.send(email))
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

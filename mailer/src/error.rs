@@ -1,9 +1,10 @@
-//! [`Error`], the [`Stage`] a failure happened at, and [`classify`]: the one place that decides
-//! what a lettre error means.
+//! [`Error`], the [`Stage`] a failure happened at, the [`Fault`] it is, and `classify`: the one
+//! place that decides what a lettre error means.
 
 use std::error::Error as _;
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where in the SMTP conversation a failure happened. Displayed as the `stage=` log value.
@@ -14,12 +15,10 @@ pub enum Stage {
     Connect,
     /// The greeting and EHLO (lettre reads both in one call).
     Greeting,
-    /// STARTTLS and the second EHLO.
+    /// STARTTLS, its handshake and the EHLO after it.
     StartTls,
     /// AUTH.
     Auth,
-    /// The NOOP probe of an idle connection.
-    Noop,
     /// MAIL FROM.
     Mail,
     /// RCPT TO.
@@ -34,15 +33,14 @@ pub enum Stage {
 }
 
 impl Stage {
-    /// The log value: `connect`, `greeting`, `starttls`, `auth`, `noop`, `mail`, `rcpt`,
-    /// `data`, `after_dot`, `quit`.
+    /// The log value: `connect`, `greeting`, `starttls`, `auth`, `mail`, `rcpt`, `data`,
+    /// `after_dot`, `quit`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Stage::Connect => "connect",
             Stage::Greeting => "greeting",
             Stage::StartTls => "starttls",
             Stage::Auth => "auth",
-            Stage::Noop => "noop",
             Stage::Mail => "mail",
             Stage::Rcpt => "rcpt",
             Stage::Data => "data",
@@ -58,13 +56,13 @@ impl fmt::Display for Stage {
     }
 }
 
-/// What kind of failure a lettre error is. [`classify`] is the only place that decides it.
+/// What kind of failure an error is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Fault {
     /// A 421 reply: the server is closing the channel. Reconnect and send again.
     ServiceClosing,
-    /// The server closed the connection (lettre: "incomplete response").
+    /// The server closed the connection.
     Eof,
     /// Connection reset (or aborted) by the peer.
     Reset,
@@ -130,39 +128,38 @@ impl fmt::Display for Fault {
     }
 }
 
-/// Classifies a lettre SMTP error. This is the single mapping from lettre's error (which has
-/// no `is_network` or `is_eof`) to what the mailer does about it:
+/// Classifies a lettre SMTP error: the single mapping from lettre's error (which has no
+/// `is_network` or `is_eof`) to what the mailer does about it. Structure first, text last:
 ///
 /// - a reply code: 421 is [`Fault::ServiceClosing`], other 4xx [`Fault::Transient`], 5xx
 ///   [`Fault::Permanent`];
-/// - lettre's response error "incomplete response" is how EOF surfaces: [`Fault::Eof`] (a
-///   test pins this, so a lettre upgrade that changes the text fails loudly);
-/// - otherwise the first `io::Error` in the source chain decides (reset, broken pipe, refused,
-///   timed out, unexpected EOF; a wrapped `rustls::Error` is [`Fault::Tls`]);
-/// - lettre's TLS kind is [`Fault::Tls`]; everything else is [`Fault::Protocol`].
-pub fn classify(e: &lettre::transport::smtp::Error) -> Fault {
+/// - the first `io::Error` in the `source()` chain decides by its kind (reset, broken pipe,
+///   refused, timed out, unexpected EOF); a wrapped `rustls::Error` is [`Fault::Tls`];
+/// - lettre's timeout kind is [`Fault::Timeout`] (lettre does no TLS here: `wire.rs` does);
+/// - `wire_eof`: our own stream saw the server close the connection, so whatever lettre calls
+///   it, it is [`Fault::Eof`];
+/// - lettre's response error "incomplete response" is how lettre 0.11 reports EOF: the text,
+///   as the last resort (a test pins it);
+/// - everything else is [`Fault::Protocol`].
+pub(crate) fn classify(e: &lettre::transport::smtp::Error, wire_eof: bool) -> Fault {
     if let Some(code) = e.status() {
-        let code = u16::from(code);
-        return match code {
+        return match u16::from(code) {
             421 => Fault::ServiceClosing,
             400..=499 => Fault::Transient,
             _ => Fault::Permanent,
         };
     }
-    if e.is_response() {
-        if e.source().is_some_and(|s| s.to_string() == "incomplete response") {
-            return Fault::Eof;
-        }
-        return Fault::Protocol;
-    }
     if let Some(fault) = io_fault_in_chain(e) {
         return fault;
     }
-    if e.is_tls() {
-        return Fault::Tls;
-    }
     if e.is_timeout() {
         return Fault::Timeout;
+    }
+    if wire_eof {
+        return Fault::Eof;
+    }
+    if e.is_response() && e.source().is_some_and(|s| s.to_string() == "incomplete response") {
+        return Fault::Eof;
     }
     Fault::Protocol
 }
@@ -181,9 +178,8 @@ fn io_fault_in_chain(e: &(dyn std::error::Error + 'static)) -> Option<Fault> {
     None
 }
 
-/// Classifies a socket error (used for errors that do not come through lettre: TCP connect and
-/// the implicit TLS handshake).
-pub fn classify_io(e: &io::Error) -> Fault {
+/// Classifies a socket error (TCP connect, TLS handshakes, and io errors inside lettre's).
+pub(crate) fn classify_io(e: &io::Error) -> Fault {
     if e.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some()) {
         return Fault::Tls;
     }
@@ -198,29 +194,47 @@ pub fn classify_io(e: &io::Error) -> Fault {
     }
 }
 
+/// The underlying cause of an [`Error`] (a lettre, rustls or socket error), shared so that
+/// `Error` stays `Clone`.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Everything that can go wrong with a send.
 ///
 /// Ask the predicates rather than matching: [`Error::needs_reconnect`],
-/// [`Error::is_permanent`], [`Error::code`], [`Error::is_bad_address`].
-#[derive(Debug, Clone, thiserror::Error)]
+/// [`Error::is_permanent`], [`Error::is_bad_address`], [`Error::is_closed`],
+/// [`Error::is_unreachable`], [`Error::code`]. The cause (lettre's, the OS's, rustls') is
+/// [`std::error::Error::source`]; `{}` shows this error alone, `{:#}` the whole chain in one
+/// line (`connection failed at mail (reset): Connection reset by peer (os error 104)`).
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Error {
     /// An address (recipient or from) that does not parse or holds CR/LF. Found before any I/O.
-    #[error("invalid address {address:?}: {reason}")]
     InvalidAddress {
         /// The address as given (escaped when displayed).
         address: String,
         /// Why it was refused.
         reason: String,
     },
-    /// The message could not be built (no recipients, ...).
-    #[error("invalid message: {0}")]
+    /// An extra header whose name or value cannot be sent. Found before any I/O.
+    InvalidHeader {
+        /// The header name as given (escaped when displayed).
+        name: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// An attachment file that could not be read. Found before any I/O.
+    Attachment {
+        /// The path as given.
+        path: String,
+        /// What the OS said.
+        source: Arc<io::Error>,
+    },
+    /// The message could not be built (no recipients, a bad content type, ...).
     InvalidMessage(String),
-    /// The configuration cannot work (bad root CA PEM, bad host or HELO name).
-    #[error("invalid configuration: {0}")]
+    /// The configuration cannot work (bad root CA PEM, bad host or HELO name, AUTH over plain
+    /// text to a remote host).
     Config(String),
     /// The server replied with a negative code.
-    #[error("server replied {code} at {stage}: {reply}")]
     Reply {
         /// Where.
         stage: Stage,
@@ -230,35 +244,39 @@ pub enum Error {
         reply: String,
     },
     /// The connection was closed, reset or refused, or a command timed out.
-    #[error("connection failed at {stage} ({fault}): {detail}")]
     Connection {
         /// Where.
         stage: Stage,
         /// Which kind: [`Fault::Eof`], [`Fault::Reset`], [`Fault::Timeout`], ...
         fault: Fault,
-        /// What the system or lettre said.
-        detail: String,
+        /// What lettre or the OS said.
+        source: Cause,
     },
     /// TLS could not be established (handshake or certificate verification).
-    #[error("tls failed at {stage}: {detail}")]
     Tls {
         /// Where.
         stage: Stage,
         /// What rustls or lettre said.
-        detail: String,
+        source: Cause,
     },
     /// A malformed reply or a missing server feature (no STARTTLS, no AUTH mechanism, no
     /// SMTPUTF8 for a non-ASCII address).
-    #[error("protocol error at {stage}: {detail}")]
     Protocol {
         /// Where.
         stage: Stage,
         /// What went wrong.
         detail: String,
+        /// lettre's error, when lettre found the problem.
+        source: Option<Cause>,
+    },
+    /// [`crate::Mailer::close`] ended this send before it got through: it was waiting (for a
+    /// connection, a rate-limit token or a backoff) or its transaction failed while closing.
+    Closed {
+        /// The failure that would have been retried, if there was one.
+        last: Option<Box<Error>>,
     },
     /// The send made `attempts` tries (the first plus `attempts - 1` reconnects) and failed
     /// each time.
-    #[error("gave up after {attempts} attempts; last error: {last}")]
     GaveUp {
         /// Tries made, the first included.
         attempts: u32,
@@ -267,10 +285,70 @@ pub enum Error {
     },
 }
 
-/// lettre's text for `e`, with a repeated leading kind collapsed: its STARTTLS path wraps a
-/// connection error in another, which reads "Connection error: Connection error: ...".
-fn lettre_detail(e: &lettre::transport::smtp::Error) -> String {
-    collapse_repeated_kind(e.to_string())
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidAddress { address, reason } => {
+                write!(f, "invalid address {address:?}: {reason}")?;
+            }
+            Error::InvalidHeader { name, reason } => {
+                write!(f, "invalid header {name:?}: {reason}")?
+            }
+            Error::Attachment { path, .. } => write!(f, "cannot read attachment {path:?}")?,
+            Error::InvalidMessage(why) => write!(f, "invalid message: {why}")?,
+            Error::Config(why) => write!(f, "invalid configuration: {why}")?,
+            Error::Reply { stage, code, reply } => {
+                write!(f, "server replied {code} at {stage}: {reply}")?;
+            }
+            Error::Connection { stage, fault, .. } => {
+                write!(f, "connection failed at {stage} ({fault})")?;
+            }
+            Error::Tls { stage, .. } => write!(f, "tls failed at {stage}")?,
+            Error::Protocol { stage, detail, .. } => {
+                write!(f, "protocol error at {stage}: {detail}")?
+            }
+            Error::Closed { .. } => f.write_str("mailer closed before the message was sent")?,
+            Error::GaveUp { attempts, .. } => write!(f, "gave up after {attempts} attempts")?,
+        }
+        if f.alternate() {
+            write_chain(f, self)?;
+        }
+        Ok(())
+    }
+}
+
+/// Appends `: cause` for every cause in the chain. lettre's errors print their own source
+/// too, so a cause whose text the previous one already ends with is skipped, and lettre's
+/// doubled kind ("Connection error: Connection error: ...") is said once.
+fn write_chain(f: &mut fmt::Formatter<'_>, e: &Error) -> fmt::Result {
+    let mut previous = String::new();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = match cause.downcast_ref::<Error>() {
+            // Our own errors print one level each; the loop walks on to their causes.
+            Some(inner) => inner.to_string(),
+            None => collapse_repeated_kind(cause.to_string()),
+        };
+        if !previous.ends_with(&text) {
+            write!(f, ": {text}")?;
+        }
+        previous = text;
+        source = cause.source();
+    }
+    Ok(())
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Connection { source, .. } | Error::Tls { source, .. } => Some(&**source),
+            Error::Protocol { source, .. } => source.as_ref().map(|s| &**s as _),
+            Error::Attachment { source, .. } => Some(&**source),
+            Error::Closed { last } => last.as_deref().map(|e| e as _),
+            Error::GaveUp { last, .. } => Some(&**last),
+            _ => None,
+        }
+    }
 }
 
 fn collapse_repeated_kind(mut text: String) -> String {
@@ -286,36 +364,55 @@ fn collapse_repeated_kind(mut text: String) -> String {
 
 impl Error {
     /// Builds an error from a lettre error at `stage`, through [`classify`].
-    pub fn from_lettre(stage: Stage, e: &lettre::transport::smtp::Error) -> Self {
-        let fault = classify(e);
-        match fault {
+    pub(crate) fn from_lettre(
+        stage: Stage,
+        e: lettre::transport::smtp::Error,
+        wire_eof: bool,
+    ) -> Self {
+        match classify(&e, wire_eof) {
             Fault::ServiceClosing | Fault::Transient | Fault::Permanent => Error::Reply {
                 stage,
                 // `classify` returned a reply fault, so lettre has a status.
                 code: e.status().map_or(0, u16::from),
                 reply: e.source().map(|s| s.to_string()).unwrap_or_default(),
             },
-            Fault::Tls => Error::Tls { stage, detail: lettre_detail(e) },
-            Fault::Protocol => Error::Protocol { stage, detail: lettre_detail(e) },
-            _ => Error::Connection { stage, fault, detail: lettre_detail(e) },
+            Fault::Tls => Error::Tls { stage, source: Arc::new(e) },
+            Fault::Protocol => Error::Protocol {
+                stage,
+                detail: "unexpected reply or client error".into(),
+                source: Some(Arc::new(e)),
+            },
+            fault => Error::Connection { stage, fault, source: Arc::new(e) },
         }
     }
 
     /// Builds an error from a socket error at `stage`, through [`classify_io`].
-    pub fn from_io(stage: Stage, e: &io::Error) -> Self {
-        match classify_io(e) {
-            Fault::Tls => Error::Tls { stage, detail: e.to_string() },
-            fault => Error::Connection { stage, fault, detail: e.to_string() },
+    pub(crate) fn from_io(stage: Stage, e: io::Error) -> Self {
+        match classify_io(&e) {
+            Fault::Tls => Error::Tls { stage, source: Arc::new(e) },
+            fault => Error::Connection { stage, fault, source: Arc::new(e) },
         }
     }
 
     /// A timeout at `stage` after `after`.
-    pub fn timeout(stage: Stage, after: Duration) -> Self {
+    pub(crate) fn timeout(stage: Stage, after: Duration) -> Self {
+        let what = format!("no reply within {}ms", after.as_millis());
         Error::Connection {
             stage,
             fault: Fault::Timeout,
-            detail: format!("no reply within {}ms", after.as_millis()),
+            source: Arc::new(io::Error::new(io::ErrorKind::TimedOut, what)),
         }
+    }
+
+    /// The server closed the connection at `stage`; `what` says how we noticed.
+    pub(crate) fn eof(stage: Stage, what: String) -> Self {
+        let source = Arc::new(io::Error::new(io::ErrorKind::UnexpectedEof, what));
+        Error::Connection { stage, fault: Fault::Eof, source }
+    }
+
+    /// A client-side refusal at `stage` (a feature the server lacks, a reply out of step).
+    pub(crate) fn protocol(stage: Stage, detail: impl Into<String>) -> Self {
+        Error::Protocol { stage, detail: detail.into(), source: None }
     }
 
     /// The kind of failure, for errors that come from the conversation with the server.
@@ -328,7 +425,12 @@ impl Error {
             Error::Tls { .. } => Some(Fault::Tls),
             Error::Protocol { .. } => Some(Fault::Protocol),
             Error::GaveUp { last, .. } => last.fault(),
-            Error::InvalidAddress { .. } | Error::InvalidMessage(_) | Error::Config(_) => None,
+            Error::Closed { last } => last.as_ref().and_then(|l| l.fault()),
+            Error::InvalidAddress { .. }
+            | Error::InvalidHeader { .. }
+            | Error::Attachment { .. }
+            | Error::InvalidMessage(_)
+            | Error::Config(_) => None,
         }
     }
 
@@ -340,29 +442,55 @@ impl Error {
             | Error::Tls { stage, .. }
             | Error::Protocol { stage, .. } => Some(*stage),
             Error::GaveUp { last, .. } => last.stage(),
+            Error::Closed { last } => last.as_ref().and_then(|l| l.stage()),
             _ => None,
         }
     }
 
     /// The connection is gone or untrustworthy: 421, EOF, reset, broken pipe, refused,
-    /// timeout. (False for [`Error::GaveUp`]: the mailer already did all the reconnecting.)
+    /// timeout. (False for [`Error::GaveUp`] and [`Error::Closed`]: the mailer already did
+    /// all the reconnecting it will do.)
     pub fn needs_reconnect(&self) -> bool {
-        !matches!(self, Error::GaveUp { .. }) && self.fault().is_some_and(Fault::needs_reconnect)
+        !matches!(self, Error::GaveUp { .. } | Error::Closed { .. })
+            && self.fault().is_some_and(Fault::needs_reconnect)
     }
 
     /// Worth retrying: [`Error::needs_reconnect`] or another 4xx reply.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, Error::GaveUp { .. }) && self.fault().is_some_and(Fault::is_retryable)
+        !matches!(self, Error::GaveUp { .. } | Error::Closed { .. })
+            && self.fault().is_some_and(Fault::is_retryable)
     }
 
-    /// Sending this message again will not help: a 5xx reply, an invalid address or message,
-    /// a configuration, TLS or protocol failure.
+    /// Sending this message again will not help: a 5xx reply; an invalid address, header,
+    /// attachment or message; a configuration, TLS or protocol failure.
     pub fn is_permanent(&self) -> bool {
         match self {
-            Error::InvalidAddress { .. } | Error::InvalidMessage(_) | Error::Config(_) => true,
+            Error::InvalidAddress { .. }
+            | Error::InvalidHeader { .. }
+            | Error::Attachment { .. }
+            | Error::InvalidMessage(_)
+            | Error::Config(_) => true,
             Error::Reply { code, .. } => *code >= 500,
             Error::Tls { .. } | Error::Protocol { .. } => true,
-            Error::Connection { .. } | Error::GaveUp { .. } => false,
+            Error::Connection { .. } | Error::GaveUp { .. } | Error::Closed { .. } => false,
+        }
+    }
+
+    /// [`crate::Mailer::close`] ended the send; the message was not sent (or, when
+    /// [`Error::fault`] is `AfterDot`-staged, may have been). Sending it again later is fine.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, Error::Closed { .. })
+    }
+
+    /// The send ended without getting a connection to talk over: the last try could not
+    /// connect (refused, unreachable, connect timeout) or the server dropped it, or answered
+    /// 421, before the conversation began. The server looks down, not this message's fault.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            Error::GaveUp { last, .. } => last.is_unreachable(),
+            Error::Connection { stage: Stage::Connect | Stage::Greeting, .. } => true,
+            Error::Reply { stage: Stage::Greeting, code, .. } => (400..500).contains(code),
+            _ => false,
         }
     }
 
@@ -371,6 +499,7 @@ impl Error {
         match self {
             Error::Reply { code, .. } => Some(*code),
             Error::GaveUp { last, .. } => last.code(),
+            Error::Closed { last } => last.as_ref().and_then(|l| l.code()),
             _ => None,
         }
     }
@@ -389,9 +518,11 @@ impl Error {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_repeated_lettre_kind_is_said_once() {
-        let collapse = |s: &str| super::collapse_repeated_kind(s.to_owned());
+        let collapse = |s: &str| collapse_repeated_kind(s.to_owned());
         assert_eq!(
             collapse("Connection error: Connection error: invalid peer certificate: UnknownIssuer"),
             "Connection error: invalid peer certificate: UnknownIssuer"
@@ -400,8 +531,6 @@ mod tests {
         assert_eq!(collapse("a: a: a: b"), "a: b");
         assert_eq!(collapse(""), "");
     }
-
-    use super::*;
 
     #[test]
     fn stages_and_faults_have_stable_log_names() {
@@ -428,7 +557,7 @@ mod tests {
         }
         let tls = io::Error::new(io::ErrorKind::InvalidData, rustls::Error::DecryptError);
         assert_eq!(classify_io(&tls), Fault::Tls);
-        assert!(matches!(Error::from_io(Stage::Connect, &tls), Error::Tls { .. }));
+        assert!(matches!(Error::from_io(Stage::Connect, tls), Error::Tls { .. }));
     }
 
     #[test]
@@ -444,21 +573,146 @@ mod tests {
         assert!(e550.is_permanent() && !e550.is_retryable() && e550.is_bad_address());
         let e554 = r(Stage::AfterDot, 554);
         assert!(e554.is_permanent() && !e554.is_bad_address());
-        let gave_up = Error::GaveUp { attempts: 3, last: Box::new(e421) };
-        assert!(!gave_up.needs_reconnect() && !gave_up.is_permanent());
+        let gave_up = Error::GaveUp { attempts: 3, last: Box::new(e421.clone()) };
+        assert!(!gave_up.needs_reconnect() && !gave_up.is_permanent() && !gave_up.is_closed());
         assert_eq!(gave_up.code(), Some(421));
         assert_eq!(gave_up.stage(), Some(Stage::Mail));
+        assert_eq!(gave_up.to_string(), "gave up after 3 attempts");
         assert_eq!(
-            gave_up.to_string(),
-            "gave up after 3 attempts; last error: server replied 421 at mail: x"
+            format!("{gave_up:#}"),
+            "gave up after 3 attempts: server replied 421 at mail: x"
         );
+        let closed = Error::Closed { last: Some(Box::new(e421)) };
+        assert!(closed.is_closed() && !closed.is_retryable() && !closed.is_permanent());
+        assert_eq!(closed.code(), Some(421));
     }
 
     #[test]
-    fn timeouts_need_a_reconnect() {
-        let e = Error::timeout(Stage::Mail, Duration::from_millis(250));
-        assert!(e.needs_reconnect());
-        assert_eq!(e.fault(), Some(Fault::Timeout));
-        assert_eq!(e.to_string(), "connection failed at mail (timeout): no reply within 250ms");
+    fn unreachable_means_no_conversation_began() {
+        let refused = Error::from_io(Stage::Connect, io::ErrorKind::ConnectionRefused.into());
+        assert!(refused.is_unreachable());
+        let busy = Error::Reply { stage: Stage::Greeting, code: 421, reply: "busy".into() };
+        assert!(busy.is_unreachable());
+        let gave_up = Error::GaveUp { attempts: 11, last: Box::new(refused) };
+        assert!(gave_up.is_unreachable());
+        let at_mail = Error::eof(Stage::Mail, "closed".into());
+        assert!(!at_mail.is_unreachable());
+        let rejected = Error::Reply { stage: Stage::Greeting, code: 554, reply: "go away".into() };
+        assert!(!rejected.is_unreachable());
+    }
+
+    #[test]
+    fn the_cause_is_the_source_and_the_alternate_form_shows_the_chain() {
+        let reset = io::Error::new(io::ErrorKind::ConnectionReset, "Connection reset by peer");
+        let e = Error::from_io(Stage::Rcpt, reset);
+        assert_eq!(e.to_string(), "connection failed at rcpt (reset)");
+        assert_eq!(format!("{e:#}"), "connection failed at rcpt (reset): Connection reset by peer");
+        let io = e.source().and_then(|s| s.downcast_ref::<io::Error>()).unwrap();
+        assert_eq!(io.kind(), io::ErrorKind::ConnectionReset);
+        let t = Error::timeout(Stage::Mail, Duration::from_millis(250));
+        assert!(t.needs_reconnect());
+        assert_eq!(t.fault(), Some(Fault::Timeout));
+        assert_eq!(format!("{t:#}"), "connection failed at mail (timeout): no reply within 250ms");
+    }
+
+    /// Pins how lettre reports each fault, through `classify`: a lettre upgrade that changes
+    /// a mapping fails here instead of silently turning a reconnect into a permanent failure.
+    /// These use lettre's own socket, so `wire_eof` is false and EOF rests on lettre's text.
+    mod lettre_pins {
+        use lettre::Address;
+        use lettre::transport::smtp::client::AsyncSmtpConnection;
+        use lettre::transport::smtp::commands::Mail;
+        use lettre::transport::smtp::extension::ClientId;
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        use tokio::net::TcpListener;
+
+        use super::*;
+
+        /// A server that greets, answers EHLO, then answers MAIL with `reply` (`None`: close;
+        /// `Some("")`: reset) and closes.
+        async fn serve_once(greet: bool, reply: Option<&'static str>) -> u16 {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            tokio::spawn(async move {
+                let (stream, _) = listener.accept().await.unwrap();
+                if !greet {
+                    return;
+                }
+                let (r, mut w) = stream.into_split();
+                let mut r = BufReader::new(r);
+                w.write_all(b"220 pin.test ESMTP\r\n").await.unwrap();
+                let mut line = String::new();
+                r.read_line(&mut line).await.unwrap();
+                w.write_all(b"250 pin.test\r\n").await.unwrap();
+                line.clear();
+                r.read_line(&mut line).await.unwrap();
+                match reply {
+                    None => {}
+                    Some("") => {
+                        let s = r.into_inner().reunite(w).unwrap();
+                        s.set_zero_linger().unwrap();
+                    }
+                    Some(text) => w.write_all(format!("{text}\r\n").as_bytes()).await.unwrap(),
+                }
+            });
+            port
+        }
+
+        async fn connect(port: u16) -> Result<AsyncSmtpConnection, lettre::transport::smtp::Error> {
+            let id = ClientId::Domain("client.test".into());
+            AsyncSmtpConnection::connect_tokio1(("127.0.0.1", port), None, &id, None, None).await
+        }
+
+        async fn mail_error(reply: Option<&'static str>) -> lettre::transport::smtp::Error {
+            let mut conn = connect(serve_once(true, reply).await).await.unwrap();
+            let from: Address = "a@example.com".parse().unwrap();
+            conn.command(Mail::new(Some(from), vec![])).await.unwrap_err()
+        }
+
+        #[tokio::test]
+        async fn eof_is_lettres_incomplete_response() {
+            let e = mail_error(None).await;
+            assert!(e.to_string().contains("incomplete response"), "{e}");
+            assert_eq!(classify(&e, false), Fault::Eof);
+            assert!(Error::from_lettre(Stage::Mail, e, false).needs_reconnect());
+        }
+
+        #[tokio::test]
+        async fn eof_before_the_greeting_is_eof_too() {
+            let e = connect(serve_once(false, None).await).await.err().unwrap();
+            assert_eq!(classify(&e, false), Fault::Eof, "{e}");
+        }
+
+        #[tokio::test]
+        async fn replies_classify_by_code() {
+            let e = mail_error(Some("421 4.4.2 srv Error: timeout exceeded")).await;
+            assert_eq!(classify(&e, false), Fault::ServiceClosing, "{e}");
+            let err = Error::from_lettre(Stage::Mail, e, false);
+            assert_eq!(err.code(), Some(421));
+            assert!(err.to_string().contains("timeout exceeded"), "{err}");
+            let e = mail_error(Some("421-4.4.2 first\r\n421 4.4.2 second")).await;
+            assert_eq!(classify(&e, false), Fault::ServiceClosing, "{e}");
+            let e = mail_error(Some("451 4.3.0 try later")).await;
+            assert_eq!(classify(&e, false), Fault::Transient, "{e}");
+            let e = mail_error(Some("553 5.1.8 bad sender")).await;
+            assert_eq!(classify(&e, false), Fault::Permanent, "{e}");
+            assert!(Error::from_lettre(Stage::Mail, e, false).is_bad_address());
+        }
+
+        #[tokio::test]
+        async fn a_reset_is_found_in_the_source_chain() {
+            let e = mail_error(Some("")).await;
+            assert_eq!(classify(&e, false), Fault::Reset, "{e}");
+        }
+
+        #[tokio::test]
+        async fn nothing_listening_is_refused() {
+            // Bound but not listening: the port stays ours, and a connect to it is refused.
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let port = socket.local_addr().unwrap().port();
+            let e = connect(port).await.err().unwrap();
+            assert_eq!(classify(&e, false), Fault::Refused, "{e}");
+        }
     }
 }

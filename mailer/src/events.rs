@@ -14,9 +14,12 @@
 //! | [`RESEND`] | warning | `message_id`, `stage` (delivery unknown: sent again, same Message-ID) |
 //! | [`SENT`] | info | `message_id`, `recipients` (a count), `attempts`, `possibly_duplicated` |
 //! | [`REJECTED`] | err | `code`, `reply`, `stage`, `bad_address` |
-//! | [`FAILED`] | err | `error` (TLS, protocol or configuration failures: not retried) |
+//! | [`FAILED`] | err | `error` (TLS, protocol or configuration failures: not retried; a send ended by `close`, at warning) |
 //! | [`GAVE_UP`] | err | `attempts`, `error` |
 //! | [`CLOSED`] | info | `server` |
+//! | [`POOL_SHRUNK`] | warning | `server`, `connections` (the pool's new size) |
+//! | [`POOL_GROWN`] | info | `server`, `connections` (the pool's new size) |
+//! | [`IDLE_CLOSED`] | info | `server`, `connections` (how many), `idle_ms` (the idle limit) |
 //!
 //! Addresses appear only at debug level (`event=envelope`); credentials and bodies never.
 
@@ -50,8 +53,15 @@ pub const REJECTED: &str = "rejected";
 pub const FAILED: &str = "failed";
 /// The send gave up after the maximum number of reconnect attempts.
 pub const GAVE_UP: &str = "gave_up";
-/// `close` finished (QUIT sent when a connection was open).
+/// `close` finished (QUIT sent on every open connection).
 pub const CLOSED: &str = "closed";
+/// A `421` to a new connection while the pool had others alive: the pool allows one
+/// connection fewer and the send waits for one.
+pub const POOL_SHRUNK: &str = "pool_shrunk";
+/// After a cool-down the pool allows one connection more again.
+pub const POOL_GROWN: &str = "pool_grown";
+/// Connections unused for the idle limit were closed with QUIT.
+pub const IDLE_CLOSED: &str = "idle_closed";
 /// Debug only: the envelope addresses of a send.
 pub const ENVELOPE: &str = "envelope";
 /// [`crate::DryRunMailer`]: what would have been sent.
@@ -74,6 +84,9 @@ pub const ALL: &[&str] = &[
     FAILED,
     GAVE_UP,
     CLOSED,
+    POOL_SHRUNK,
+    POOL_GROWN,
+    IDLE_CLOSED,
     ENVELOPE,
     DRY_RUN,
 ];

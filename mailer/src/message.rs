@@ -1,13 +1,14 @@
 //! Address validation and message building: the bytes and envelope of one send, kept so a
 //! resend after a lost connection sends exactly the same message (same Message-ID).
 
-use std::fmt::Write as _;
+use std::sync::Arc;
 
-use lettre::message::Mailbox;
-use lettre::message::header::ContentType;
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
 use lettre::{Address, Message};
 
 use crate::Error;
+use crate::email::{Attachment, Email, Source};
 
 /// Parses one mailbox (`addr@example.com` or `Name <addr@example.com>`), refusing control
 /// characters (CR/LF would break a header, and lettre's `Mailbox::new` panics on them) and
@@ -52,6 +53,7 @@ pub fn parse_address(s: &str) -> Result<Address, Error> {
 #[derive(Debug, Clone)]
 pub(crate) struct Prepared {
     pub(crate) from: Address,
+    /// Every envelope recipient (`To` and `Cc`).
     pub(crate) to: Vec<Address>,
     pub(crate) message_id: String,
     /// The formatted message, dot-stuffed and terminated by `.\r\n`: written in one piece so
@@ -67,42 +69,209 @@ pub(crate) fn new_message_id(domain: &str) -> String {
     format!("<{id:032x}@{domain}>")
 }
 
-/// Builds the message (Date, Message-ID, From, To, UTF-8 Subject, text body) and its envelope.
-pub(crate) fn prepare(
-    from: &Mailbox,
-    to: &[&str],
-    subject: &str,
-    body: &str,
-) -> Result<Prepared, Error> {
-    if to.is_empty() {
+/// Headers the builder writes itself (or that only servers add): an extra header of one of
+/// these names could contradict or duplicate them, so it is refused.
+const OWNED_HEADERS: &[&str] = &[
+    "from",
+    "sender",
+    "to",
+    "cc",
+    "bcc",
+    "reply-to",
+    "subject",
+    "date",
+    "message-id",
+    "mime-version",
+    "return-path",
+    "received",
+];
+
+/// Checks an extra header: the name is RFC 5322 `ftext` (printable ASCII but `:`) and not
+/// one the builder owns; the value holds no CR, LF or other control character (tab
+/// allowed), and the line fits SMTP's 998 octets.
+fn check_header(name: &str, value: &str) -> Result<(), Error> {
+    let bad =
+        |reason: &str| Error::InvalidHeader { name: name.to_owned(), reason: reason.to_owned() };
+    if name.is_empty() {
+        return Err(bad("empty name"));
+    }
+    if !name.bytes().all(|b| (33..=126).contains(&b) && b != b':') {
+        return Err(bad("a name is printable ASCII without spaces or ':' (RFC 5322 ftext)"));
+    }
+    if name.len() > 76 {
+        return Err(bad("name longer than 76 characters"));
+    }
+    let lower = name.to_ascii_lowercase();
+    if OWNED_HEADERS.contains(&lower.as_str()) || lower.starts_with("content-") {
+        return Err(bad("the mailer writes this header itself"));
+    }
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(bad("the value contains CR, LF or another control character"));
+    }
+    if value.is_ascii() && name.len() + 2 + value.len() > 998 {
+        return Err(bad("the line would be longer than 998 characters"));
+    }
+    Ok(())
+}
+
+/// Every line break of `text` (CRLF, LF or a lone CR) as CRLF, in one pass. lettre converts
+/// LF endings itself with one `String::insert` per line, which is quadratic; handed CRLF, it
+/// finds nothing to insert.
+pub(crate) fn crlf(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len() + text.len() / 32 + 2);
+    let mut start = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\r' if bytes.get(i + 1) == Some(&b'\n') => i += 2,
+            b'\r' | b'\n' => {
+                // Both are ASCII, so `start..i` and `i + 1..` are on char boundaries.
+                out.push_str(&text[start..i]);
+                out.push_str("\r\n");
+                i += 1;
+                start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(&text[start..]);
+    out
+}
+
+/// The body of `email`: one text or HTML part, or both as `multipart/alternative` (an empty
+/// text part when neither is given).
+enum BodyPart {
+    Single(SinglePart),
+    Alternative(MultiPart),
+}
+
+fn body_part(email: &Email) -> BodyPart {
+    let text = email.text.as_deref().map(|t| SinglePart::plain(crlf(t)));
+    let html = email.html.as_deref().map(|h| SinglePart::html(crlf(h)));
+    match (text, html) {
+        (Some(t), Some(h)) => {
+            BodyPart::Alternative(MultiPart::alternative().singlepart(t).singlepart(h))
+        }
+        (Some(part), None) | (None, Some(part)) => BodyPart::Single(part),
+        (None, None) => BodyPart::Single(SinglePart::plain(String::new())),
+    }
+}
+
+/// One attachment as a MIME part: `text/*` with CRLF line endings (lettre picks 7bit,
+/// quoted-printable or base64); anything else base64, byte for byte.
+fn attachment_part(a: &Attachment, bytes: &[u8]) -> Result<SinglePart, Error> {
+    if a.filename.chars().any(char::is_control) {
+        return Err(Error::InvalidMessage(format!(
+            "attachment file name {:?} contains a control character",
+            a.filename
+        )));
+    }
+    let ct_text = a.content_type();
+    let content_type = if ct_text.chars().any(char::is_control) {
+        None
+    } else {
+        ContentType::parse(&ct_text).ok()
+    };
+    let content_type = content_type.ok_or_else(|| {
+        Error::InvalidMessage(format!("attachment {:?}: bad content type {ct_text:?}", a.filename))
+    })?;
+    let is_text = ct_text.trim_start().to_ascii_lowercase().starts_with("text/");
+    let body = match std::str::from_utf8(bytes) {
+        Ok(text) if is_text => Body::new(crlf(text)),
+        _ => Body::new_with_encoding(bytes.to_vec(), ContentTransferEncoding::Base64)
+            .map_err(|_| Error::InvalidMessage("cannot encode attachment".into()))?,
+    };
+    Ok(lettre::message::Attachment::new(a.filename.clone()).body(body, content_type))
+}
+
+/// Reads the attachments that name a file. Runs after every other check, before any network
+/// I/O; an unreadable file is [`Error::Attachment`].
+async fn load(attachments: &[Attachment]) -> Result<Vec<Arc<[u8]>>, Error> {
+    let mut loaded = Vec::with_capacity(attachments.len());
+    for a in attachments {
+        loaded.push(match &a.source {
+            Source::Bytes(b) => Arc::clone(b),
+            Source::Path(path) => tokio::fs::read(path).await.map(Into::into).map_err(|e| {
+                Error::Attachment { path: path.display().to_string(), source: Arc::new(e) }
+            })?,
+        });
+    }
+    Ok(loaded)
+}
+
+/// Builds the message (Date, Message-ID, From, To, Cc, Reply-To, UTF-8 Subject,
+/// MIME-Version, bodies, attachments, extra headers) and its envelope. Checks everything
+/// first: addresses, headers, then the attachment files.
+pub(crate) async fn prepare(from: &Mailbox, email: &Email) -> Result<Prepared, Error> {
+    if email.to.is_empty() && email.cc.is_empty() {
         return Err(Error::InvalidMessage("no recipients".into()));
     }
-    let recipients = to.iter().map(|r| parse_mailbox(r)).collect::<Result<Vec<_>, _>>()?;
+    let parse_all =
+        |list: &[String]| list.iter().map(|a| parse_mailbox(a)).collect::<Result<Vec<_>, _>>();
+    let (to, cc, reply_to) =
+        (parse_all(&email.to)?, parse_all(&email.cc)?, parse_all(&email.reply_to)?);
+    let mut seen = Vec::with_capacity(email.headers.len());
+    for (name, value) in &email.headers {
+        check_header(name, value)?;
+        let lower = name.to_ascii_lowercase();
+        if seen.contains(&lower) {
+            return Err(Error::InvalidHeader { name: name.clone(), reason: "given twice".into() });
+        }
+        seen.push(lower);
+    }
+    let loaded = load(&email.attachments).await?;
+
     let message_id = new_message_id(from.email.domain());
     let mut builder = Message::builder()
         .from(from.clone())
-        .subject(subject)
+        .subject(email.subject.as_str())
         .date_now()
         .message_id(Some(message_id.clone()));
-    for r in &recipients {
-        builder = builder.to(r.clone());
+    for m in &to {
+        builder = builder.to(m.clone());
     }
-    let message = builder
-        .header(ContentType::TEXT_PLAIN)
-        .body(body.to_owned())
-        .map_err(|e| Error::InvalidMessage(e.to_string()))?;
+    for m in &cc {
+        builder = builder.cc(m.clone());
+    }
+    for m in &reply_to {
+        builder = builder.reply_to(m.clone());
+    }
+    // lettre's `singlepart` and `multipart` add `MIME-Version: 1.0`.
+    let built = match (body_part(email), email.attachments.is_empty()) {
+        (BodyPart::Single(part), true) => builder.singlepart(part),
+        (BodyPart::Alternative(alt), true) => builder.multipart(alt),
+        (body, false) => {
+            let mut mixed = match body {
+                BodyPart::Single(part) => MultiPart::mixed().singlepart(part),
+                BodyPart::Alternative(alt) => MultiPart::mixed().multipart(alt),
+            };
+            for (a, bytes) in email.attachments.iter().zip(&loaded) {
+                mixed = mixed.singlepart(attachment_part(a, bytes)?);
+            }
+            builder.multipart(mixed)
+        }
+    };
+    let mut message = built.map_err(|e| Error::InvalidMessage(e.to_string()))?;
+    for (name, value) in &email.headers {
+        // `check_header` vetted the name: lettre's own rules (ASCII, <= 76, no ':' or ' ')
+        // hold, so this cannot fail.
+        let header = HeaderName::new_from_ascii(name.clone())
+            .map_err(|_| Error::InvalidHeader { name: name.clone(), reason: "bad name".into() })?;
+        message.headers_mut().insert_raw(HeaderValue::new(header, value.clone()));
+    }
     let formatted = message.formatted();
     let is_8bit = !formatted.is_ascii();
     // lettre formats from `&str` parts, so this holds; an error here would be a lettre bug,
     // reported rather than unwrapped.
     let text = String::from_utf8(formatted)
         .map_err(|_| Error::InvalidMessage("formatted message is not UTF-8".into()))?;
-    let to: Vec<Address> = recipients.into_iter().map(|m| m.email).collect();
+    let envelope: Vec<Address> = to.into_iter().chain(cc).map(|m| m.email).collect();
     let has_non_ascii_addresses =
-        !addr_str(&from.email).is_ascii() || to.iter().any(|a| !addr_str(a).is_ascii());
+        !addr_str(&from.email).is_ascii() || envelope.iter().any(|a| !addr_str(a).is_ascii());
     Ok(Prepared {
         from: from.email.clone(),
-        to,
+        to: envelope,
         message_id,
         wire: dot_stuff(&text),
         has_non_ascii_addresses,
@@ -111,73 +280,223 @@ pub(crate) fn prepare(
 }
 
 /// SMTP transparency (RFC 5321 4.5.2): a line starting with `.` gets another `.`; lines end in
-/// CRLF (a bare LF or CR becomes CRLF); the result ends with the terminating `.\r\n`.
+/// CRLF (a bare LF or CR becomes CRLF); the result ends with the terminating `.\r\n`. One pass,
+/// copying unchanged runs whole.
 pub(crate) fn dot_stuff(text: &str) -> String {
+    let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len() + text.len() / 64 + 8);
+    let mut start = 0;
     let mut at_line_start = true;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\r' | '\n' => {
-                if c == '\r' && chars.peek() == Some(&'\n') {
-                    chars.next();
-                }
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\r' | b'\n' => {
+                // CR, LF and '.' are ASCII: every slice boundary here is a char boundary.
+                out.push_str(&text[start..i]);
                 out.push_str("\r\n");
+                let crlf = bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n');
+                i += if crlf { 2 } else { 1 };
+                start = i;
                 at_line_start = true;
+                continue;
             }
-            '.' if at_line_start => {
-                out.push_str("..");
-                at_line_start = false;
+            b'.' if at_line_start => {
+                out.push_str(&text[start..i]);
+                out.push('.');
+                start = i;
             }
-            _ => {
-                out.push(c);
-                at_line_start = false;
-            }
+            _ => {}
         }
+        at_line_start = false;
+        i += 1;
     }
+    out.push_str(&text[start..]);
     if !at_line_start {
         out.push_str("\r\n");
     }
-    let _ = out.write_str(".\r\n");
+    out.push_str(".\r\n");
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Attachment;
 
     fn from() -> Mailbox {
         parse_mailbox("Notifier <noreply@example.com>").unwrap()
+    }
+
+    /// `prepare` on a runtime of its own (it is async only to read attachment files).
+    fn build(email: &Email) -> Result<Prepared, Error> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(prepare(&from(), email))
+    }
+
+    fn text(to: &[&str], subject: &str, body: &str) -> Result<Prepared, Error> {
+        build(&Email::text(to, subject, body))
     }
 
     fn headers(wire: &str) -> Vec<&str> {
         wire.split("\r\n").take_while(|l| !l.is_empty()).collect()
     }
 
+    fn header<'a>(wire: &'a str, name: &str) -> Option<&'a str> {
+        let prefix = format!("{name}: ");
+        headers(wire).into_iter().find_map(|l| l.strip_prefix(prefix.as_str()))
+    }
+
     #[test]
-    fn builds_date_message_id_subject_and_body() {
-        let p = prepare(&from(), &["a@example.net"], "Grüße", "hello\n.dot line\n").unwrap();
+    fn builds_date_message_id_mime_version_subject_and_body() {
+        let p = text(&["a@example.net"], "Grüße", "hello\n.dot line\n").unwrap();
         let h = headers(&p.wire);
         assert!(h.iter().any(|l| l.starts_with("Date: ")), "{h:?}");
-        assert!(h.contains(&format!("Message-ID: {}", p.message_id).as_str()), "{h:?}");
+        assert_eq!(header(&p.wire, "Message-ID"), Some(p.message_id.as_str()), "{h:?}");
         assert!(p.message_id.ends_with("@example.com>"));
-        assert!(h.iter().any(|l| l.starts_with("Subject: =?utf-8?")), "{h:?}");
-        assert!(h.contains(&"To: a@example.net"), "{h:?}");
+        assert!(header(&p.wire, "Subject").unwrap().starts_with("=?utf-8?"), "{h:?}");
+        assert_eq!(header(&p.wire, "To"), Some("a@example.net"));
+        assert_eq!(header(&p.wire, "MIME-Version"), Some("1.0"), "{h:?}");
+        assert!(header(&p.wire, "Content-Type").unwrap().starts_with("text/plain"), "{h:?}");
+        assert!(p.wire.contains("\r\nhello\r\n..dot line\r\n"), "{:?}", p.wire);
         assert!(p.wire.ends_with("\r\n.\r\n"));
         assert_eq!(p.to, ["a@example.net".parse::<Address>().unwrap()]);
     }
 
     #[test]
     fn message_ids_differ() {
-        let a = prepare(&from(), &["a@example.net"], "s", "b").unwrap();
-        let b = prepare(&from(), &["a@example.net"], "s", "b").unwrap();
+        let a = text(&["a@example.net"], "s", "b").unwrap();
+        let b = text(&["a@example.net"], "s", "b").unwrap();
         assert_ne!(a.message_id, b.message_id);
     }
 
     #[test]
+    fn every_shape_of_message_has_mime_version_once() {
+        let base = || Email::new("a@example.net", "s");
+        let shapes = [
+            base(),
+            base().with_text("t"),
+            base().with_html("<p>h</p>"),
+            base().with_text("t").with_html("<p>h</p>"),
+            base().with_attachment(Attachment::from_bytes("a.bin", vec![0u8, 1, 2])),
+            base()
+                .with_text("t")
+                .with_html("h")
+                .with_attachment(Attachment::from_bytes("r.txt", "x")),
+        ];
+        for email in &shapes {
+            let p = build(email).unwrap();
+            let n = headers(&p.wire).iter().filter(|l| l.starts_with("MIME-Version: 1.0")).count();
+            assert_eq!(n, 1, "{email:?}\n{}", p.wire);
+        }
+    }
+
+    #[test]
+    fn text_and_html_are_alternatives_inside_mixed_with_the_attachments() {
+        let email = Email::new("Alice <alice@example.net>", "Report")
+            .with_text("plain\nbody")
+            .with_html("<p>html</p>\n")
+            .with_cc("bob@example.net")
+            .with_reply_to("Help <help@example.com>")
+            .with_attachment(Attachment::from_bytes("data.bin", vec![0u8, 159, 146, 150, b'\n']))
+            .with_attachment(Attachment::from_bytes("notes.txt", "line 1\nline 2\n"));
+        let p = build(&email).unwrap();
+        let w = &p.wire;
+        assert!(header(w, "Content-Type").unwrap().starts_with("multipart/mixed"), "{w}");
+        assert!(w.contains("Content-Type: multipart/alternative"), "{w}");
+        let plain = w.find("Content-Type: text/plain").unwrap();
+        let html = w.find("Content-Type: text/html").unwrap();
+        assert!(plain < html, "the text part comes first, HTML is preferred");
+        assert!(w.contains("plain\r\nbody"), "{w}");
+        assert!(w.contains("filename=\"data.bin\""), "{w}");
+        // Binary is base64, byte for byte: 00 9f 92 96 0a.
+        assert!(w.contains("AJ+Slgo="), "{w}");
+        // Text attachments get CRLF line endings.
+        assert!(w.contains("line 1\r\nline 2\r\n"), "{w}");
+        assert_eq!(header(w, "Cc"), Some("bob@example.net"));
+        assert_eq!(header(w, "Reply-To"), Some("Help <help@example.com>"));
+        let rcpts: Vec<&str> = p.to.iter().map(addr_str).collect();
+        assert_eq!(rcpts, ["alice@example.net", "bob@example.net"], "Cc is an envelope recipient");
+    }
+
+    #[test]
+    fn list_unsubscribe_headers_go_out_verbatim() {
+        let url = format!("<https://example.com/unsubscribe/{}?list=news>", "x".repeat(120));
+        let email = Email::new("a@example.net", "s")
+            .with_text("t")
+            .with_header("List-Unsubscribe", url.as_str())
+            .with_header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+            .with_header("X-Campaign", "Grüße 2026");
+        let p = build(&email).unwrap();
+        assert_eq!(header(&p.wire, "List-Unsubscribe"), Some(url.as_str()));
+        assert_eq!(header(&p.wire, "List-Unsubscribe-Post"), Some("List-Unsubscribe=One-Click"));
+        assert!(header(&p.wire, "X-Campaign").unwrap().starts_with("=?utf-8?"), "RFC 2047");
+    }
+
+    #[test]
+    fn bad_headers_are_refused_before_anything_is_built() {
+        let cases = [
+            ("X-Evil", "a\r\nBcc: victim@example.org"),
+            ("X-Evil", "a\nb"),
+            ("X-Evil", "a\rb"),
+            ("X-Evil", "nul\0byte"),
+            ("X-Evil\r\nBcc", "victim@example.org"),
+            ("X Evil", "space in the name"),
+            ("X:Evil", "colon in the name"),
+            ("", "empty name"),
+            ("Grüße", "non-ASCII name"),
+            ("From", "someone@else.test"),
+            ("to", "someone@else.test"),
+            ("Message-ID", "<forged@example.com>"),
+            ("MIME-Version", "1.0"),
+            ("Content-Type", "text/html"),
+            ("content-transfer-encoding", "8bit"),
+            ("Bcc", "hidden@example.org"),
+        ];
+        for (name, value) in cases {
+            let email = Email::new("a@example.net", "s").with_header(name, value);
+            let err = build(&email).unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidHeader { .. }) && err.is_permanent(),
+                "{name:?}: {err}"
+            );
+        }
+        let twice =
+            Email::new("a@example.net", "s").with_header("X-A", "1").with_header("x-a", "2");
+        assert!(matches!(build(&twice), Err(Error::InvalidHeader { .. })));
+        let long = Email::new("a@example.net", "s").with_header("X-Long", "v".repeat(1000));
+        assert!(matches!(build(&long), Err(Error::InvalidHeader { .. })));
+    }
+
+    #[test]
+    fn attachment_problems_are_permanent_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pdf");
+        let email =
+            Email::new("a@example.net", "s").with_attachment(Attachment::from_path(&missing));
+        let err = build(&email).unwrap_err();
+        assert!(matches!(err, Error::Attachment { .. }) && err.is_permanent(), "{err}");
+        assert!(format!("{err:#}").contains("missing.pdf"), "{err:#}");
+        let is_dir =
+            Email::new("a@example.net", "s").with_attachment(Attachment::from_path(dir.path()));
+        assert!(matches!(build(&is_dir), Err(Error::Attachment { .. })));
+        let bad_type = Email::new("a@example.net", "s").with_attachment(
+            Attachment::from_bytes("a", "x").with_content_type("text/plain\r\nX: y"),
+        );
+        assert!(matches!(build(&bad_type), Err(Error::InvalidMessage(_))));
+        let bad_name = Email::new("a@example.net", "s")
+            .with_attachment(Attachment::from_bytes("a\r\nX-Evil: 1", "x"));
+        assert!(matches!(build(&bad_name), Err(Error::InvalidMessage(_))));
+        // A readable file is attached under its own name.
+        let path = dir.path().join("report.csv");
+        std::fs::write(&path, "a,b\n1,2\n").unwrap();
+        let ok = Email::new("a@example.net", "s").with_attachment(Attachment::from_path(&path));
+        let p = build(&ok).unwrap();
+        assert!(p.wire.contains("filename=\"report.csv\"") && p.wire.contains("a,b\r\n1,2\r\n"));
+    }
+
+    #[test]
     fn crlf_in_subject_never_starts_a_header() {
-        let p = prepare(&from(), &["a@example.net"], "hi\r\nBcc: evil@x.test\r\n\r\nbody", "b")
-            .unwrap();
+        let p = text(&["a@example.net"], "hi\r\nBcc: evil@x.test\r\n\r\nbody", "b").unwrap();
         let h = headers(&p.wire);
         assert!(!h.iter().any(|l| l.to_ascii_lowercase().starts_with("bcc:")), "{h:?}");
         // Every header line is a header or a folded continuation.
@@ -196,8 +515,12 @@ mod tests {
             "a@example.net\r\n",
             "a@exa\rmple.net",
         ] {
-            let e = prepare(&from(), &[bad], "s", "b").unwrap_err();
+            let e = text(&[bad], "s", "b").unwrap_err();
             assert!(e.is_bad_address() && e.is_permanent(), "{bad:?}: {e}");
+            let e = build(&Email::new("a@example.net", "s").with_cc(bad)).unwrap_err();
+            assert!(e.is_bad_address(), "cc {bad:?}: {e}");
+            let e = build(&Email::new("a@example.net", "s").with_reply_to(bad)).unwrap_err();
+            assert!(e.is_bad_address(), "reply-to {bad:?}: {e}");
         }
         assert!(parse_mailbox("Evil\r\nBcc: x@y.test <a@example.net>").is_err());
     }
@@ -213,7 +536,29 @@ mod tests {
 
     #[test]
     fn no_recipients_is_an_error() {
-        assert!(matches!(prepare(&from(), &[], "s", "b"), Err(Error::InvalidMessage(_))));
+        assert!(matches!(text(&[], "s", "b"), Err(Error::InvalidMessage(_))));
+    }
+
+    #[test]
+    fn non_ascii_addresses_are_flagged_for_smtputf8() {
+        let p = text(&["jörg@example.net"], "s", "b").unwrap();
+        assert!(p.has_non_ascii_addresses);
+        assert!(!text(&["jorg@example.net"], "s", "b").unwrap().has_non_ascii_addresses);
+    }
+
+    #[test]
+    fn line_endings_become_crlf_in_one_pass() {
+        assert_eq!(crlf("a\nb\r\nc\rd\n"), "a\r\nb\r\nc\r\nd\r\n");
+        assert_eq!(crlf("\n\n"), "\r\n\r\n");
+        assert_eq!(crlf("\r\r\n"), "\r\n\r\n");
+        assert_eq!(crlf("ünï\ncødé"), "ünï\r\ncødé");
+        assert_eq!(crlf(""), "");
+        // What lettre gets has no LF without its CR, so its quadratic insert loop has
+        // nothing to do.
+        let big = "line\n".repeat(10_000);
+        let out = crlf(&big);
+        assert!(!out.replace("\r\n", "").contains('\n'));
+        assert_eq!(out.len(), big.len() + 10_000);
     }
 
     #[test]
@@ -224,6 +569,7 @@ mod tests {
         assert_eq!(dot_stuff(""), ".\r\n");
         assert_eq!(dot_stuff("a.b\r\n"), "a.b\r\n.\r\n");
         assert_eq!(dot_stuff("x\r\r\n"), "x\r\n\r\n.\r\n");
+        assert_eq!(dot_stuff("é\n.é"), "é\r\n..é\r\n.\r\n");
     }
 
     mod props {
@@ -243,15 +589,14 @@ mod tests {
 
         proptest! {
             #[test]
-            fn dot_stuffing_round_trips_and_ends_only_at_the_end(text in "[a-z.\r\n ]{0,200}") {
+            fn dot_stuffing_round_trips_and_ends_only_at_the_end(text in "[a-zé.\r\n ]{0,200}") {
                 let wire = dot_stuff(&text);
                 prop_assert!(wire.ends_with(".\r\n"));
                 // No line is a lone dot before the end, so the server sees one message.
                 let early_end = wire.starts_with(".\r\n") && wire.len() > 3;
                 prop_assert!(!early_end && !wire[..wire.len() - 3].contains("\r\n.\r\n"));
                 prop_assert!(!wire.replace("\r\n", "").contains(['\r', '\n']));
-                let normalised = text.replace("\r\n", "\n").replace('\r', "\n").replace('\n', "\r\n");
-                let mut want = normalised.clone();
+                let mut want = crlf(&text);
                 if !want.is_empty() && !want.ends_with("\r\n") {
                     want.push_str("\r\n");
                 }
@@ -259,26 +604,33 @@ mod tests {
             }
 
             #[test]
-            fn any_subject_and_recipient_text_never_panics_or_injects_a_header(
+            fn any_subject_recipient_or_header_never_panics_or_injects_a_header(
                 subject in "\\PC{0,40}([\r\n]{1,2}[A-Za-z-]{1,10}: [a-z@.]{0,20}){0,3}",
                 name in "[A-Za-z \r\n:<>@.\"]{0,30}",
+                header_name in "[A-Za-z\r\n: -]{0,12}",
+                header_value in "\\PC{0,20}([\r\n]{1,2}[A-Za-z-]{1,10}: [a-z@.]{0,20}){0,2}",
             ) {
-                let from = parse_mailbox("n@example.com").unwrap();
                 let rcpt = format!("{name} <a@example.net>");
-                match prepare(&from, &[rcpt.as_str()], &subject, "body") {
+                let email = Email::new(rcpt, subject)
+                    .with_text("body")
+                    .with_header(header_name.clone(), header_value);
+                match build(&email) {
                     Ok(p) => {
-                        let headers: Vec<&str> =
-                            p.wire.split("\r\n").take_while(|l| !l.is_empty()).collect();
                         let known = ["From:", "To:", "Subject:", "Date:", "Message-ID:",
                             "Content-Type:", "Content-Transfer-Encoding:", "MIME-Version:"];
-                        for l in headers {
+                        for l in headers(&p.wire) {
+                            let extra = l.strip_prefix(header_name.as_str())
+                                .is_some_and(|r| r.starts_with(": "));
                             prop_assert!(
-                                l.starts_with([' ', '\t']) || known.iter().any(|k| l.starts_with(k)),
+                                l.starts_with([' ', '\t']) || extra
+                                    || known.iter().any(|k| l.starts_with(k)),
                                 "unexpected header line {:?}", l
                             );
                         }
                     }
-                    Err(e) => prop_assert!(e.is_bad_address(), "{}", e),
+                    Err(e) => prop_assert!(
+                        e.is_bad_address() || matches!(e, Error::InvalidHeader { .. }), "{}", e
+                    ),
                 }
             }
         }

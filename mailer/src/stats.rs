@@ -6,35 +6,40 @@ use crate::error::Fault;
 
 /// A snapshot of an [`crate::SmtpMailer`]'s counters since it was built.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
-    /// Tries made (the first try of each send plus every retry).
+    /// Tries made: each send's first try plus every retry (a wait for a pool slot is none).
     pub attempts: u64,
-    /// Messages accepted by the server.
+    /// Messages the server accepted (its 250 to the final dot).
     pub sent: u64,
-    /// Successful reconnects after a failure within a send.
+    /// Connections opened for a send that had already failed at least once.
     pub reconnects: u64,
-    /// 421 replies.
+    /// Connections opened successfully (greeted, and encrypted and authenticated as set up).
+    pub connects: u64,
+    /// Connection attempts that failed (refused, timed out, or dropped or 421 before ready).
+    pub connect_failures: u64,
+    /// 421 replies, at any stage.
     pub smtp_421: u64,
-    /// Connections closed by the server (EOF).
+    /// Connections the server closed without a reply (EOF), at any stage.
     pub eof: u64,
-    /// Connections reset, or broken pipes.
+    /// Connections reset by the server, and writes that hit a broken pipe.
     pub reset: u64,
-    /// Connects or commands that timed out.
+    /// Connects and commands that got no answer within their timeout.
     pub timeout: u64,
-    /// Connects refused.
+    /// Connects refused (nothing listening).
     pub refused: u64,
-    /// 4xx replies other than 421.
+    /// 4xx replies other than 421 (retried).
     pub transient_4xx: u64,
-    /// 5xx replies.
+    /// 5xx replies (not retried).
     pub permanent_5xx: u64,
     /// Sends that gave up after the maximum number of attempts.
     pub gave_up: u64,
-    /// Messages sent again after delivery became unknown (may have arrived twice).
+    /// Messages sent again after delivery became unknown (they may have arrived twice).
     pub possibly_duplicated: u64,
 }
 
 impl Stats {
-    /// Every failure counted by kind, added up.
+    /// The failures counted by kind, added up (`smtp_421` through `permanent_5xx`).
     pub fn faults(&self) -> u64 {
         self.smtp_421
             + self.eof
@@ -51,6 +56,8 @@ pub(crate) struct Counters {
     pub(crate) attempts: AtomicU64,
     pub(crate) sent: AtomicU64,
     pub(crate) reconnects: AtomicU64,
+    pub(crate) connects: AtomicU64,
+    pub(crate) connect_failures: AtomicU64,
     smtp_421: AtomicU64,
     eof: AtomicU64,
     reset: AtomicU64,
@@ -88,6 +95,8 @@ impl Counters {
             attempts: get(&self.attempts),
             sent: get(&self.sent),
             reconnects: get(&self.reconnects),
+            connects: get(&self.connects),
+            connect_failures: get(&self.connect_failures),
             smtp_421: get(&self.smtp_421),
             eof: get(&self.eof),
             reset: get(&self.reset),

@@ -278,9 +278,10 @@ pub fn mock() -> (logger::Mock, Arc<dyn logger::Logger>) {
     (log, shared)
 }
 
-/// A config for a loopback test server with small real durations.
+/// A plain-text config for a loopback test server with small real durations.
 pub fn config(port: u16) -> mailer::Config {
     mailer::Config::new("127.0.0.1", port, "sender@example.com")
+        .with_tls(mailer::Tls::None)
         .with_helo_name("client.test")
         .with_retry_base(Duration::from_millis(5))
         .with_retry_max(Duration::from_millis(100))

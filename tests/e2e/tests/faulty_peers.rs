@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use e2e::capture::{SharedBuf, field, time_of_day};
 use e2e::peers::{SmtpSink, wait_until};
-use mailer::{Config, Mailer, SmtpMailer};
+use mailer::{Config, Mailer, SmtpMailer, Tls};
 
 const BASE: Duration = Duration::from_millis(20);
 const MAX_ATTEMPTS: u32 = 5;
@@ -21,6 +21,7 @@ const SINK_REPORTS: Duration = Duration::from_secs(20);
 fn mailer_for(sink: &SmtpSink, out: &SharedBuf) -> SmtpMailer {
     let log = logger::Stdout::with_writer(out.clone(), "faulty-peers", logger::Level::Debug);
     let config = Config::new("127.0.0.1", sink.addr().port(), "sender@x.test")
+        .with_tls(Tls::None)
         .with_retry_base(BASE)
         .with_retry_max(Duration::from_secs(10))
         .with_max_attempts(MAX_ATTEMPTS)

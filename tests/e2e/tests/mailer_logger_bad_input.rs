@@ -86,6 +86,7 @@ async fn plain_server() -> TestServer {
 
 fn plain_mailer(srv: &TestServer, from: &str, log: &logger::Mock) -> SmtpMailer {
     let config = Config::new("127.0.0.1", srv.smtp_addr().port(), from)
+        .with_tls(Tls::None)
         .with_retry_base(Duration::from_millis(5))
         .with_max_attempts(2);
     SmtpMailer::new(config, Arc::new(log.clone()))

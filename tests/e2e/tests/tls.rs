@@ -89,7 +89,7 @@ async fn fails_without_fallback(
     let elapsed = started.elapsed();
     let stats = srv.stats();
     println!(
-        "{what}: failed in {elapsed:?} with: {error}; server: connections {}, handshake \
+        "{what}: failed in {elapsed:?} with: {error:#}; server: connections {}, handshake \
          failures {}, messages {}",
         stats.connections, stats.tls_handshake_failures, stats.messages
     );
@@ -106,7 +106,7 @@ async fn fails_without_fallback(
         log.get_all().iter().all(|l| !l.contains("secret body")),
         "{what}: the body reached the log"
     );
-    let text = error.to_string().to_lowercase();
+    let text = format!("{error:#}").to_lowercase();
     if what.contains("untrusted") {
         assert!(text.contains("unknownissuer"), "{what}: {error}");
     }
