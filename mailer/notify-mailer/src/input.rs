@@ -139,6 +139,33 @@ pub fn load(args: &Args) -> Result<Inputs, String> {
     })
 }
 
+/// Builds the first recipient's message the way the mailer will, without sending it: the
+/// mailer's own checks (header names it writes itself, a header given twice, ...) then stop a
+/// bad campaign before anything is sent, not at its first message.
+pub async fn preflight(inputs: &Inputs, from: &str) -> Result<(), String> {
+    use mailer::Mailer;
+    let file = &inputs.recipients;
+    let mut rows = file.rows(false).map_err(|e| e.to_string())?;
+    let mut row = recipients::Row::default();
+    let mut record = 0;
+    while rows.next_into(&mut row).map_err(|e| e.to_string())? {
+        if inputs.checked.kept.get(record) {
+            let email = inputs.message.render(&row.fields).into_email();
+            let dry_run = mailer::DryRunMailer::new(from, std::sync::Arc::new(logger::Mock::new()));
+            return match dry_run.send_message(&email).await {
+                Err(e) if e.is_permanent() => Err(format!(
+                    "{}:{}: the message for this row cannot be sent: {e}\nnothing was sent",
+                    file.path().display(),
+                    file.line_of(row.pos)
+                )),
+                _ => Ok(()),
+            };
+        }
+        record += 1;
+    }
+    Ok(())
+}
+
 /// The value, or `None` with the error added to `problems`.
 fn keep<T>(problems: &mut Vec<String>, result: Result<T, String>) -> Option<T> {
     result.map_err(|e| problems.push(e)).ok()

@@ -123,7 +123,11 @@ fn mailer_config(args: &Args, inputs: &Inputs) -> Result<Option<mailer::Config>,
         .with_retry_max(args.retry_max)
         .with_max_attempts(args.max_attempts)
         .with_connect_timeout(args.connect_timeout)
-        .with_command_timeout(args.command_timeout);
+        .with_command_timeout(args.command_timeout)
+        .with_max_connections(args.parallel as usize);
+    if let Some(rate) = args.rate {
+        config = config.with_rate(rate.count, rate.per);
+    }
     if let Some(pem) = &inputs.ca_pem {
         config = config.with_root_ca_pem(pem.as_bytes().to_vec());
     }
@@ -179,6 +183,10 @@ fn open_journal(args: &Args, inputs: &Inputs) -> Result<Journaled, String> {
 }
 
 async fn send(args: Args, inputs: Inputs, config: Option<mailer::Config>) -> u8 {
+    if let Err(e) = input::preflight(&inputs, &args.from).await {
+        eprintln!("notify-mailer: {e}");
+        return 2;
+    }
     let Journaled { journal, prior, opened } = match open_journal(&args, &inputs) {
         Ok(journaled) => journaled,
         Err(e) => {

@@ -44,6 +44,20 @@ pub struct Rendered {
     pub headers: Vec<(String, String)>,
 }
 
+impl Rendered {
+    /// The mailer's message.
+    pub fn into_email(self) -> mailer::Email {
+        let mut email = mailer::Email::new(self.to, self.subject).with_text(self.text);
+        if let Some(html) = self.html {
+            email = email.with_html(html);
+        }
+        for (name, value) in self.headers {
+            email = email.with_header(name, value);
+        }
+        email
+    }
+}
+
 impl Message {
     /// Binds every template to `columns`. The error has one sentence per variable that has no
     /// column.

@@ -21,7 +21,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::journal::{Journal, Mark, Prior};
-use crate::message::{Message, Rendered};
+use crate::message::Message;
 use crate::progress::{Counters, Progress};
 use crate::recipients::{Checked, RecipientsFile, Row};
 use crate::stop::{Reason, Stop};
@@ -324,13 +324,13 @@ impl Worker {
             let _ = self.events.send(Event::Done(index, Outcome::NotSent));
             return false;
         }
-        let message = self.plan.message.render(&row.fields);
-        let connects_before = self.connects();
+        let message = self.plan.message.render(&row.fields).into_email();
+        let before = self.headway();
         let result = tokio::select! {
             // A send that has finished is recorded even when the abort came at the same
             // moment: reporting a delivered message as not sent would send it twice on resume.
             biased;
-            result = send(&*self.sender.mailer, &message) => result,
+            result = self.sender.mailer.send_message(&message) => result,
             () = self.stop.aborted() => {
                 let _ = self.events.send(Event::Done(index, Outcome::Abandoned));
                 return false;
@@ -338,12 +338,13 @@ impl Worker {
         };
         let outcome = match result {
             Ok(sent) => Outcome::Sent { possibly_duplicated: sent.possibly_duplicated },
-            Err(e) => self.failure(&e, &row, connects_before),
+            Err(e) => self.failure(&e, &row, before),
         };
         let mark = match &outcome {
             Outcome::Sent { .. } => Some(Mark::Sent),
             Outcome::Failed(reason) => Some(Mark::Failed(reason)),
             Outcome::NotSent | Outcome::Unreachable(_) => Some(Mark::NotSent),
+            // Left "attempted": whoever resumes counts it as possibly delivered.
             Outcome::Abandoned => None,
         };
         let recorded = mark.is_none_or(|mark| self.journal(index, email, mark));
@@ -352,11 +353,16 @@ impl Worker {
     }
 
     /// What a failed send means, and whether it stops the run.
-    fn failure(&self, e: &mailer::Error, row: &Row, connects_before: Option<u64>) -> Outcome {
-        let line = self.plan.recipients.line_of(row.pos);
-        if stopped_by_close(e) {
-            return Outcome::NotSent;
+    fn failure(&self, e: &mailer::Error, row: &Row, before: Option<Headway>) -> Outcome {
+        if e.is_closed() {
+            // Ended by the stop request's close(): not delivered, unless the connection was
+            // lost after the final dot of an earlier try.
+            return match e.stage() {
+                Some(mailer::Stage::AfterDot) => Outcome::Abandoned,
+                _ => Outcome::NotSent,
+            };
         }
+        let line = self.plan.recipients.line_of(row.pos);
         logger::err!(self.log, "message not sent"; event = "failed", line = line, error = e);
         logger::debug!(self.log, "message not sent"; event = "failed_address",
             line = line, to = row.email(self.plan.recipients.columns()));
@@ -364,7 +370,7 @@ impl Worker {
             logger::err!(self.log, "the server refused the credentials: stopping";
                 event = "credentials_refused");
             self.stop.request(Reason::CredentialsRefused);
-        } else if never_connected(e, connects_before, self.connects()) {
+        } else if e.is_unreachable() && before.is_some() && before == self.headway() {
             if !self.stop.is_requested() {
                 logger::err!(self.log,
                     "the server is unreachable: stopping instead of trying every message";
@@ -376,9 +382,12 @@ impl Worker {
         Outcome::Failed(e.to_string())
     }
 
-    /// Successful connections so far, for a real mailer.
-    fn connects(&self) -> Option<u64> {
-        self.sender.smtp.as_ref().map(|m| m.stats().reconnects)
+    /// How far the whole pool has got, for a real mailer.
+    fn headway(&self) -> Option<Headway> {
+        self.sender.smtp.as_ref().map(|m| {
+            let s = m.stats();
+            Headway { connects: s.connects, sent: s.sent }
+        })
     }
 
     /// Appends to the journal, if there is one; a failure stops the run (going on would send
@@ -397,21 +406,12 @@ impl Worker {
     }
 }
 
-/// Sends one rendered message.
-async fn send(mailer: &dyn Mailer, m: &Rendered) -> Result<mailer::Sent, mailer::Error> {
-    mailer.send_mail(&[m.to.as_str()], &m.subject, &m.text).await
-}
-
-/// Whether the send ended because the mailer was closed (a stop request) before it could be
-/// delivered.
-fn stopped_by_close(_e: &mailer::Error) -> bool {
-    false
-}
-
-/// Whether a failed send never got a connection, with no other connection succeeding in the
-/// meantime: the server is unreachable, and every further message would fail the same way.
-fn never_connected(e: &mailer::Error, before: Option<u64>, after: Option<u64>) -> bool {
-    matches!(e, mailer::Error::GaveUp { .. })
-        && e.stage() == Some(mailer::Stage::Connect)
-        && before == after
+/// Connections opened and messages accepted by the whole pool: a send that gave up without
+/// connecting, during which neither grew, means nobody could reach the server. (Either
+/// growing means the server works and this message was unlucky, as when a server that allows
+/// fewer connections than `--parallel` refuses the extra ones.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Headway {
+    connects: u64,
+    sent: u64,
 }

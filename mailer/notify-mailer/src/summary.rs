@@ -97,6 +97,7 @@ impl Summary {
             skipped = self.skipped, sent = self.sent, failed = self.failed,
             not_sent = self.not_sent, abandoned = self.abandoned,
             resent_after_fault = self.resent_after_fault, resent_in_flight = self.resent_in_flight,
+            connects = s.connects, connect_failures = s.connect_failures,
             reconnects = s.reconnects, smtp_421 = s.smtp_421, eof = s.eof, reset = s.reset,
             timeout = s.timeout, refused = s.refused, transient_4xx = s.transient_4xx,
             permanent_5xx = s.permanent_5xx, elapsed_ms = self.elapsed.as_millis(),
@@ -146,6 +147,7 @@ impl fmt::Display for Summary {
             )?;
         }
         if let Some(s) = &self.stats {
+            writeln!(f, "  connections  {} opened, {} failed", s.connects, s.connect_failures)?;
             writeln!(f, "  reconnects   {}", s.reconnects)?;
             writeln!(
                 f,
@@ -184,12 +186,15 @@ mod tests {
 
     #[test]
     fn summary_reads_well() {
+        let mut stats = mailer::Stats::default();
+        (stats.reconnects, stats.smtp_421, stats.eof, stats.connects) = (7, 3, 4, 9);
+        stats.connect_failures = 1;
         let s = Summary {
             recipients: 500,
             sent: 498,
             failed: 2,
             resent_after_fault: 2,
-            stats: Some(mailer::Stats { reconnects: 7, smtp_421: 3, eof: 4, ..Default::default() }),
+            stats: Some(stats),
             elapsed: Duration::from_millis(2310),
             journal: Some("list.txt.journal".into()),
             failures_file: Some("list.txt.failed.csv".into()),
@@ -205,7 +210,9 @@ mod tests {
         assert!(text.contains("  maybe twice  2 (2 after a connection lost"), "{text}");
         assert!(text.contains("  failed       2\n"), "{text}");
         assert!(
-            text.contains("  reconnects   7\n  faults       421: 3, closed: 4, reset: 0"),
+            text.contains(
+                "  connections  9 opened, 1 failed\n  reconnects   7\n  faults       421: 3, closed: 4, reset: 0"
+            ),
             "{text}"
         );
         assert!(text.contains("failures     list.txt.failed.csv"), "{text}");

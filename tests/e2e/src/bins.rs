@@ -302,6 +302,12 @@ impl Mailing {
         Ok(Mailing { dir, recipients })
     }
 
+    /// The path of `name` in the run's directory (`recipients.txt`, and what the run writes
+    /// beside it: `recipients.txt.journal`, `.resume`, `.failed.csv`).
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
     /// The recipients as `&str`, for [`crate::tally::Tally`]'s checks.
     pub fn addresses(&self) -> impl Iterator<Item = &str> {
         self.recipients.iter().map(String::as_str)
