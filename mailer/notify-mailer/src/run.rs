@@ -363,7 +363,9 @@ impl Worker {
             };
         }
         let line = self.plan.recipients.line_of(row.pos);
-        logger::err!(self.log, "message not sent"; event = "failed", line = line, error = e);
+        // `{:#}`: the error with its causes (lettre's, the OS's, rustls'), on one line.
+        let reason = format!("{e:#}");
+        logger::err!(self.log, "message not sent"; event = "failed", line = line, error = reason);
         logger::debug!(self.log, "message not sent"; event = "failed_address",
             line = line, to = row.email(self.plan.recipients.columns()));
         if e.is_permanent() && e.stage() == Some(mailer::Stage::Auth) {
@@ -374,12 +376,12 @@ impl Worker {
             if !self.stop.is_requested() {
                 logger::err!(self.log,
                     "the server is unreachable: stopping instead of trying every message";
-                    event = "circuit_open", line = line, error = e);
+                    event = "circuit_open", line = line, error = reason);
             }
             self.stop.request(Reason::CircuitOpen);
-            return Outcome::Unreachable(e.to_string());
+            return Outcome::Unreachable(reason);
         }
-        Outcome::Failed(e.to_string())
+        Outcome::Failed(reason)
     }
 
     /// How far the whole pool has got, for a real mailer.
