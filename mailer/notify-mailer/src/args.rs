@@ -212,17 +212,18 @@ about 12 minutes however long the list: 11 tries, 8.5 min of backoff between the
 
 Summary (one definition each; the connection numbers are the mailer's own counters):
   recipients     distinct valid addresses in the recipients file
-  already sent   recorded as sent by an earlier run: skipped
-  sent           accepted by the server in this run
+  skipped        recorded as sent in the journal by an earlier run: not sent again
+  sent           accepted by the server in this run; 'possibly delivered twice after a fault':
+                 of those, sent again after the connection was lost after the final dot
+  resent         sent in this run although an earlier run ended with it in flight: possibly
+                 delivered twice (the only duplicates a crash can cause)
   failed         refused for good or given up in this run: see the failures file
   not sent       neither: never started, stopped, or the server was unreachable: see the
-                 resume file
-  maybe twice    sent after a fault that may have delivered a copy already: the connection
-                 was lost after the final dot, or an earlier run died with it in flight
+                 resume file ('abandoned in flight': the server may have them)
   connections    connections opened, and connection attempts that failed
-  reconnects     connections opened again after a failure within a send
-  faults         replies and failures by kind (421, closed, reset, timeout, refused, other
-                 4xx, 5xx), each counted once however it ended
+  reconnects     connections opened for a send that had already failed once
+  faults         failures by kind (421 replies, closed, reset, timeout, refused, other 4xx,
+                 5xx), each counted once
 
 Exit status: 0 every message was sent; 1 some messages failed, or the server was unreachable
 (see the failures and resume files); 2 bad flags or bad input (nothing was sent); 130

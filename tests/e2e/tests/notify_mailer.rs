@@ -351,7 +351,7 @@ fn help_mentions_every_flag() {
         "Ctrl-C",
         "email` column",
         "Circuit breaker",
-        "maybe twice",
+        "resent",
         "14/s",
     ] {
         assert!(out.stdout.contains(phrase), "--help does not explain {phrase:?}\n{}", out.stdout);
