@@ -15,7 +15,7 @@ const LINES: usize = 1_000_000;
 fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let body = dir.path().join("body.txt");
-    std::fs::write(&body, "Hello {{name}}\n").unwrap();
+    std::fs::write(&body, "Hello {{email}}\n").unwrap();
     let plain = dir.path().join("list.txt");
     write_list(&plain, |out, i| writeln!(out, "customer{i:07}@example.com"));
     let csv = dir.path().join("list.csv");
@@ -33,6 +33,7 @@ fn main() {
     println!(
         "notify-mailer --check, {LINES} recipients (release build; a loaded machine: preliminary)"
     );
+    // The CSV run's subject uses a column, so every row's `plan` is checked for line breaks.
     for (what, path, subject) in [("plain list", &plain, "Hi"), ("CSV", &csv, "Hi {{plan}}")] {
         let size = std::fs::metadata(path).unwrap().len();
         let (elapsed, peak_kib, stdout) = check(path, &body, subject);
