@@ -319,19 +319,37 @@ impl Journal {
 
     /// Appends one line for recipient `index` (one `write(2)`: it survives the process being
     /// killed right after).
+    #[cfg(test)]
     pub fn record(&self, index: usize, email: &str, mark: Mark<'_>) -> io::Result<()> {
-        let mut line = String::with_capacity(24 + email.len());
-        line.push(mark.tag() as char);
-        line.push('\t');
-        line.push_str(itoa(index, &mut [0u8; 20]));
-        line.push('\t');
-        line.push_str(email);
+        let mut buf = Vec::new();
+        Journal::line(&mut buf, index, email, mark);
+        self.write(&mut buf)
+    }
+
+    /// Appends the line for recipient `index` to `buf`, for [`Journal::write`].
+    pub fn line(buf: &mut Vec<u8>, index: usize, email: &str, mark: Mark<'_>) {
+        buf.push(mark.tag());
+        buf.push(b'\t');
+        buf.extend_from_slice(itoa(index, &mut [0u8; 20]).as_bytes());
+        buf.push(b'\t');
+        buf.extend_from_slice(email.as_bytes());
         if let Mark::Failed(reason) = mark {
-            line.push('\t');
-            logger::escape_into(&mut line, reason);
+            let mut escaped = String::with_capacity(reason.len());
+            logger::escape_into(&mut escaped, reason);
+            buf.push(b'\t');
+            buf.extend_from_slice(escaped.as_bytes());
         }
-        line.push('\n');
-        (&*self.file).write_all(line.as_bytes())?;
+        buf.push(b'\n');
+    }
+
+    /// Appends `buf`'s lines in one `write(2)` (so a process killed right after has them all,
+    /// and none torn) and empties it.
+    pub fn write(&self, buf: &mut Vec<u8>) -> io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        (&*self.file).write_all(buf)?;
+        buf.clear();
         self.dirty.store(true, Ordering::Release);
         Ok(())
     }
