@@ -374,6 +374,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
 
+    /// A dry run's required flags, then `extra`.
+    fn parse(extra: &[&str]) -> Result<Args, clap::Error> {
+        let base = ["notify-mailer", "--dry-run", "--from", "a@b.c", "--subject", "s", "--body"];
+        Args::try_parse_from(base.iter().chain(&["b", "--recipients", "/d/list.csv"]).chain(extra))
+    }
+
     #[test]
     fn durations_in_the_documented_forms() {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
@@ -457,42 +463,14 @@ mod tests {
 
     #[test]
     fn username_needs_a_password_file() {
-        let args = [
-            "notify-mailer",
-            "--dry-run",
-            "--from",
-            "a@b.c",
-            "--subject",
-            "s",
-            "--body",
-            "b",
-            "--recipients",
-            "r",
-            "--username",
-            "u",
-        ];
-        assert!(Args::try_parse_from(args).is_err());
+        assert!(parse(&["--username", "u"]).is_err());
+        assert!(parse(&["--username", "u", "--password-file", "pw"]).is_ok());
     }
 
     #[test]
     fn syslog_targets_are_checked_by_the_parser() {
-        let base = [
-            "notify-mailer",
-            "--dry-run",
-            "--from",
-            "a@b.c",
-            "--subject",
-            "s",
-            "--body",
-            "b",
-            "--recipients",
-            "r",
-            "--syslog",
-        ];
-        let ok = [&base[..], &["udp:127.0.0.1:514"]].concat();
-        assert!(Args::try_parse_from(ok).unwrap().syslog.is_some());
-        let bad = [&base[..], &["syslog.example.com"]].concat();
-        assert!(Args::try_parse_from(bad).is_err());
+        assert!(parse(&["--syslog", "udp:127.0.0.1:514"]).unwrap().syslog.is_some());
+        assert!(parse(&["--syslog", "syslog.example.com"]).is_err());
     }
 
     #[test]
@@ -521,39 +499,13 @@ mod tests {
 
     #[test]
     fn tls_modes_are_the_mailers() {
-        let base = [
-            "notify-mailer",
-            "--dry-run",
-            "--from",
-            "a@b.c",
-            "--subject",
-            "s",
-            "--body",
-            "b",
-            "--recipients",
-            "r",
-        ];
-        let with = |mode: &str| Args::try_parse_from(base.iter().copied().chain(["--tls", mode]));
-        assert_eq!(with("implicit").unwrap().tls, mailer::Tls::Implicit);
-        assert_eq!(with("none").unwrap().tls, mailer::Tls::None);
-        assert!(with("ssl3").is_err());
+        assert_eq!(parse(&["--tls", "implicit"]).unwrap().tls, mailer::Tls::Implicit);
+        assert_eq!(parse(&["--tls", "none"]).unwrap().tls, mailer::Tls::None);
+        assert!(parse(&["--tls", "ssl3"]).is_err());
     }
 
     #[test]
     fn journal_flags() {
-        let base = [
-            "notify-mailer",
-            "--dry-run",
-            "--from",
-            "a@b.c",
-            "--subject",
-            "s",
-            "--body",
-            "b",
-            "--recipients",
-            "/d/list.csv",
-        ];
-        let parse = |extra: &[&str]| Args::try_parse_from(base.iter().chain(extra));
         let args = parse(&[]).unwrap();
         assert_eq!(args.journal_path(), Some(PathBuf::from("/d/list.csv.journal")));
         assert_eq!(args.resume_path(), PathBuf::from("/d/list.csv.resume"));

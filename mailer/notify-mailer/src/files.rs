@@ -70,20 +70,11 @@ pub fn write(
         out.header().map_err(io(failures))?;
     }
 
-    let mut rows = file.rows(false).map_err(|e| e.to_string())?;
+    let mut recipients = file.recipients(&plan.checked).map_err(|e| e.to_string())?;
     let mut row = Row::default();
-    let (mut record, mut index) = (0u64, 0usize);
     let replace_reason = file.columns().names.last().is_some_and(|n| n == FAILURE_REASON);
-    while (resume_out.is_some() || failures_out.is_some())
-        && rows.next_into(&mut row).map_err(|e| e.to_string())?
-    {
-        let kept = plan.checked.kept.get(record);
-        record += 1;
-        if !kept {
-            continue;
-        }
-        let i = index;
-        index += 1;
+    while resume_out.is_some() || failures_out.is_some() {
+        let Some(i) = recipients.next_into(&mut row).map_err(|e| e.to_string())? else { break };
         match outcomes.states[i] {
             State::Failed => {
                 if let Some(out) = &mut failures_out {

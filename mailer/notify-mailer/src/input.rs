@@ -145,25 +145,21 @@ pub fn load(args: &Args) -> Result<Inputs, String> {
 pub async fn preflight(inputs: &Inputs, from: &str) -> Result<(), String> {
     use mailer::Mailer;
     let file = &inputs.recipients;
-    let mut rows = file.rows(false).map_err(|e| e.to_string())?;
+    let mut recipients = file.recipients(&inputs.checked).map_err(|e| e.to_string())?;
     let mut row = recipients::Row::default();
-    let mut record = 0;
-    while rows.next_into(&mut row).map_err(|e| e.to_string())? {
-        if inputs.checked.kept.get(record) {
-            let email = inputs.message.render(&row.fields).into_email();
-            let dry_run = mailer::DryRunMailer::new(from, std::sync::Arc::new(logger::Mock::new()));
-            return match dry_run.send_message(&email).await {
-                Err(e) if e.is_permanent() => Err(format!(
-                    "{}:{}: the message for this row cannot be sent: {e}\nnothing was sent",
-                    file.path().display(),
-                    file.line_of(row.pos)
-                )),
-                _ => Ok(()),
-            };
-        }
-        record += 1;
+    if recipients.next_into(&mut row).map_err(|e| e.to_string())?.is_none() {
+        return Ok(());
     }
-    Ok(())
+    let email = inputs.message.render(&row.fields).into_email();
+    let dry_run = mailer::DryRunMailer::new(from, Arc::new(logger::Mock::new()));
+    match dry_run.send_message(&email).await {
+        Err(e) if e.is_permanent() => Err(format!(
+            "{}:{}: the message for this row cannot be sent: {e:#}\nnothing was sent",
+            file.path().display(),
+            file.line_of(row.pos)
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The value, or `None` with the error added to `problems`.
@@ -257,6 +253,12 @@ mod tests {
         Args::try_parse_from(all).unwrap()
     }
 
+    /// Loads a dry run of `subject`, `body` and `list`, then `extra` flags.
+    fn load_with(subject: &str, body: &str, list: &str, extra: &[&str]) -> Result<Inputs, String> {
+        let base = ["--subject", subject, "--body", body, "--recipients", list];
+        load(&args(&[&base[..], extra].concat()))
+    }
+
     fn first_row(inputs: &Inputs) -> csv::StringRecord {
         inputs.recipients.rows(false).unwrap().next_row().unwrap().unwrap().fields
     }
@@ -266,9 +268,7 @@ mod tests {
         let f = Files::new();
         let list = f.put("list.csv", b"email,name\na@example.com,Ann\n");
         let body = f.put("body.txt", b"\xEF\xBB\xBFHi {{name}} <{{email}}>\n");
-        let inputs =
-            load(&args(&["--subject", "For {{email}}", "--body", &body, "--recipients", &list]))
-                .unwrap();
+        let inputs = load_with("For {{email}}", &body, &list, &[]).unwrap();
         let r = inputs.message.render(&first_row(&inputs));
         assert_eq!(r.text, "Hi Ann <a@example.com>\n", "the BOM is not part of the body");
         assert_eq!(r.subject, "For a@example.com");
@@ -280,12 +280,10 @@ mod tests {
         let f = Files::new();
         let list = f.put("list.txt", b"a@example.com\nbroken\nalso broken@\n");
         let body = f.put("body.txt", b"Hi\n");
-        let err = load(&args(&["--subject", "x\ry", "--body", &body, "--recipients", &list]))
-            .unwrap_err();
+        let err = load_with("x\ry", &body, &list, &[]).unwrap_err();
         assert!(err.contains("--subject holds a line break"), "{err}");
         assert!(err.ends_with("nothing was sent"), "{err}");
-        let err =
-            load(&args(&["--subject", "x", "--body", &body, "--recipients", &list])).unwrap_err();
+        let err = load_with("x", &body, &list, &[]).unwrap_err();
         assert!(err.contains("2 invalid row(s)"), "{err}");
         assert!(err.contains("list.txt:2: "), "{err}");
         assert!(err.contains("list.txt:3: "), "{err}");
@@ -296,17 +294,7 @@ mod tests {
         let f = Files::new();
         let list = f.put("list.txt", b"a@example.com\n");
         let body = f.put("body.txt", b"Hi {{name}}\n");
-        let err = load(&args(&[
-            "--subject",
-            "s",
-            "--body",
-            &body,
-            "--recipients",
-            &list,
-            "--header",
-            "X-Id: {{id}}",
-        ]))
-        .unwrap_err();
+        let err = load_with("s", &body, &list, &["--header", "X-Id: {{id}}"]).unwrap_err();
         assert!(err.contains("the body uses {{name}}"), "{err}");
         assert!(err.contains("the header X-Id uses {{id}}"), "{err}");
     }
@@ -316,16 +304,7 @@ mod tests {
         let f = Files::new();
         let list = f.put("list.txt", b"a@example.com\nbroken\n");
         let body = f.put("body.txt", b"Hi\n");
-        let inputs = load(&args(&[
-            "--subject",
-            "s",
-            "--body",
-            &body,
-            "--recipients",
-            &list,
-            "--skip-invalid",
-        ]))
-        .unwrap();
+        let inputs = load_with("s", &body, &list, &["--skip-invalid"]).unwrap();
         assert_eq!(inputs.checked.count, 1);
         assert!(inputs.skipped_report.unwrap().contains("list.txt:2: "));
     }
@@ -334,9 +313,7 @@ mod tests {
     fn missing_files_and_empty_bodies_are_reported() {
         let f = Files::new();
         let body = f.put("body.txt", b"  \n");
-        let err =
-            load(&args(&["--subject", "s", "--body", &body, "--recipients", "/nonexistent/list"]))
-                .unwrap_err();
+        let err = load_with("s", &body, "/nonexistent/list", &[]).unwrap_err();
         assert!(err.contains("/nonexistent/list: cannot read the recipients file"), "{err}");
         assert!(err.contains("the body file is empty"), "{err}");
     }

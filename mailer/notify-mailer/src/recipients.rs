@@ -195,6 +195,11 @@ impl RecipientsFile {
         Ok(Rows { inner })
     }
 
+    /// The rows `checked` kept (the recipients), with their numbers, in file order.
+    pub fn recipients<'a>(&self, checked: &'a Checked) -> io::Result<Recipients<'a>> {
+        Ok(Recipients { rows: self.rows(false)?, kept: &checked.kept, record: 0, index: 0 })
+    }
+
     /// The exact line a row starts on. The csv crate reports where it started reading the
     /// record, before the comment and blank lines it skipped; this reads from there past
     /// them. Cheap enough for error messages, not meant for every row.
@@ -449,6 +454,35 @@ impl Rows {
     }
 }
 
+/// The recipients of a file: its rows that the check kept, numbered 0.. in file order (the
+/// numbers the journal records).
+pub struct Recipients<'a> {
+    rows: Rows,
+    kept: &'a Bitmap,
+    record: u64,
+    index: usize,
+}
+
+impl Recipients<'_> {
+    /// Reads the next recipient into `row` and returns its number; `None` at the end.
+    pub fn next_into(&mut self, row: &mut Row) -> io::Result<Option<usize>> {
+        while self.rows.next_into(row)? {
+            let kept = self.kept.get(self.record);
+            self.record += 1;
+            if kept {
+                self.index += 1;
+                return Ok(Some(self.index - 1));
+            }
+        }
+        Ok(None)
+    }
+
+    /// How many recipients were read.
+    pub fn count(&self) -> usize {
+        self.index
+    }
+}
+
 /// A row that cannot be sent to, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
@@ -667,15 +701,14 @@ mod tests {
 
     /// (line, email) of every kept row.
     fn kept(f: &RecipientsFile, checked: &Checked) -> Vec<(u64, String)> {
-        let mut rows = f.rows(false).unwrap();
+        let mut recipients = f.recipients(checked).unwrap();
+        let mut row = Row::default();
         let mut out = Vec::new();
-        let mut i = 0;
-        while let Some(row) = rows.next_row().unwrap() {
-            if checked.kept.get(i) {
-                out.push((f.line_of(row.pos), row.email(f.columns()).to_owned()));
-            }
-            i += 1;
+        while let Some(i) = recipients.next_into(&mut row).unwrap() {
+            assert_eq!(i, out.len(), "numbered 0.. in file order");
+            out.push((f.line_of(row.pos), row.email(f.columns()).to_owned()));
         }
+        assert_eq!(recipients.count(), checked.count);
         out
     }
 

@@ -251,27 +251,17 @@ fn record(outcomes: &mut Outcomes, prior: &Prior, counters: &Counters, i: usize,
 /// The reader thread: every recipient not recorded as sent, in file order, into the queue,
 /// until the list ends, the senders are gone or a stop is requested.
 fn read_queue(plan: &Plan, queue: &mpsc::Sender<Item>, stop: &Stop) -> Result<(), String> {
-    let mut rows = plan.recipients.rows(false).map_err(|e| e.to_string())?;
-    let mut record = 0u64;
-    let mut index = 0usize;
+    let mut recipients = plan.recipients.recipients(&plan.checked).map_err(|e| e.to_string())?;
     let mut row = Row::default();
-    while rows.next_into(&mut row).map_err(|e| e.to_string())? {
-        let kept = plan.checked.kept.get(record);
-        record += 1;
-        if !kept {
+    while let Some(index) = recipients.next_into(&mut row).map_err(|e| e.to_string())? {
+        if plan.prior.is_sent(index) {
             continue;
         }
-        let i = index;
-        index += 1;
-        if plan.prior.is_sent(i) {
-            continue;
-        }
-        if stop.is_requested() || queue.blocking_send(Item { index: i, row: row.clone() }).is_err()
-        {
+        if stop.is_requested() || queue.blocking_send(Item { index, row: row.clone() }).is_err() {
             return Ok(());
         }
     }
-    if index != plan.checked.count {
+    if recipients.count() != plan.checked.count {
         return Err(format!(
             "{}: the recipients file changed since it was checked",
             plan.recipients.path().display()
