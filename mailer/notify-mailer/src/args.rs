@@ -124,7 +124,7 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
 
-    /// Start the campaign over: move an existing journal aside (to JOURNAL.<time>) and send to
+    /// Start the campaign over: move an existing journal aside (renamed JOURNAL.UTC-TIME) and send to
     /// everyone.
     #[arg(long)]
     pub fresh: bool,
@@ -190,8 +190,9 @@ const AFTER_HELP: &str = "\
 Journal and resume: every recipient's outcome is appended to the journal (RECIPIENTS.journal)
 before the run moves on. Rerunning the same command after a crash, a kill or a stop sends only
 what the journal does not record as sent (event=resumed says how many it skipped); rerunning a
-finished campaign sends nothing. Only messages in flight when a run died can be sent twice;
-the resumed run's summary says how many those were. Another campaign (a different from
+finished campaign sends nothing. Messages in flight when a run died (attempted, no outcome
+recorded) are sent again, since a duplicate is better than a loss: they are the only ones a
+crash can send twice, and the resumed run's summary counts them ('resent'). Another campaign (a different from
 address, subject, body, header or recipients file) on the same journal is refused: use
 --fresh or --journal.
 

@@ -80,7 +80,7 @@ fn main() -> ExitCode {
 /// `--check`: what a run would do, from the inputs and the journal; nothing is written.
 fn check(args: &Args, inputs: &Inputs) -> u8 {
     let c = &inputs.checked;
-    let prior = match args.journal_path() {
+    let prior = match args.journal_path().filter(|_| !args.fresh) {
         Some(path) => match Journal::read(&path, inputs.campaign) {
             Ok(prior) => Some((path, prior)),
             Err(e) => {
@@ -173,6 +173,10 @@ struct Journaled {
 fn open_journal(args: &Args, inputs: &Inputs) -> Result<Journaled, String> {
     let mut j = Journaled { journal: None, prior: Prior::none(inputs.checked.count), opened: None };
     let Some(path) = args.journal_path() else { return Ok(j) };
+    if args.dry_run && args.fresh {
+        // What a fresh run would send: everyone.
+        return Ok(j);
+    }
     if args.dry_run {
         j.prior = Journal::read(&path, inputs.campaign).map_err(|e| e.to_string())?;
         return Ok(j);
