@@ -1,17 +1,18 @@
-//! Throughput of `SmtpMailer` against Postfix's `smtp-sink`, side by side in one run with the
-//! clients a user would otherwise pick: lettre's `AsyncSmtpConnection` as shipped (Nagle on),
-//! the same loop with TCP_NODELAY, and Postfix's C client `smtp-source -d` (lock-step, one
-//! command per round trip). 1 KB messages, faults off, one sink for every row.
+//! Throughput of `SmtpMailer` side by side in one run with the clients a user would otherwise
+//! pick: Postfix's C client `smtp-source -d` (lock-step, one command per round trip), lettre's
+//! `AsyncSmtpConnection` as shipped (Nagle on) and the same loop with TCP_NODELAY. 1 KB
+//! messages, faults off, against one `smtp-sink` for the sink rows and one real Postfix
+//! (stock, delivering to `discard:`) for the Postfix rows; both from `test-support`.
 //!
-//! `cargo bench -p mailer --bench throughput [-- --messages 5000 --rounds 3 --shipped 200]`
-//! (`MAILER_BENCH_RT=current_thread` to run the clients on a single-thread runtime)
+//! `cargo bench -p mailer --bench throughput [-- --messages 5000 --rounds 3 --shipped 200
+//! --postfix-messages 2000]` (`MAILER_BENCH_RT=current_thread` for a single-thread runtime)
 //!
-//! Needs `/usr/sbin/smtp-sink` and `/usr/sbin/smtp-source` (Debian package `postfix`).
+//! Needs `/usr/sbin/smtp-sink`, `/usr/sbin/smtp-source` and Postfix (Debian package
+//! `postfix`), and root for Postfix (its rows are skipped, saying so, without it).
 //! lettre as shipped runs at ~23 msg/s (a 40 ms delayed-ACK stall per message), so its row
 //! sends `--shipped` messages (default 200) instead of `--messages`.
 
-use std::net::TcpStream as StdTcpStream;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,51 +21,8 @@ use lettre::message::header::ContentType;
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::extension::ClientId;
 use mailer::{Config, Mailer, SmtpMailer};
-
-const SINK: &str = "/usr/sbin/smtp-sink";
-const SOURCE: &str = "/usr/sbin/smtp-source";
-
-/// Kills the sink when the benchmark ends, however it ends.
-struct Sink(Child);
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-fn start_sink() -> (Sink, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut cmd = Command::new(SINK);
-    if is_root() {
-        cmd.args(["-u", "nobody"]);
-    }
-    let child = cmd
-        .args([&format!("127.0.0.1:{port}"), "1024"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {SINK} (apt-get install postfix): {e}"));
-    let sink = Sink(child);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while StdTcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "smtp-sink did not start listening");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    (sink, port)
-}
+use test_support::postfix::{DISCARD_DOMAIN, Postfix};
+use test_support::{SmtpSink, smtp_source};
 
 fn body_1k() -> String {
     let line = "The quick brown fox jumps over the lazy dog, again and again.\n";
@@ -84,51 +42,58 @@ fn lettre_message() -> (lettre::address::Envelope, Vec<u8>) {
     (m.envelope().clone(), m.formatted())
 }
 
-/// Messages per second of `smtp-source -s sessions -d`.
-fn smtp_source(port: u16, sessions: usize, n: usize) -> f64 {
-    let started = Instant::now();
-    let status = Command::new(SOURCE)
-        .args(["-s", &sessions.to_string(), "-d", "-m", &n.to_string(), "-l", "1024"])
-        .args(["-f", "bench@example.com", "-t", "rcpt@example.net"])
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .status()
-        .unwrap_or_else(|e| panic!("cannot run {SOURCE}: {e}"));
-    assert!(status.success(), "smtp-source failed: {status}");
-    n as f64 / started.elapsed().as_secs_f64()
+/// Messages per second of `smtp-source -s sessions -d` sending `n` messages to `rcpt`.
+fn smtp_source_rate(addr: SocketAddr, sessions: usize, n: usize, rcpt: &str) -> f64 {
+    let (sessions, n) = (sessions.to_string(), n.to_string());
+    let args =
+        ["-s", &sessions, "-d", "-m", &n, "-l", "1024", "-f", "bench@example.com", "-t", rcpt];
+    let done = smtp_source(&args, addr, Duration::from_secs(600))
+        .unwrap_or_else(|e| panic!("cannot run smtp-source: {e}"));
+    assert!(done.status.success(), "smtp-source failed: {}\n{}", done.status, done.stderr);
+    n.parse::<f64>().unwrap() / done.elapsed.as_secs_f64()
 }
 
-fn config(port: u16, pipelining: bool) -> Config {
-    Config::new("127.0.0.1", port, "bench@example.com")
+fn config(addr: SocketAddr, pipelining: bool, connections: usize) -> Config {
+    Config::new(addr.ip().to_string(), addr.port(), "bench@example.com")
         .with_tls(mailer::Tls::None)
         .with_helo_name("bench.test")
         .with_pipelining(pipelining)
+        .with_max_connections(connections)
 }
 
-/// Messages per second of `conns` SmtpMailers sending `n` messages in total.
-async fn smtp_mailer(port: u16, conns: usize, n: usize, pipelining: bool) -> f64 {
+/// Messages per second of one `SmtpMailer` with a pool of `connections`, sending `n`
+/// messages to `rcpt` from twice as many tasks as connections (so a connection never waits
+/// while its task builds the next message).
+async fn smtp_mailer(
+    addr: SocketAddr,
+    connections: usize,
+    n: usize,
+    pipelining: bool,
+    rcpt: &str,
+) -> f64 {
     let body = Arc::new(body_1k());
-    let mailers: Vec<Arc<SmtpMailer>> = (0..conns)
+    let log: Arc<dyn logger::Logger> = Arc::new(Quiet);
+    let m = Arc::new(SmtpMailer::new(config(addr, pipelining, connections), log));
+    // Open every connection first: the rows compare steady-state sending, as smtp-source's
+    // -d does after its connects.
+    let warm: Vec<_> = (0..connections)
         .map(|_| {
-            let log: Arc<dyn logger::Logger> = Arc::new(Quiet);
-            Arc::new(SmtpMailer::new(config(port, pipelining), log))
+            let (m, body, rcpt) = (m.clone(), body.clone(), rcpt.to_owned());
+            tokio::spawn(async move { m.send_mail(&[rcpt.as_str()], "warm-up", &body).await })
         })
         .collect();
-    // Connect first: the rows compare steady-state sending, as smtp-source's -d does after
-    // its connect.
-    for m in &mailers {
-        m.send_mail(&["rcpt@example.net"], "warm-up", &body).await.unwrap();
+    for w in warm {
+        w.await.unwrap().unwrap();
     }
+    let tasks_n = if connections == 1 { 1 } else { connections * 2 };
     let started = Instant::now();
-    let tasks: Vec<_> = mailers
-        .iter()
-        .enumerate()
-        .map(|(i, m)| {
-            let (m, body) = (m.clone(), body.clone());
-            let share = n / conns + usize::from(i < n % conns);
+    let tasks: Vec<_> = (0..tasks_n)
+        .map(|i| {
+            let (m, body, rcpt) = (m.clone(), body.clone(), rcpt.to_owned());
+            let share = n / tasks_n + usize::from(i < n % tasks_n);
             tokio::spawn(async move {
                 for _ in 0..share {
-                    m.send_mail(&["rcpt@example.net"], "bench", &body).await.unwrap();
+                    m.send_mail(&[rcpt.as_str()], "bench", &body).await.unwrap();
                 }
             })
         })
@@ -137,9 +102,7 @@ async fn smtp_mailer(port: u16, conns: usize, n: usize, pipelining: bool) -> f64
         t.await.unwrap();
     }
     let rate = n as f64 / started.elapsed().as_secs_f64();
-    for m in &mailers {
-        m.close().await;
-    }
+    m.close().await;
     rate
 }
 
@@ -158,17 +121,15 @@ async fn build_only(n: usize) -> f64 {
 
 /// Messages per second of a plain lettre `AsyncSmtpConnection` loop, as shipped (lettre opens
 /// the socket, Nagle on) or on a socket we opened with TCP_NODELAY.
-async fn lettre_loop(port: u16, nodelay: bool, n: usize) -> f64 {
+async fn lettre_loop(addr: SocketAddr, nodelay: bool, n: usize) -> f64 {
     let (envelope, bytes) = lettre_message();
     let id = ClientId::Domain("bench.test".into());
     let mut conn = if nodelay {
-        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         tcp.set_nodelay(true).unwrap();
         AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &id).await.unwrap()
     } else {
-        AsyncSmtpConnection::connect_tokio1(("127.0.0.1", port), None, &id, None, None)
-            .await
-            .unwrap()
+        AsyncSmtpConnection::connect_tokio1(addr, None, &id, None, None).await.unwrap()
     };
     conn.send(&envelope, &bytes).await.unwrap(); // warm-up, as for the others
     let started = Instant::now();
@@ -207,6 +168,7 @@ fn main() {
     let n = arg("--messages", 5_000);
     let rounds = arg("--rounds", 3).max(1);
     let shipped_n = arg("--shipped", 200);
+    let postfix_n = arg("--postfix-messages", 2_000);
     // MAILER_BENCH_RT=current_thread runs every client on one thread (fewer cross-thread
     // wake-ups for lock-step clients; no parallelism for the 4-connection rows).
     let rt = if std::env::var("MAILER_BENCH_RT").as_deref() == Ok("current_thread") {
@@ -214,34 +176,51 @@ fn main() {
     } else {
         tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
     };
-    let (_sink, port) = start_sink();
+    let sink = SmtpSink::start(&[]).unwrap_or_else(|e| panic!("smtp-sink: {e}"));
+    let postfix = match Postfix::start() {
+        Ok(p) => Some(p),
+        Err(e) => {
+            println!("Postfix rows skipped: {e}");
+            None
+        }
+    };
+    let s = sink.addr();
+    let discard = format!("bench@{DISCARD_DOMAIN}");
     println!(
-        "smtp-sink on 127.0.0.1:{port}; {n} messages of 1 KB per row ({shipped_n} for lettre as \
-         shipped); median of {rounds} rounds; {} CPUs",
+        "smtp-sink on {s}, Postfix on {:?}; {n} messages of 1 KB per sink row ({shipped_n} for \
+         lettre as shipped, {postfix_n} per Postfix row); median of {rounds} rounds; {} CPUs",
+        postfix.as_ref().map(Postfix::addr),
         std::thread::available_parallelism().map_or(0, |p| p.get())
     );
 
-    let mut rows: Vec<(&str, usize, Vec<f64>)> = vec![
+    type Row = (&'static str, usize, Vec<f64>);
+    let mut rows: Vec<Row> = vec![
         ("smtp-source -s 1 -d (C, lock-step)", n, vec![]),
         ("SmtpMailer, 1 connection (PIPELINING)", n, vec![]),
         ("SmtpMailer, 1 connection, lock-step", n, vec![]),
         ("lettre AsyncSmtpConnection as shipped", shipped_n, vec![]),
         ("lettre AsyncSmtpConnection + TCP_NODELAY", n, vec![]),
         ("smtp-source -s 4 -d", n, vec![]),
-        ("SmtpMailer, 4 connections (PIPELINING)", n, vec![]),
-        ("SmtpMailer, 4 connections, lock-step", n, vec![]),
+        ("SmtpMailer, pool of 4 (PIPELINING)", n, vec![]),
+        ("SmtpMailer, pool of 4, lock-step", n, vec![]),
+        ("Postfix: smtp-source -s 4 -d", postfix_n, vec![]),
+        ("Postfix: SmtpMailer, pool of 4", postfix_n, vec![]),
     ];
     for _ in 0..rounds {
         for (i, (_, count, results)) in rows.iter_mut().enumerate() {
-            let rate = match i {
-                0 => smtp_source(port, 1, *count),
-                1 => rt.block_on(smtp_mailer(port, 1, *count, true)),
-                2 => rt.block_on(smtp_mailer(port, 1, *count, false)),
-                3 => rt.block_on(lettre_loop(port, false, *count)),
-                4 => rt.block_on(lettre_loop(port, true, *count)),
-                5 => smtp_source(port, 4, *count),
-                6 => rt.block_on(smtp_mailer(port, 4, *count, true)),
-                _ => rt.block_on(smtp_mailer(port, 4, *count, false)),
+            let count = *count;
+            let rate = match (i, &postfix) {
+                (0, _) => smtp_source_rate(s, 1, count, "rcpt@example.net"),
+                (1, _) => rt.block_on(smtp_mailer(s, 1, count, true, "rcpt@example.net")),
+                (2, _) => rt.block_on(smtp_mailer(s, 1, count, false, "rcpt@example.net")),
+                (3, _) => rt.block_on(lettre_loop(s, false, count)),
+                (4, _) => rt.block_on(lettre_loop(s, true, count)),
+                (5, _) => smtp_source_rate(s, 4, count, "rcpt@example.net"),
+                (6, _) => rt.block_on(smtp_mailer(s, 4, count, true, "rcpt@example.net")),
+                (7, _) => rt.block_on(smtp_mailer(s, 4, count, false, "rcpt@example.net")),
+                (8, Some(p)) => smtp_source_rate(p.addr(), 4, count, &discard),
+                (9, Some(p)) => rt.block_on(smtp_mailer(p.addr(), 4, count, true, &discard)),
+                _ => f64::NAN,
             };
             results.push(rate);
         }
@@ -263,10 +242,11 @@ fn main() {
     let ratio = |name: &str, a: usize, b: usize, goal: &str| {
         println!("{name:<52} {:>8.2}x {goal}", med[a] / med[b]);
     };
-    ratio("SmtpMailer 1 conn / smtp-source -s 1", 1, 0, "(goal >= 0.9)");
+    ratio("SmtpMailer 1 conn / smtp-source -s 1", 1, 0, "(goal >= 1.5: pipelining)");
     ratio("SmtpMailer 1 conn lock-step / smtp-source -s 1", 2, 0, "(both lock-step)");
     ratio("SmtpMailer 1 conn / lettre as shipped", 1, 3, "(goal >= 100)");
     ratio("SmtpMailer 1 conn lock-step / lettre + TCP_NODELAY", 2, 4, "(both lock-step)");
-    ratio("SmtpMailer 4 conns / smtp-source -s 4", 6, 5, "(goal >= 0.8)");
-    ratio("SmtpMailer 4 conns lock-step / smtp-source -s 4", 7, 5, "(both lock-step)");
+    ratio("SmtpMailer pool of 4 / smtp-source -s 4", 6, 5, "(goal >= 1.0)");
+    ratio("SmtpMailer pool of 4 lock-step / smtp-source -s 4", 7, 5, "(both lock-step)");
+    ratio("Postfix: SmtpMailer pool of 4 / smtp-source -s 4", 9, 8, "(goal >= 0.9)");
 }

@@ -337,3 +337,80 @@ async fn reap(pool: Weak<Pool>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn pool(max: usize, log: &logger::Mock) -> Pool {
+        let cool_down = Backoff::new(100 * MS, 1_000 * MS);
+        let log: Arc<dyn Logger> = Arc::new(log.clone());
+        Pool::new(max, 30_000 * MS, 5_000 * MS, cool_down, log, "mx.test:25".into())
+    }
+
+    /// Pretends `n` connections are established (the count `crowded` looks at).
+    fn alive(pool: &Pool, n: usize) {
+        pool.alive.fetch_add(n, Ordering::Relaxed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_crowded_greeting_shrinks_then_the_pool_grows_back_after_cool_downs() {
+        let log = logger::Mock::new();
+        let p = pool(4, &log);
+        let cancel = CancellationToken::new();
+        // Nobody else alive: a 421 at the greeting is an ordinary fault.
+        let lease = p.checkout(&cancel).await.unwrap();
+        assert!(matches!(p.crowded(lease), Crowded::No));
+        alive(&p, 1);
+        for want in [3, 2, 1] {
+            let lease = p.checkout(&cancel).await.unwrap();
+            assert!(matches!(p.crowded(lease), Crowded::Shrunk(n) if n == want));
+        }
+        // Never below one slot.
+        let lease = p.checkout(&cancel).await.unwrap();
+        assert!(matches!(p.crowded(lease), Crowded::No));
+        assert_eq!(p.slots.available_permits(), 1);
+        // Three shrinks: the next growth waits 100 ms * 2^2; then 400 ms again per step.
+        tokio::time::advance(399 * MS).await;
+        drop(p.checkout(&cancel).await.unwrap());
+        assert_eq!(p.slots.available_permits(), 1);
+        tokio::time::advance(MS).await;
+        drop(p.checkout(&cancel).await.unwrap());
+        assert_eq!(p.slots.available_permits(), 2);
+        for want in [3, 4, 4] {
+            tokio::time::advance(400 * MS).await;
+            drop(p.checkout(&cancel).await.unwrap());
+            assert_eq!(p.slots.available_permits(), want, "one slot per cool-down, up to 4");
+        }
+        let grown = log.get_all_matching("event=pool_grown ");
+        assert_eq!(grown.len(), 3, "{grown:?}");
+        assert!(grown[2].contains("connections=4"), "{grown:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn close_ends_a_wait_for_a_slot_at_once() {
+        let p = Arc::new(pool(1, &logger::Mock::new()));
+        let cancel = p.cancel_token().unwrap();
+        let held = p.checkout(&cancel).await.unwrap();
+        let waiter = {
+            let (p, cancel) = (Arc::clone(&p), cancel.clone());
+            tokio::spawn(async move { p.checkout(&cancel).await.is_none() })
+        };
+        tokio::task::yield_now().await;
+        let closing = {
+            let p = Arc::clone(&p);
+            tokio::spawn(async move { p.close().await })
+        };
+        assert!(waiter.await.unwrap(), "the waiting checkout ended with None");
+        // While close waits for the lent slot, new sends are refused.
+        tokio::task::yield_now().await;
+        assert!(p.cancel_token().is_none());
+        drop(held);
+        closing.await.unwrap();
+        let after = p.cancel_token().expect("a send after close may start");
+        assert!(!after.is_cancelled());
+        assert!(p.checkout(&after).await.is_some());
+    }
+}

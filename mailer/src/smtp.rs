@@ -125,12 +125,12 @@ impl SmtpMailer {
     /// Sends one text message to `to` (each `addr@example.com` or `Name <addr@example.com>`);
     /// the same as [`Mailer::send_mail`].
     pub async fn send(&self, to: &[&str], subject: &str, body: &str) -> Result<Sent, Error> {
-        self.send_email(&Email::text(to, subject, body)).await
+        self.send_message(&Email::text(to, subject, body)).await
     }
 
     /// Sends `email`; the same as [`Mailer::send_message`]. Everything about the message is
     /// checked before any network I/O.
-    pub async fn send_email(&self, email: &Email) -> Result<Sent, Error> {
+    pub async fn send_message(&self, email: &Email) -> Result<Sent, Error> {
         let (from, tls) = match &self.ready {
             Ok(ready) => ready,
             Err(e) => return Err(self.fail_early(e.clone())),
@@ -435,7 +435,7 @@ fn reusable_after(e: &Error) -> bool {
 
 impl Mailer for SmtpMailer {
     fn send_message<'a>(&'a self, email: &'a Email) -> BoxFuture<'a, Result<Sent, Error>> {
-        Box::pin(self.send_email(email))
+        Box::pin(SmtpMailer::send_message(self, email))
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

@@ -27,6 +27,8 @@ pub enum Action {
     Reset,
     /// Never answer (the connection stays open until the client gives up).
     Silent,
+    /// The normal reply, after this long.
+    Slow(Duration),
 }
 
 /// Where the conversation is: `greeting`, `ehlo`, `mail`, `rcpt`, `data`, `dot` (the reply to
@@ -134,6 +136,11 @@ async fn act(
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Ok(true)
         }
+        Action::Slow(after) => {
+            tokio::time::sleep(after).await;
+            w.write_all(format!("{normal}\r\n").as_bytes()).await?;
+            Ok(false)
+        }
     }
 }
 
@@ -239,7 +246,7 @@ async fn session(
                 reset(r, w);
                 return Ok(());
             }
-            let ok = a == Action::Ok;
+            let ok = matches!(a, Action::Ok | Action::Slow(_));
             if act(&mut w, a, "250 2.0.0 Ok: queued").await? {
                 return Ok(());
             }
@@ -370,4 +377,53 @@ where
     assert!(log.expect_match("event=reconnected ").is_ok(), "{:?}", log.get_all());
     assert_eq!(m.stats().refused, log.get_all_matching("event=reconnect_failed ").len() as u64);
     (sent, log, server)
+}
+
+/// Samples, every millisecond until dropped, how many client sockets of this machine are
+/// connected (or connecting) to `127.0.0.1:port`, from the kernel's table (`/proc/net/tcp`):
+/// states ESTABLISHED, SYN_SENT and CLOSE_WAIT (the server hung up, the client has not closed
+/// yet). A socket the client closed no longer counts, whatever the server has noticed yet.
+pub struct OpenSockets {
+    max: Arc<AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl OpenSockets {
+    pub fn watch(port: u16) -> OpenSockets {
+        let max = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (m, s) = (max.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let want = format!("0100007F:{port:04X}");
+            while !s.load(Ordering::Relaxed) {
+                let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+                let open = table
+                    .lines()
+                    .skip(1)
+                    .filter(|l| {
+                        let f: Vec<&str> = l.split_whitespace().collect();
+                        f.len() > 3 && f[2] == want && matches!(f[3], "01" | "02" | "08")
+                    })
+                    .count();
+                m.fetch_max(open, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        OpenSockets { max, stop, thread: Some(thread) }
+    }
+
+    /// The most seen at once so far.
+    pub fn max(&self) -> usize {
+        self.max.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for OpenSockets {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
