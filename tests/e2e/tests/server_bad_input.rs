@@ -9,11 +9,11 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use e2e::peers::memory_kib;
 use e2e::smtp::send_one;
 use e2e::srv::{SrvProcess, stat};
 use mail_test_srv::{Action, Command, Session, SessionConfig, parse};
 use proptest::prelude::*;
+use test_support::memory_kib;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 /// `cases` cases from a fixed seed, so a new fuzz finding cannot fail an unrelated change at

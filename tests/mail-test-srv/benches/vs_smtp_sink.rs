@@ -9,71 +9,32 @@
 //! `cargo bench -p mail-test-srv --bench vs_smtp_sink [-- ROUNDS [MESSAGES]]` (default 5 rounds
 //! of 20,000 messages). Needs `/usr/sbin/smtp-sink` and `/usr/sbin/smtp-source` (postfix).
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
 
-const SMTP_SINK: &str = "/usr/sbin/smtp-sink";
-const SMTP_SOURCE: &str = "/usr/sbin/smtp-source";
+use test_support::{Held, SmtpSink, free_port, loopback, memory_kib, smtp_source};
+
 const SESSIONS: &str = "20";
 const LENGTH: &str = "1000";
 
-/// A child process killed on drop.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("no free port")
-}
-
-/// Waits until something accepts connections on `addr` (bounded: 10 s).
-fn wait_listening(addr: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listening on {addr}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 /// Peak resident set size of a process, in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
+    memory_kib(pid).map_or(0, |(_, peak)| peak)
 }
 
-/// Runs smtp-source against `addr`; returns msg/s.
+/// Runs smtp-source against `addr`; returns msg/s. A run over 5 minutes is a failure, not a
+/// slow result.
 fn load(addr: SocketAddr, reuse: bool, messages: u64) -> f64 {
-    let target = addr.to_string();
     let count = messages.to_string();
     let mut args =
         vec!["-s", SESSIONS, "-m", &count, "-l", LENGTH, "-f", "a@x.test", "-t", "b@x.test"];
     if reuse {
         args.insert(0, "-d");
     }
-    args.push(&target);
-    let started = Instant::now();
-    let mut child =
-        Command::new(SMTP_SOURCE).args(&args).stdin(Stdio::null()).spawn().expect("smtp-source");
-    // Bounded: a run that takes over 5 minutes is a failure, not a slow result.
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            assert!(status.success(), "smtp-source {args:?} failed: {status}");
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(300), "smtp-source timed out");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    messages as f64 / started.elapsed().as_secs_f64()
+    let run = smtp_source(&args, addr, Duration::from_secs(300)).expect("smtp-source");
+    assert!(run.success(), "smtp-source {args:?} failed: {}", run.transcript());
+    messages as f64 / run.elapsed.as_secs_f64()
 }
 
 struct Run {
@@ -83,19 +44,10 @@ struct Run {
 }
 
 fn run_smtp_sink(reuse: bool, messages: u64) -> Run {
-    let addr = free_addr();
-    // -u nobody: smtp-sink refuses to run as root otherwise. Backlog 1024 as in FACTS.md.
-    let child = Command::new(SMTP_SINK)
-        .args(["-u", "nobody", &addr.to_string(), "1024"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("smtp-sink");
-    let guard = Guard(child);
-    wait_listening(addr);
-    let rate = load(addr, reuse, messages);
-    Run { rate, rss_kib: peak_rss_kib(guard.0.id()), stored_bytes: 0 }
+    // Without -c: printing counters after every message would slow the sink down.
+    let sink = SmtpSink::start_uncounted(&[]).expect("smtp-sink");
+    let rate = load(sink.addr(), reuse, messages);
+    Run { rate, rss_kib: peak_rss_kib(sink.pid()), stored_bytes: 0 }
 }
 
 fn http_get(addr: SocketAddr, path: &str) -> String {
@@ -103,25 +55,25 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
 }
 
 fn run_mail_test_srv(reuse: bool, messages: u64) -> Run {
-    let smtp = free_addr();
-    let http = free_addr();
-    let child = Command::new(env!("CARGO_BIN_EXE_mail-test-srv"))
-        .args(["--smtp", &smtp.to_string(), "--http", &http.to_string()])
-        .args(["--max-messages", "10000000", "--log-level", "warning"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("mail-test-srv");
-    let guard = Guard(child);
-    wait_listening(smtp);
-    wait_listening(http);
+    let (smtp, http) = (loopback(free_port()), loopback(free_port()));
+    let srv = Held::spawn(
+        Command::new(env!("CARGO_BIN_EXE_mail-test-srv"))
+            .args(["--smtp", &smtp.to_string(), "--http", &http.to_string()])
+            .args(["--max-messages", "10000000", "--log-level", "warning"]),
+    )
+    .and_then(|srv| {
+        srv.wait_ready(Duration::from_secs(10), "listen", |s| {
+            s.listens_tcp(smtp.port()) && s.listens_tcp(http.port())
+        })
+    })
+    .expect("mail-test-srv");
     let rate = load(smtp, reuse, messages);
     let count = http_get(http, &format!("/wait?count={messages}&timeout_ms=10000"));
     assert_eq!(count.trim(), messages.to_string(), "mail-test-srv stored {count} of {messages}");
     let stats: serde_json::Value =
         serde_json::from_str(&http_get(http, "/stats")).expect("stats JSON");
     let stored_bytes = stats["stored_bytes"].as_u64().expect("stored_bytes");
-    Run { rate, rss_kib: peak_rss_kib(guard.0.id()), stored_bytes }
+    Run { rate, rss_kib: peak_rss_kib(srv.pid()), stored_bytes }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -135,9 +87,6 @@ fn main() {
     let numbers: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let rounds = numbers.first().copied().unwrap_or(5).max(1);
     let messages = numbers.get(1).copied().unwrap_or(20_000).max(1);
-    for tool in [SMTP_SINK, SMTP_SOURCE] {
-        assert!(std::path::Path::new(tool).exists(), "{tool} missing: apt-get install postfix");
-    }
     println!(
         "mail-test-srv vs smtp-sink: smtp-source -s {SESSIONS} -m {messages} -l {LENGTH}, {rounds} rounds, faults off"
     );
