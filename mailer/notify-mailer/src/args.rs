@@ -192,7 +192,8 @@ before the run moves on. Rerunning the same command after a crash, a kill or a s
 what the journal does not record as sent (event=resumed says how many it skipped); rerunning a
 finished campaign sends nothing. Messages in flight when a run died (attempted, no outcome
 recorded) are sent again, since a duplicate is better than a loss: they are the only ones a
-crash can send twice, and the resumed run's summary counts them ('resent'). Another campaign (a different from
+crash can send twice, and the resumed run's summary counts them ('resent'). Resume one way: rerun
+the same command, or send the resume file as a new list (with its own journal), not both. Another campaign (a different from
 address, subject, body, header or recipients file) on the same journal is refused: use
 --fresh or --journal.
 

@@ -118,7 +118,7 @@ pub fn write(
                 out.finish().map_err(io(path))?;
                 *slot = Some(path.to_owned());
             }
-            None if is_ours(path) => {
+            None if is_ours(path) && !same_file(path, file.path()) => {
                 std::fs::remove_file(path).map_err(io(path))?;
                 written.removed.push(path.to_owned());
             }
@@ -143,6 +143,15 @@ fn failures_header(file: &RecipientsFile) -> StringRecord {
     }
     header.push_field(FAILURE_REASON);
     header
+}
+
+/// Whether both paths name one file (a resume file given again as --recipients, and as its
+/// own --resume-file: it is never removed).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// Whether `path` is a file this program wrote (its first line says so).

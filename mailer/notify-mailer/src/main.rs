@@ -287,8 +287,18 @@ async fn send(args: Args, inputs: Inputs, config: Option<mailer::Config>) -> u8 
     };
     summary.count(&outcomes);
     let why = summary.stopped.as_ref().map(|_| resume_reason(&summary));
-    match files::write(&plan, &outcomes, &args.resume_path(), &args.failures_path(), why.as_deref())
-    {
+    // A dry run writes nothing (and must not remove a real run's resume file either).
+    let written = match summary.dry_run {
+        true => Ok(files::Written::default()),
+        false => files::write(
+            &plan,
+            &outcomes,
+            &args.resume_path(),
+            &args.failures_path(),
+            why.as_deref(),
+        ),
+    };
+    match written {
         Ok(written) => {
             for path in &written.removed {
                 logger::info!(log, "removed the stale {} of an earlier run", path.display();

@@ -992,3 +992,42 @@ async fn check_validates_and_connects_nowhere() {
     assert!(!files.path("list.txt.journal").exists(), "--check wrote a journal");
     assert_eq!(stat(&http_stats(http).await, "connections"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerunning_after_a_stop_sends_the_rest_once_and_removes_the_stale_resume_file() {
+    let server = faulty_server(0.0, 1).await;
+    let http = server.http_addr().expect("http api");
+    let files = Files::new();
+    let list = files.list(40);
+    let mut args = base_args(server.smtp_addr(), &files, &list);
+    args.extend(["--sleep", "30ms"].map(String::from));
+    let first = {
+        let args = args.clone();
+        tokio::task::spawn_blocking(move || {
+            let program = bins::notify_mailer().expect("notify-mailer binary");
+            let running = Running::start(&program, &args).expect("start notify-mailer");
+            assert!(Http::new(http).wait(5, Duration::from_secs(25)).unwrap().is_ok());
+            signal(running.pid(), "TERM").expect("kill -TERM");
+            running.wait(LIMIT).expect("notify-mailer stops")
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(first.code(), Some(130), "{}", first.transcript());
+    let resume = files.path("resume.txt");
+    assert!(resume.exists());
+
+    // A dry run of the same command writes nothing, and removes nothing.
+    let mut dry = args.clone();
+    dry.push("--dry-run".into());
+    let out = notify_mailer(dry).await;
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    assert!(resume.exists(), "a dry run removed the resume file");
+
+    set(&mut args, "--sleep", "0s");
+    let out = notify_mailer(args).await;
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    assert_eq!(http_count(http).await, 40, "every address once: {}", out.transcript());
+    assert!(!resume.exists(), "the stale resume file is left behind");
+    assert_eq!(out.lines_with("event=removed_stale_file").len(), 1, "{}", out.transcript());
+}
