@@ -22,7 +22,7 @@ pub enum Kind {
 
 /// The `notify-mailer` binary of this build.
 pub fn notify_mailer() -> io::Result<PathBuf> {
-    program("mailer", Kind::Bin, "notify-mailer")
+    program("notify-mailer", Kind::Bin, "notify-mailer")
 }
 
 /// The `demo` example of this build.
@@ -104,7 +104,13 @@ pub fn program(package: &str, kind: Kind, name: &str) -> io::Result<PathBuf> {
 fn is_fresh(path: &Path) -> bool {
     let Ok(built) = path.metadata().and_then(|m| m.modified()) else { return false };
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let sources = ["mailer/src", "mailer/examples", "logger/src", "tests/mail-test-srv/src"];
+    let sources = [
+        "mailer/src",
+        "mailer/examples",
+        "mailer/notify-mailer/src",
+        "logger/src",
+        "tests/mail-test-srv/src",
+    ];
     sources.iter().all(|dir| newest(&root.join(dir)).is_none_or(|t| t <= built))
 }
 
@@ -294,6 +300,12 @@ impl Mailing {
         std::fs::write(dir.path().join("recipients.txt"), recipients.join("\n") + "\n")?;
         std::fs::write(dir.path().join("body.txt"), "Hello {{email}}.\n")?;
         Ok(Mailing { dir, recipients })
+    }
+
+    /// The path of `name` in the run's directory (`recipients.txt`, and what the run writes
+    /// beside it: `recipients.txt.journal`, `.resume`, `.failed.csv`).
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
     }
 
     /// The recipients as `&str`, for [`crate::tally::Tally`]'s checks.
