@@ -19,8 +19,9 @@
 //! - `reply.rs`: [`Reply`] and its wire form.
 //! - `session.rs`: [`Session`], the SMTP state machine (command in, reply and action out).
 //! - `connection.rs`: [`Connection`], capped line reading, DATA with dot-unstuffing, batched replies.
-//! - `headers.rs`: [`parse_headers`], RFC 2047 [`decode_words`], [`decode_body`]; pure.
-//! - `store.rs`: [`Store`] and [`StoredMessage`], the mailbox, counts by recipient in O(1).
+//! - `mime.rs`: RFC 5322 unfolding and MIME parsing (`mail-parser`): [`Address`], [`Attachment`].
+//! - `store.rs`: [`Store`] and [`StoredMessage`], the mailbox by id, counts by recipient in O(1).
+//! - `search.rs`: Mailpit's search syntax; `index.rs`: the inverted index, built in the background.
 //! - `fault.rs`: [`Chaos`], [`ChaosConfig`], [`Stage`], [`FaultMode`]: when and how to fault.
 //! - `stats.rs`: [`Stats`], counters since start-up.
 //! - `tls.rs`: [`TlsOptions`], certificates, the plaintext-or-TLS stream.
@@ -54,10 +55,12 @@
 mod command;
 mod connection;
 mod fault;
-mod headers;
 mod http;
+mod index;
+mod mime;
 mod options;
 mod reply;
+mod search;
 mod server;
 mod session;
 mod stats;
@@ -75,8 +78,8 @@ use tokio_util::task::TaskTracker;
 pub use command::{Command, ParseError, parse};
 pub use connection::{Connection, Data, MAX_COMMAND_LINE, ReadLine};
 pub use fault::{Chaos, ChaosConfig, FaultKind, FaultMode, Stage};
-pub use headers::{decode_body, decode_words, parse_headers};
 pub use http::{HttpState, router};
+pub use mime::{Address, Attachment};
 pub use options::Options;
 pub use reply::Reply;
 pub use server::{Shared, run};
