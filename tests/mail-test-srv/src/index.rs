@@ -62,6 +62,8 @@ struct Shared {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Hits {
     pub total: usize,
+    /// How many of the `total` are unread.
+    pub unread: usize,
     pub ids: Vec<u64>,
 }
 
@@ -143,11 +145,11 @@ impl Index {
         limit: usize,
         source: &dyn Source,
     ) -> Hits {
+        let read = source.read_ids();
         let state = self.sync(ops);
         let mut set = state.live.clone();
-        let mut read = None;
         for clause in clauses {
-            let matched = state.evaluate(&clause.term, source, &mut read);
+            let matched = state.evaluate(&clause.term, source, &read);
             if clause.negated {
                 set.and_not(&matched);
             } else {
@@ -155,8 +157,14 @@ impl Index {
             }
         }
         let total = set.count();
+        // Few messages are ever marked read: count those among the matches.
+        let read_matches = read
+            .iter()
+            .filter_map(|id| state.docs.binary_search_by_key(id, |d| d.id).ok())
+            .filter(|&n| set.contains(n))
+            .count();
         let ids = set.iter_rev().skip(start).take(limit).map(|d| state.docs[d].id).collect();
-        Hits { total, ids }
+        Hits { total, unread: total - read_matches, ids }
     }
 }
 
@@ -301,6 +309,10 @@ impl BitSet {
         if let Some(w) = self.words.get_mut(n / 64) {
             *w &= !(1 << (n % 64));
         }
+    }
+
+    fn contains(&self, n: usize) -> bool {
+        self.words.get(n / 64).is_some_and(|w| w & (1 << (n % 64)) != 0)
     }
 
     fn and(&mut self, other: &BitSet) {
@@ -512,12 +524,7 @@ impl State {
         set
     }
 
-    fn evaluate(
-        &self,
-        term: &Term,
-        source: &dyn Source,
-        read: &mut Option<HashSet<u64>>,
-    ) -> BitSet {
+    fn evaluate(&self, term: &Term, source: &dyn Source, read: &HashSet<u64>) -> BitSet {
         match term {
             Term::Contains { fields, text } => {
                 let mut set = BitSet::with_len(self.docs.len());
@@ -526,10 +533,7 @@ impl State {
                 }
                 set
             }
-            Term::Read(want) => {
-                let read = read.get_or_insert_with(|| source.read_ids());
-                self.filter(|d| read.contains(&d.id) == *want)
-            }
+            Term::Read(want) => self.filter(|d| read.contains(&d.id) == *want),
             Term::HasAttachment => self.filter(|d| d.attachments > 0),
             Term::HasInline => self.filter(|d| d.inline > 0),
             Term::Larger(n) => self.filter(|d| u64::from(d.size) > *n),
@@ -670,7 +674,7 @@ mod tests {
         assert_eq!(q("@"), [4, 3, 2, 1], "no token: every message is checked");
         assert_eq!(q("after:1970-01-01T00:50:00Z"), [4, 3]);
         let page = index.search(&parse("y.test"), 4, 1, 2, &src);
-        assert_eq!(page, Hits { total: 4, ids: vec![3, 2] });
+        assert_eq!(page, Hits { total: 4, unread: 3, ids: vec![3, 2] });
     }
 
     #[test]

@@ -26,7 +26,8 @@
 //! - `stats.rs`: [`Stats`], counters since start-up.
 //! - `tls.rs`: [`TlsOptions`], certificates, the plaintext-or-TLS stream.
 //! - `server.rs`: the accept loop and per-connection handler.
-//! - `http.rs`: the HTTP API router.
+//! - `http.rs`: the HTTP API router (Boulder's endpoints), [`HttpLimits`] and the server loop.
+//! - `mailpit.rs`: the Mailpit-compatible `/api/v1`; `inbox.rs` (+ `inbox/`): the web inbox.
 //! - `options.rs`: [`Options`].
 //!
 //! # Example
@@ -56,7 +57,9 @@ mod command;
 mod connection;
 mod fault;
 mod http;
+mod inbox;
 mod index;
+mod mailpit;
 mod mime;
 mod options;
 mod reply;
@@ -78,7 +81,7 @@ use tokio_util::task::TaskTracker;
 pub use command::{Command, ParseError, parse};
 pub use connection::{Connection, Data, MAX_COMMAND_LINE, ReadLine};
 pub use fault::{Chaos, ChaosConfig, FaultKind, FaultMode, Stage};
-pub use http::{HttpState, router};
+pub use http::{HttpLimits, HttpState, router};
 pub use mime::{Address, Attachment};
 pub use options::Options;
 pub use reply::Reply;
@@ -181,17 +184,18 @@ impl TestServer {
                 chaos: chaos.clone(),
                 counters: Arc::clone(&counters),
                 shutdown: shutdown.clone(),
+                started: std::time::Instant::now(),
+                smtp_addr,
+                limits: options.http_limits,
             };
-            let app = router(state);
-            let token = shutdown.clone();
-            let log = Arc::clone(&shared.logger);
-            tracker.spawn(async move {
-                let served =
-                    axum::serve(http, app).with_graceful_shutdown(token.cancelled_owned()).await;
-                if let Err(e) = served {
-                    logger::err!(log, "HTTP server failed"; error = e);
-                }
-            });
+            tracker.spawn(http::serve(
+                http,
+                router(state),
+                options.http_limits,
+                shutdown.clone(),
+                tracker.clone(),
+                Arc::clone(&shared.logger),
+            ));
         }
         Ok(TestServer {
             smtp_addr,

@@ -112,7 +112,11 @@ fn memchr_newline(bytes: &[u8]) -> Option<usize> {
 pub(crate) fn parse(data: &[u8]) -> Mime {
     let Some(message) = MessageParser::default().parse(data).filter(|m| has_headers(m, data))
     else {
-        return Mime { body: String::from_utf8_lossy(data).into_owned(), ..Mime::default() };
+        // No header block: all body (after an empty header block's blank line, if any),
+        // and plain text as RFC 2045 says content without a Content-Type is.
+        let body = data.strip_prefix(b"\r\n").or_else(|| data.strip_prefix(b"\n")).unwrap_or(data);
+        let body = String::from_utf8_lossy(body).into_owned();
+        return Mime { text: Some(body.clone()), body, ..Mime::default() };
     };
     let headers: Vec<(String, String)> =
         message.headers_raw().map(|(name, value)| (name.to_owned(), unfold(value))).collect();
@@ -317,6 +321,8 @@ mod tests {
         let m = parse(b"just a body line\r\n");
         assert!(m.headers.is_empty());
         assert_eq!((m.body.as_str(), m.subject.clone()), ("just a body line\r\n", None));
+        assert_eq!(m.text.as_deref(), Some("just a body line\r\n"));
+        assert_eq!(parse(b"\r\nafter an empty header block").body, "after an empty header block");
         assert_eq!(parse(b"").body, "");
     }
 

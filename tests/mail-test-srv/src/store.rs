@@ -326,6 +326,8 @@ struct Inner {
     feed: Feed,
     /// Operations sent to the index so far (see [`Index::search`]).
     ops: u64,
+    /// Messages deleted or cleared since start-up.
+    deleted: u64,
 }
 
 impl Inner {
@@ -373,6 +375,7 @@ impl Store {
             garbage: 0,
             feed,
             ops: 0,
+            deleted: 0,
         };
         Store {
             inner: Arc::new(Mutex::new(inner)),
@@ -479,6 +482,11 @@ impl Store {
     /// Messages stored that nobody has read.
     pub fn unread(&self) -> usize {
         self.lock().entries.iter().filter(|e| !e.read).count()
+    }
+
+    /// Messages deleted (one by one or by `clear`) since start-up.
+    pub fn deleted(&self) -> u64 {
+        self.lock().deleted
     }
 
     /// Content bytes stored.
@@ -605,8 +613,8 @@ impl Store {
     /// Searches with Mailpit's syntax (see `search.rs`): the number of matches and a page of
     /// them, newest first. Sees every message stored before the call.
     pub fn search(&self, query: &str, start: usize, limit: usize) -> (usize, Vec<StoredMessage>) {
-        let Hits { total, ids } = self.search_ids(query, start, limit);
-        (total, self.get_many(&ids))
+        let hits = self.search_ids(query, start, limit);
+        (hits.total, self.get_many(&hits.ids))
     }
 
     /// [`Store::search`] without fetching the messages.
@@ -652,6 +660,7 @@ impl Store {
                 inner.full_since = None;
             }
             let n = gone.len();
+            inner.deleted += n as u64;
             if n > 0 {
                 inner.send(Op::Delete(gone));
                 inner.compact();
@@ -686,6 +695,7 @@ impl Store {
     pub fn clear(&self) {
         {
             let mut inner = self.lock();
+            inner.deleted += inner.entries.len() as u64;
             inner.arena = Arena::default();
             inner.entries = Vec::new();
             inner.deliveries = 0;
