@@ -337,6 +337,8 @@ async function main() {
   live();
   route();
   await Promise.all([loadList(), loadChaos(), loadStats()]);
+  // The first render is done: benches/inbox_render.rs reads this mark.
+  performance.mark("inbox-first-render");
   setInterval(() => {
     loadStats().catch(() => {});
     loadChaos().catch(() => {});
