@@ -21,7 +21,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::mime::{self, Address, Mime};
+use crate::mime::{self, Address};
 use crate::search::{Clause, Field, Term, normalize, tokens};
 
 /// What the store tells the indexer, in the order it happened.
@@ -182,10 +182,11 @@ struct Document {
     size: u32,
     attachments: u16,
     inline: u16,
-    /// The normalised stored fields (`Field::STORED` order), NUL-separated.
+    /// The normalised stored fields (`Field::STORED` order, the message id last), NUL-separated.
     stored: String,
-    /// Distinct tokens per indexed field (`INDEXED` order).
-    tokens: Vec<Vec<Box<str>>>,
+    /// Per indexed field (`INDEXED` order): its normalised text and the byte ranges of its
+    /// distinct tokens.
+    fields: Vec<(String, Vec<(u32, u32)>)>,
 }
 
 /// The fields with a vocabulary of their own (the message id is only checked, not indexed).
@@ -215,21 +216,20 @@ fn addresses(list: &[Address], envelope: &[String]) -> String {
     out
 }
 
-/// The normalised free text of a message body: its text and attachment names.
-fn body_text(mime: &Mime) -> String {
-    let mut text = normalize(mime.text.as_deref().unwrap_or_default());
-    for a in &mime.attachments {
-        text.push(' ');
-        text.push_str(&normalize(&a.filename));
-    }
-    text
-}
-
-fn distinct(text: &str, into: &mut Vec<Box<str>>) {
-    let mut list: Vec<&str> = tokens(text).collect();
+/// `text` and the ranges of its distinct tokens.
+fn with_tokens(text: String) -> (String, Vec<(u32, u32)>) {
+    let base = text.as_ptr() as usize;
+    let mut list: Vec<&str> = tokens(&text).collect();
     list.sort_unstable();
     list.dedup();
-    into.extend(list.into_iter().map(Box::from));
+    let ranges = list
+        .iter()
+        .map(|t| {
+            let start = t.as_ptr() as usize - base;
+            (start as u32, (start + t.len()) as u32)
+        })
+        .collect();
+    (text, ranges)
 }
 
 impl Prepared {
@@ -237,40 +237,33 @@ impl Prepared {
         match op {
             Op::Insert { id, from, to, data, received_at } => {
                 // A parser panic must not take the index down: index the envelope only.
-                let mime =
-                    catch_unwind(AssertUnwindSafe(|| mime::parse(&data))).unwrap_or_default();
-                let fields = [
-                    normalize(mime.subject.as_deref().unwrap_or_default()),
-                    normalize(&addresses(&mime.from, std::slice::from_ref(&from))),
-                    normalize(&addresses(&mime.to, &to)),
-                    normalize(&addresses(&mime.cc, &[])),
-                    normalize(&addresses(&mime.bcc, &[])),
-                    normalize(&addresses(&mime.reply_to, &[])),
-                    normalize(mime.message_id.as_deref().unwrap_or_default()),
+                let m =
+                    catch_unwind(AssertUnwindSafe(|| mime::searchable(&data))).unwrap_or_default();
+                let stored = [
+                    normalize(&m.subject),
+                    normalize(&addresses(&m.from, std::slice::from_ref(&from))),
+                    normalize(&addresses(&m.to, &to)),
+                    normalize(&addresses(&m.cc, &[])),
+                    normalize(&addresses(&m.bcc, &[])),
+                    normalize(&addresses(&m.reply_to, &[])),
+                    normalize(&m.message_id),
                 ];
-                let mut per_field: Vec<Vec<Box<str>>> = Vec::with_capacity(INDEXED.len());
-                for field in &fields[..6] {
-                    let mut list = Vec::new();
-                    distinct(field, &mut list);
-                    per_field.push(list);
-                }
-                let mut all = fields[..6].join(" ");
+                let mut all = stored[..6].join(" ");
                 all.push(' ');
-                all.push_str(&body_text(&mime));
-                let mut text = Vec::new();
-                distinct(&all, &mut text);
-                per_field.push(text);
+                all.push_str(&normalize(&m.text));
+                let mut fields: Vec<(String, Vec<(u32, u32)>)> =
+                    stored[..6].iter().cloned().map(with_tokens).collect();
+                fields.push(with_tokens(all));
                 let received_secs =
                     received_at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-                let inline = mime.attachments.iter().filter(|a| a.inline).count();
                 Prepared::Insert(Box::new(Document {
                     id,
                     received_secs,
                     size: u32::try_from(data.len()).unwrap_or(u32::MAX),
-                    attachments: u16::try_from(mime.attachments.len() - inline).unwrap_or(u16::MAX),
-                    inline: u16::try_from(inline).unwrap_or(u16::MAX),
-                    stored: fields.join("\0"),
-                    tokens: per_field,
+                    attachments: u16::try_from(m.attachments).unwrap_or(u16::MAX),
+                    inline: u16::try_from(m.inline).unwrap_or(u16::MAX),
+                    stored: stored.join("\0"),
+                    fields,
                 }))
             }
             Op::Delete(ids) => Prepared::Delete(ids),
@@ -423,16 +416,16 @@ struct Vocabulary {
 }
 
 impl Vocabulary {
-    fn add(&mut self, token: Box<str>, doc: u32) {
-        let id = match self.ids.get(&token) {
+    fn add(&mut self, token: &str, doc: u32) {
+        let id = match self.ids.get(token) {
             Some(&id) => id,
             None => {
                 let id = self.postings.len() as u32;
                 self.starts.push(self.keys.len() as u32);
-                self.keys.push_str(&token);
+                self.keys.push_str(token);
                 self.keys.push('\0');
                 self.postings.push(Postings::default());
-                self.ids.insert(token, id);
+                self.ids.insert(token.into(), id);
                 id
             }
         };
@@ -477,6 +470,11 @@ impl Doc {
     fn field(&self, field: Field) -> &str {
         stored(field).and_then(|i| self.stored.split('\0').nth(i)).unwrap_or_default()
     }
+
+    /// The stored fields that free text covers: all but the message id (stored last).
+    fn text_fields(&self) -> &str {
+        self.stored.rsplit_once('\0').map_or(&self.stored, |(fields, _)| fields)
+    }
 }
 
 impl State {
@@ -484,9 +482,9 @@ impl State {
         match op {
             Prepared::Insert(d) => {
                 let number = self.docs.len() as u32;
-                for (vocabulary, tokens) in self.vocabularies.iter_mut().zip(d.tokens) {
-                    for token in tokens {
-                        vocabulary.add(token, number);
+                for (vocabulary, (text, tokens)) in self.vocabularies.iter_mut().zip(&d.fields) {
+                    for &(start, end) in tokens {
+                        vocabulary.add(&text[start as usize..end as usize], number);
                     }
                 }
                 self.live.insert(number as usize);
@@ -572,19 +570,20 @@ impl State {
         if exact {
             return candidates;
         }
+        let finder = memchr::memmem::Finder::new(text.as_bytes());
         let check: Vec<usize> = candidates.iter().collect();
         for n in check {
             let doc = &self.docs[n];
             let found = match field {
                 Field::Text => {
-                    doc.stored.split('\0').take(6).any(|f| f.contains(text))
+                    finder.find(doc.text_fields().as_bytes()).is_some()
                         || source.data(doc.id).is_some_and(|data| {
-                            let mime = catch_unwind(AssertUnwindSafe(|| mime::parse(&data)))
+                            let m = catch_unwind(AssertUnwindSafe(|| mime::searchable(&data)))
                                 .unwrap_or_default();
-                            body_text(&mime).contains(text)
+                            finder.find(normalize(&m.text).as_bytes()).is_some()
                         })
                 }
-                other => doc.field(other).contains(text),
+                other => finder.find(doc.field(other).as_bytes()).is_some(),
             };
             if !found {
                 candidates.remove(n);

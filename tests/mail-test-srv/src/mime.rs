@@ -123,17 +123,6 @@ pub(crate) fn parse(data: &[u8]) -> Mime {
     let subject = subject_of(&message);
     let message_id =
         headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("Message-ID")).map(|(_, v)| v.clone());
-    let addresses = |a: Option<&mail_parser::Address<'_>>| -> Vec<Address> {
-        a.map(|a| {
-            a.iter()
-                .map(|addr| Address {
-                    name: addr.name().unwrap_or_default().to_owned(),
-                    address: addr.address().unwrap_or_default().to_owned(),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-    };
     let date = message.date().and_then(|d| u64::try_from(d.to_timestamp()).ok());
 
     let first_text = message.text_part(0);
@@ -160,6 +149,67 @@ pub(crate) fn parse(data: &[u8]) -> Mime {
         body,
         attachments,
         headers,
+    }
+}
+
+fn addresses(a: Option<&mail_parser::Address<'_>>) -> Vec<Address> {
+    a.map(|a| {
+        a.iter()
+            .map(|addr| Address {
+                name: addr.name().unwrap_or_default().to_owned(),
+                address: addr.address().unwrap_or_default().to_owned(),
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// What the search index reads of a message: the [`Mime`] fields it matches, without the
+/// header list, the HTML and `body` (cheaper to build for every message).
+#[derive(Debug, Default)]
+pub(crate) struct Searchable {
+    pub subject: String,
+    pub message_id: String,
+    pub from: Vec<Address>,
+    pub to: Vec<Address>,
+    pub cc: Vec<Address>,
+    pub bcc: Vec<Address>,
+    pub reply_to: Vec<Address>,
+    /// The text (as [`Mime::text`]) and the attachment names, space-separated.
+    pub text: String,
+    pub attachments: usize,
+    pub inline: usize,
+}
+
+/// [`Searchable`] of a message: the same values [`parse`] gives.
+pub(crate) fn searchable(data: &[u8]) -> Searchable {
+    let Some(message) = MessageParser::default().parse(data).filter(|m| has_headers(m, data))
+    else {
+        return Searchable { text: parse(data).text.unwrap_or_default(), ..Searchable::default() };
+    };
+    let mut text = message.body_text(0).map(Cow::into_owned).unwrap_or_default();
+    let (mut attachments, mut inline) = (0, 0);
+    for a in self::attachments(&message) {
+        text.push(' ');
+        text.push_str(&a.filename);
+        if a.inline { inline += 1 } else { attachments += 1 }
+    }
+    let message_id = message
+        .headers_raw()
+        .find(|(k, _)| k.eq_ignore_ascii_case("Message-ID"))
+        .map(|(_, v)| unfold(v))
+        .unwrap_or_default();
+    Searchable {
+        subject: subject_of(&message).unwrap_or_default(),
+        message_id,
+        from: addresses(message.from()),
+        to: addresses(message.to()),
+        cc: addresses(message.cc()),
+        bcc: addresses(message.bcc()),
+        reply_to: addresses(message.reply_to()),
+        text,
+        attachments,
+        inline,
     }
 }
 
