@@ -694,9 +694,9 @@ mod tests {
     }
 
     #[test]
-    fn postings_round_trip_large_gaps() {
+    fn postings_round_trip_large_gaps_and_keep_a_repeat_once() {
         let mut p = Postings::default();
-        for doc in [0, 1, 200, 70_000, 4_000_000] {
+        for doc in [0, 0, 1, 200, 200, 70_000, 4_000_000] {
             p.push(doc);
         }
         let mut set = BitSet::default();
