@@ -19,13 +19,15 @@
 //! - `reply.rs`: [`Reply`] and its wire form.
 //! - `session.rs`: [`Session`], the SMTP state machine (command in, reply and action out).
 //! - `connection.rs`: [`Connection`], capped line reading, DATA with dot-unstuffing, batched replies.
-//! - `headers.rs`: [`parse_headers`], RFC 2047 [`decode_words`], [`decode_body`]; pure.
-//! - `store.rs`: [`Store`] and [`StoredMessage`], the mailbox, counts by recipient in O(1).
+//! - `mime.rs`: RFC 5322 unfolding and MIME parsing (`mail-parser`): [`Address`], [`Attachment`].
+//! - `store.rs`: [`Store`] and [`StoredMessage`], the mailbox by id, counts by recipient in O(1).
+//! - `search.rs`: Mailpit's search syntax; `index.rs`: the inverted index, built in the background.
 //! - `fault.rs`: [`Chaos`], [`ChaosConfig`], [`Stage`], [`FaultMode`]: when and how to fault.
 //! - `stats.rs`: [`Stats`], counters since start-up.
 //! - `tls.rs`: [`TlsOptions`], certificates, the plaintext-or-TLS stream.
 //! - `server.rs`: the accept loop and per-connection handler.
-//! - `http.rs`: the HTTP API router.
+//! - `http.rs`: the HTTP API router (Boulder's endpoints), [`HttpLimits`] and the server loop.
+//! - `mailpit.rs`: the Mailpit-compatible `/api/v1`; `inbox.rs` (+ `inbox/`): the web inbox.
 //! - `options.rs`: [`Options`].
 //!
 //! # Example
@@ -54,10 +56,14 @@
 mod command;
 mod connection;
 mod fault;
-mod headers;
 mod http;
+mod inbox;
+mod index;
+mod mailpit;
+mod mime;
 mod options;
 mod reply;
+mod search;
 mod server;
 mod session;
 mod stats;
@@ -75,8 +81,8 @@ use tokio_util::task::TaskTracker;
 pub use command::{Command, ParseError, parse};
 pub use connection::{Connection, Data, MAX_COMMAND_LINE, ReadLine};
 pub use fault::{Chaos, ChaosConfig, FaultKind, FaultMode, Stage};
-pub use headers::{decode_body, decode_words, parse_headers};
-pub use http::{HttpState, router};
+pub use http::{HttpLimits, HttpState, router};
+pub use mime::{Address, Attachment};
 pub use options::Options;
 pub use reply::Reply;
 pub use server::{Shared, run};
@@ -178,17 +184,18 @@ impl TestServer {
                 chaos: chaos.clone(),
                 counters: Arc::clone(&counters),
                 shutdown: shutdown.clone(),
+                started: std::time::Instant::now(),
+                smtp_addr,
+                limits: options.http_limits,
             };
-            let app = router(state);
-            let token = shutdown.clone();
-            let log = Arc::clone(&shared.logger);
-            tracker.spawn(async move {
-                let served =
-                    axum::serve(http, app).with_graceful_shutdown(token.cancelled_owned()).await;
-                if let Err(e) = served {
-                    logger::err!(log, "HTTP server failed"; error = e);
-                }
-            });
+            tracker.spawn(http::serve(
+                http,
+                router(state),
+                options.http_limits,
+                shutdown.clone(),
+                tracker.clone(),
+                Arc::clone(&shared.logger),
+            ));
         }
         Ok(TestServer {
             smtp_addr,
