@@ -1,24 +1,83 @@
-//! Bytes <-> lines on one socket: capped line reading, DATA with dot-unstuffing and a size
-//! cap, and batched reply writing (replies to pipelined commands go out in one write).
+//! Bytes <-> lines on one socket: capped command lines, message content streamed through the
+//! [`Decoder`] under a size cap and a server-wide memory [`Budget`], and batched reply writing
+//! (replies to pipelined commands go out in one write).
+//!
+//! Memory per connection: a read buffer of [`READ_CHUNK`] (a command line may grow it to
+//! [`MAX_COMMAND_LINE`] + one chunk; content never does, however long its lines), queued
+//! replies up to [`MAX_PENDING_OUTPUT`] plus one, and the content of the message being received:
+//! up to [`DATA_ALLOWANCE`] of it free, beyond that only what the shared [`Budget`] grants,
+//! and never more than the message size cap.
 
 use std::io;
 use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::data::{Bare, BareLf, Decoder, Outcome};
 use crate::reply::Reply;
+use crate::stats::Counters;
 
 /// The longest command line accepted, without its CRLF. RFC 5321 says 512 octets, but AUTH
 /// responses and long EHLO names go past that in practice; 4 KiB stays small per connection.
 /// Longer lines are read to their end, discarded, and answered `500 5.5.2`.
 pub const MAX_COMMAND_LINE: usize = 4096;
 
-const READ_CHUNK: usize = 16 * 1024;
+/// Bytes asked of the socket per read.
+pub(crate) const READ_CHUNK: usize = 16 * 1024;
+
 /// Replies are flushed before every socket read; this bounds the batch when a client pipelines
 /// a flood of commands without reading.
-const MAX_PENDING_OUTPUT: usize = 64 * 1024;
+pub(crate) const MAX_PENDING_OUTPUT: usize = 64 * 1024;
+
+/// Content buffer each connection may hold without asking the [`Budget`] (and keeps between
+/// messages): typical messages never touch the shared budget, and a client is served even
+/// while others have used it all up.
+pub(crate) const DATA_ALLOWANCE: usize = 64 * 1024;
+
+/// The memory that messages being received may take, all connections together, beyond each
+/// one's [`DATA_ALLOWANCE`]. Without it, fifty clients each sending a message just under the
+/// size cap would hold fifty times the cap. What is taken is kept in
+/// `Counters::in_flight_bytes`, so `/stats` shows it.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    limit: u64,
+    counters: Arc<Counters>,
+}
+
+impl Budget {
+    pub(crate) fn new(limit: usize, counters: Arc<Counters>) -> Budget {
+        Budget { limit: limit as u64, counters }
+    }
+
+    /// The limit in bytes.
+    pub(crate) fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// Takes `n` bytes if that stays within the limit.
+    fn take(&self, n: usize) -> bool {
+        self.counters
+            .in_flight_bytes
+            .fetch_update(Relaxed, Relaxed, |used| {
+                used.checked_add(n as u64).filter(|&total| total <= self.limit)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, n: usize) {
+        self.counters.in_flight_bytes.fetch_sub(n as u64, Relaxed);
+    }
+
+    /// Bytes taken now.
+    #[cfg(test)]
+    pub(crate) fn used(&self) -> u64 {
+        self.counters.in_flight_bytes.load(Relaxed)
+    }
+}
 
 /// Runs a write to a client under the idle timeout and the shutdown token, so that a client
 /// that never reads pins its task neither forever nor past shutdown. The write is polled
@@ -40,31 +99,37 @@ async fn bounded<T>(
     }
 }
 
-/// The result of reading one line.
+/// The result of reading one command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReadLine {
-    /// A complete line; the range indexes [`Connection::line`], CR and LF stripped.
-    Line(Range<usize>),
+pub(crate) enum ReadLine {
+    /// A complete line: `range` indexes [`Connection::line`], CR and LF stripped; `bare_lf`:
+    /// it ended in an LF without a CR before it.
+    Line { range: Range<usize>, bare_lf: bool },
     /// A line longer than the cap, read to its LF and thrown away.
     TooLong,
     /// The peer closed (a partial last line is dropped).
     Eof,
 }
 
-/// The message content read after `354`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Data {
-    /// The content, dot-unstuffed, CRLF line endings, without the terminating dot line.
-    Complete(Vec<u8>),
-    /// The content went past the size cap: it was read to the final dot but not kept.
+/// How the message content read after `354` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Data {
+    /// Read whole: [`Connection::content`] holds it (dot-unstuffed, CRLF line endings, without
+    /// the final dot line) until [`Connection::release_content`].
+    Complete,
+    /// Over the size cap: read to the final dot, not kept.
     TooBig,
+    /// Held a bare LF or CR under [`BareLf::Reject`]: read to the final dot, not kept.
+    Bare(Bare),
+    /// The server-wide [`Budget`] had no room left: read to the final dot, not kept.
+    NoRoom,
     /// The peer closed before the final dot.
     Eof,
 }
 
-/// One client connection: a read buffer, an output buffer and the stream.
+/// One client connection: a read buffer, an output buffer, the content buffer and the stream.
 #[derive(Debug)]
-pub struct Connection<S> {
+pub(crate) struct Connection<S> {
     stream: S,
     buf: Vec<u8>,
     start: usize,
@@ -72,16 +137,30 @@ pub struct Connection<S> {
     end: usize,
     discarding: bool,
     out: Vec<u8>,
-    data: Vec<u8>,
+    content: Vec<u8>,
+    /// Bytes of `content`'s capacity taken from `budget`.
+    charged: usize,
+    budget: Arc<Budget>,
     idle_timeout: Duration,
     shutdown: CancellationToken,
+}
+
+impl<S> Drop for Connection<S> {
+    fn drop(&mut self) {
+        self.budget.give_back(self.charged);
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Wraps a stream. A read or write that waits longer than `idle_timeout` fails with
     /// `TimedOut`; a read or write waiting when `shutdown` is cancelled fails with
-    /// `ConnectionAborted`.
-    pub fn new(stream: S, idle_timeout: Duration, shutdown: CancellationToken) -> Connection<S> {
+    /// `ConnectionAborted`. Message content beyond [`DATA_ALLOWANCE`] is charged to `budget`.
+    pub(crate) fn new(
+        stream: S,
+        idle_timeout: Duration,
+        shutdown: CancellationToken,
+        budget: Arc<Budget>,
+    ) -> Connection<S> {
         Connection {
             stream,
             buf: vec![0; READ_CHUNK],
@@ -90,30 +169,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             end: 0,
             discarding: false,
             out: Vec::with_capacity(1024),
-            data: Vec::new(),
+            content: Vec::new(),
+            charged: 0,
+            budget,
             idle_timeout,
             shutdown,
         }
     }
 
     /// The bytes of a line returned by [`Connection::read_line`], valid until the next read.
-    pub fn line(&self, range: Range<usize>) -> &[u8] {
+    pub(crate) fn line(&self, range: Range<usize>) -> &[u8] {
         &self.buf[range]
     }
 
-    /// Whether input is already buffered past the last line returned (pipelined commands).
-    pub fn has_buffered_input(&self) -> bool {
-        self.start < self.end
-    }
-
     /// Queues a reply; it is written before the next socket read or on [`Connection::flush`].
-    pub fn push_reply(&mut self, reply: &Reply) {
+    pub(crate) fn push_reply(&mut self, reply: &Reply) {
         reply.write_to(&mut self.out);
     }
 
     /// Writes every queued reply. Fails with `TimedOut` after the idle timeout, and with
     /// `ConnectionAborted` once the server shuts down and the write would have to wait.
-    pub async fn flush(&mut self) -> io::Result<()> {
+    pub(crate) async fn flush(&mut self) -> io::Result<()> {
         if !self.out.is_empty() {
             let Connection { stream, out, idle_timeout, shutdown, .. } = self;
             let write = async {
@@ -129,7 +205,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Flushes, sends FIN, then reads and discards what the client still sends for up to
     /// `linger`: closing a socket with unread input makes the kernel send RST, and the client
     /// would see "connection reset" instead of the clean close (or the 421) it was given.
-    pub async fn close(&mut self, linger: Duration) -> io::Result<()> {
+    pub(crate) async fn close(&mut self, linger: Duration) -> io::Result<()> {
         self.flush().await?;
         // TLS writes a close_notify here, which can wait for room like any write.
         bounded(self.idle_timeout, &self.shutdown, self.stream.shutdown()).await?;
@@ -154,7 +230,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Swaps in another stream and returns the old one, dropping buffered input: after
     /// STARTTLS, plaintext that was pipelined behind the command must never be taken as if it
     /// came over TLS (RFC 3207; the CVE-2011-0411 class of command injection).
-    pub fn replace_stream(&mut self, stream: S) -> S {
+    pub(crate) fn replace_stream(&mut self, stream: S) -> S {
         self.start = 0;
         self.scan = 0;
         self.end = 0;
@@ -164,20 +240,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// The token that ends waits when the server shuts down.
-    pub fn shutdown_token(&self) -> &CancellationToken {
+    pub(crate) fn shutdown_token(&self) -> &CancellationToken {
         &self.shutdown
     }
 
     /// The stream.
-    pub fn stream(&self) -> &S {
+    pub(crate) fn stream(&self) -> &S {
         &self.stream
     }
 
     /// Reads one line of at most `max` bytes (without CR LF). Lines end at LF; a CR before it
-    /// is stripped, so bare-LF clients work too.
-    pub async fn read_line(&mut self, max: usize) -> io::Result<ReadLine> {
+    /// is stripped, and the caller learns whether there was one.
+    pub(crate) async fn read_line(&mut self, max: usize) -> io::Result<ReadLine> {
         loop {
-            if let Some(i) = self.buf[self.scan..self.end].iter().position(|&b| b == b'\n') {
+            if let Some(i) = memchr::memchr(b'\n', &self.buf[self.scan..self.end]) {
                 let lf = self.scan + i;
                 let line_start = self.start;
                 self.start = lf + 1;
@@ -185,12 +261,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 if std::mem::take(&mut self.discarding) {
                     return Ok(ReadLine::TooLong);
                 }
-                let line_end =
-                    if lf > line_start && self.buf[lf - 1] == b'\r' { lf - 1 } else { lf };
+                let crlf = lf > line_start && self.buf[lf - 1] == b'\r';
+                let line_end = if crlf { lf - 1 } else { lf };
                 if line_end - line_start > max {
                     return Ok(ReadLine::TooLong);
                 }
-                return Ok(ReadLine::Line(line_start..line_end));
+                return Ok(ReadLine::Line { range: line_start..line_end, bare_lf: !crlf });
             }
             // No LF buffered. Past the cap (+1 for a CR), stop keeping the line: memory stays
             // bounded however long the line is.
@@ -199,28 +275,32 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 self.start = self.end;
             }
             self.scan = self.end;
-            if !self.out.is_empty() {
-                self.flush().await?;
-            }
             self.make_room(max);
-            let read = tokio::time::timeout(
-                self.idle_timeout,
-                self.stream.read(&mut self.buf[self.end..]),
-            );
-            let n = tokio::select! {
-                r = read => match r {
-                    Ok(n) => n?,
-                    Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout")),
-                },
-                () = self.shutdown.cancelled() => {
-                    return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "server shutting down"));
-                }
-            };
-            if n == 0 {
+            if self.fill().await? == 0 {
                 return Ok(ReadLine::Eof);
             }
-            self.end += n;
         }
+    }
+
+    /// Flushes queued replies, then reads once into `buf[end..]`: the number of bytes read,
+    /// 0 at EOF.
+    async fn fill(&mut self) -> io::Result<usize> {
+        if !self.out.is_empty() {
+            self.flush().await?;
+        }
+        let read =
+            tokio::time::timeout(self.idle_timeout, self.stream.read(&mut self.buf[self.end..]));
+        let n = tokio::select! {
+            r = read => match r {
+                Ok(n) => n?,
+                Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "idle timeout")),
+            },
+            () = self.shutdown.cancelled() => {
+                return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "server shutting down"));
+            }
+        };
+        self.end += n;
+        Ok(n)
     }
 
     /// Moves the partial line to the front and makes sure a read has room.
@@ -243,58 +323,94 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// Reads message content up to the line `.`, undoing dot-stuffing. Content past
-    /// `max_size` bytes is read and discarded (the client is still sending it), then reported
-    /// as [`Data::TooBig`]. Replies queued before this are flushed first.
-    ///
-    /// The content is gathered in a buffer reused across messages and returned as an exact-size
-    /// copy: a stored message then costs its length, not the doubling slack of a growing Vec.
-    pub async fn read_data(&mut self, max_size: usize) -> io::Result<Data> {
-        self.flush().await?;
-        let mut data = std::mem::take(&mut self.data);
-        data.clear();
-        let result = self.read_data_into(&mut data, max_size).await.map(|outcome| match outcome {
-            Data::Complete(_) => Data::Complete(data.as_slice().to_vec()),
-            other => other,
-        });
-        // Keep a modest buffer for the next message, not the largest one ever seen.
-        if data.capacity() <= 256 * 1024 {
-            self.data = data;
-        }
-        result
-    }
-
-    async fn read_data_into(&mut self, data: &mut Vec<u8>, max_size: usize) -> io::Result<Data> {
-        let mut too_big = false;
-        loop {
-            // A single content line may be as long as the whole message may be.
-            match self.read_line(max_size).await? {
-                ReadLine::Eof => return Ok(Data::Eof),
-                ReadLine::TooLong => too_big = true,
-                ReadLine::Line(range) => {
-                    let line = &self.buf[range];
-                    if line == b"." {
-                        return Ok(if too_big { Data::TooBig } else { Data::Complete(Vec::new()) });
-                    }
-                    if too_big {
-                        continue;
-                    }
-                    let line = line.strip_prefix(b".").unwrap_or(line);
-                    if data.len() + line.len() + 2 > max_size {
-                        too_big = true;
-                        data.clear();
-                        continue;
-                    }
-                    data.extend_from_slice(line);
-                    data.extend_from_slice(b"\r\n");
+    /// Reads message content up to `CRLF.CRLF` (see [`crate::data`] for the rules; `after_crlf`:
+    /// the `DATA` line ended in CRLF). Content past `max_size` bytes, or past what the budget
+    /// grants, is read and dropped. What follows the final dot stays buffered for
+    /// [`Connection::read_line`].
+    pub(crate) async fn read_data(
+        &mut self,
+        max_size: usize,
+        policy: BareLf,
+        after_crlf: bool,
+    ) -> io::Result<Data> {
+        self.release_content();
+        let mut decoder = Decoder::new(max_size, policy, after_crlf);
+        let mut content = std::mem::take(&mut self.content);
+        let ended = loop {
+            if self.start < self.end {
+                let chunk_len = self.end - self.start;
+                if decoder.keeping() && !self.reserve(&mut content, chunk_len, max_size) {
+                    decoder.drop_content(&mut content);
+                }
+                let ended = decoder.feed(&self.buf[self.start..self.end], &mut content);
+                if !decoder.keeping() && content.capacity() > DATA_ALLOWANCE {
+                    // Refused (too big, no room, a bare LF under reject): nothing more is
+                    // kept, so the memory goes back now rather than at the final dot.
+                    content = Vec::new();
+                    self.budget.give_back(std::mem::take(&mut self.charged));
+                }
+                if let Some(n) = ended {
+                    self.start += n;
+                    self.scan = self.start;
+                    break true;
                 }
             }
+            // Everything buffered was content: the whole buffer is free for the next read.
+            self.start = 0;
+            self.scan = 0;
+            self.end = 0;
+            if self.fill().await? == 0 {
+                break false;
+            }
+        };
+        self.content = content;
+        if !ended {
+            return Ok(Data::Eof);
         }
+        Ok(match decoder.outcome() {
+            Outcome::Complete => Data::Complete,
+            Outcome::TooBig => Data::TooBig,
+            Outcome::Bare(bare) => Data::Bare(bare),
+            Outcome::Dropped => Data::NoRoom,
+        })
+    }
+
+    /// Grows `content` so that decoding `chunk_len` more input bytes cannot reallocate it,
+    /// charging the budget for capacity beyond the allowance; false if the budget says no.
+    fn reserve(&mut self, content: &mut Vec<u8>, chunk_len: usize, max_size: usize) -> bool {
+        // The decoder never lets content past max_size, and appends at most 2n + 2 per chunk.
+        let need = (content.len() + 2 * chunk_len + 2).min(max_size);
+        if need <= content.capacity() {
+            return true;
+        }
+        let want = need.max(content.capacity().saturating_mul(2).min(max_size));
+        let charge = want.saturating_sub(DATA_ALLOWANCE).saturating_sub(self.charged);
+        if charge > 0 && !self.budget.take(charge) {
+            return false;
+        }
+        self.charged += charge;
+        content.reserve_exact(want - content.len());
+        true
+    }
+
+    /// The content of the last message read whole ([`Data::Complete`]).
+    pub(crate) fn content(&self) -> &[u8] {
+        &self.content
+    }
+
+    /// Forgets the last message's content, giving back what it took from the budget; a buffer
+    /// within the allowance is kept for the next message.
+    pub(crate) fn release_content(&mut self) {
+        if self.content.capacity() > DATA_ALLOWANCE {
+            self.content = Vec::new();
+        }
+        self.content.clear();
+        self.budget.give_back(std::mem::take(&mut self.charged));
     }
 
     /// Sends the queued replies, then waits `delay` (an injected slow reply); fails with
     /// `ConnectionAborted` if the server shuts down meanwhile.
-    pub async fn pause(&mut self, delay: Duration) -> io::Result<()> {
+    pub(crate) async fn pause(&mut self, delay: Duration) -> io::Result<()> {
         self.flush().await?;
         tokio::select! {
             () = tokio::time::sleep(delay) => Ok(()),
@@ -305,7 +421,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// Flushes replies if a flood of pipelined commands has queued many of them.
-    pub async fn flush_if_large(&mut self) -> io::Result<()> {
+    pub(crate) async fn flush_if_large(&mut self) -> io::Result<()> {
         if self.out.len() > MAX_PENDING_OUTPUT { self.flush().await } else { Ok(()) }
     }
 }
@@ -315,15 +431,22 @@ mod tests {
     use super::*;
     use tokio::io::duplex;
 
-    async fn lines(input: &[u8], max: usize) -> Vec<Result<String, ReadLine>> {
+    fn connection<S: AsyncRead + AsyncWrite + Unpin>(stream: S, budget: usize) -> Connection<S> {
+        let budget = Arc::new(Budget::new(budget, Arc::default()));
+        Connection::new(stream, Duration::from_secs(5), CancellationToken::new(), budget)
+    }
+
+    async fn lines(input: &[u8], max: usize) -> Vec<Result<(String, bool), ReadLine>> {
         let (mut client, server) = duplex(1 << 16);
         client.write_all(input).await.unwrap();
         drop(client);
-        let mut c = Connection::new(server, Duration::from_secs(5), CancellationToken::new());
+        let mut c = connection(server, 0);
         let mut got = Vec::new();
         loop {
             match c.read_line(max).await.unwrap() {
-                ReadLine::Line(r) => got.push(Ok(String::from_utf8_lossy(c.line(r)).into_owned())),
+                ReadLine::Line { range, bare_lf } => {
+                    got.push(Ok((String::from_utf8_lossy(c.line(range)).into_owned(), bare_lf)))
+                }
                 ReadLine::Eof => return got,
                 other => got.push(Err(other)),
             }
@@ -336,15 +459,15 @@ mod tests {
         assert_eq!(
             got,
             [
-                Ok("one".into()),
-                Ok("two".into()),
-                Ok("".into()),
+                Ok(("one".into(), false)),
+                Ok(("two".into(), true)),
+                Ok(("".into(), false)),
                 Err(ReadLine::TooLong),
-                Ok("ok".into())
+                Ok(("ok".into(), false))
             ]
         );
         // Exactly at the cap is fine; the CR does not count.
-        assert_eq!(lines(b"12345678\r\n", 8).await, [Ok("12345678".into())]);
+        assert_eq!(lines(b"12345678\r\n", 8).await, [Ok(("12345678".into(), false))]);
     }
 
     #[tokio::test]
@@ -357,40 +480,94 @@ mod tests {
             }
             client.write_all(b"\r\nNOOP\r\n").await.unwrap();
         });
-        let mut c = Connection::new(server, Duration::from_secs(5), CancellationToken::new());
+        let mut c = connection(server, 0);
         assert_eq!(c.read_line(100).await.unwrap(), ReadLine::TooLong);
         assert!(c.buf.len() <= 3 * READ_CHUNK, "buffer grew to {}", c.buf.len());
-        let ReadLine::Line(r) = c.read_line(100).await.unwrap() else { panic!("no line") };
-        assert_eq!(c.line(r), b"NOOP");
+        let ReadLine::Line { range, .. } = c.read_line(100).await.unwrap() else {
+            panic!("no line")
+        };
+        assert_eq!(c.line(range), b"NOOP");
         writer.await.unwrap();
     }
 
-    async fn data(input: &[u8], max: usize) -> Data {
+    async fn data(input: &[u8], max: usize, policy: BareLf) -> (Data, Vec<u8>) {
         let (mut client, server) = duplex(1 << 20);
         client.write_all(input).await.unwrap();
         drop(client);
-        let mut c = Connection::new(server, Duration::from_secs(5), CancellationToken::new());
-        c.read_data(max).await.unwrap()
+        let mut c = connection(server, usize::MAX);
+        let outcome = c.read_data(max, policy, true).await.unwrap();
+        (outcome, c.content().to_vec())
     }
 
     #[tokio::test]
-    async fn data_is_unstuffed_and_ends_at_the_dot() {
-        let got = data(b"Subject: x\r\n\r\n..leading dot\r\n.\r\nafter\r\n", 1000).await;
-        assert_eq!(got, Data::Complete(b"Subject: x\r\n\r\n.leading dot\r\n".to_vec()));
+    async fn content_ends_at_the_dot_and_the_next_command_is_kept() {
+        let (mut client, server) = duplex(1 << 16);
+        client.write_all(b"Subject: x\r\n\r\n..dot\nlf\r\n.\r\nQUIT\r\n").await.unwrap();
+        let mut c = connection(server, 0);
+        assert_eq!(c.read_data(1000, BareLf::Normalize, true).await.unwrap(), Data::Complete);
+        assert_eq!(c.content(), b"Subject: x\r\n\r\n.dot\r\nlf\r\n");
+        let ReadLine::Line { range, .. } = c.read_line(100).await.unwrap() else { panic!() };
+        assert_eq!(c.line(range), b"QUIT");
         assert_eq!(
-            data(b"a\r\n. \r\nb\r\n.\r\n", 1000).await,
-            Data::Complete(b"a\r\n \r\nb\r\n".to_vec())
+            data(b"a\nb\r\n.\r\n", 1000, BareLf::Reject).await,
+            (Data::Bare(Bare::Lf), Vec::new())
         );
-        assert_eq!(data(b"no end\r\n", 1000).await, Data::Eof);
+        assert_eq!(data(b"no end\r\n", 1000, BareLf::Normalize).await.0, Data::Eof);
     }
 
     #[tokio::test]
-    async fn data_over_the_cap_is_read_to_the_dot_then_refused() {
+    async fn content_over_the_cap_is_read_to_the_dot_then_refused() {
         let mut input = b"line\r\n".repeat(100);
         input.extend_from_slice(b".\r\nQUIT\r\n");
-        assert_eq!(data(&input, 300).await, Data::TooBig);
+        assert_eq!(data(&input, 300, BareLf::Normalize).await.0, Data::TooBig);
         let mut input = vec![b'y'; 5000];
         input.extend_from_slice(b"\r\n.\r\n");
-        assert_eq!(data(&input, 300).await, Data::TooBig);
+        assert_eq!(data(&input, 300, BareLf::Normalize).await.0, Data::TooBig);
+    }
+
+    /// A 4 MiB line without an LF: the read buffer stays one chunk, the content buffer stays
+    /// within the cap, and past the budget the message is dropped and the budget given back.
+    #[tokio::test]
+    async fn long_content_lines_stream_within_the_cap_and_the_budget() {
+        let (mut client, server) = duplex(1 << 16);
+        let budget = Arc::new(Budget::new(1 << 20, Arc::default()));
+        let mut c = Connection::new(
+            server,
+            Duration::from_secs(5),
+            CancellationToken::new(),
+            Arc::clone(&budget),
+        );
+        let writer = tokio::spawn(async move {
+            let chunk = vec![b'z'; 64 * 1024];
+            for _ in 0..64 {
+                client.write_all(&chunk).await.unwrap();
+            }
+            client.write_all(b"\r\n.\r\nsmall\r\n.\r\n").await.unwrap();
+            client
+        });
+        assert_eq!(c.read_data(8 << 20, BareLf::Normalize, true).await.unwrap(), Data::NoRoom);
+        assert!(c.buf.len() <= READ_CHUNK, "read buffer grew to {}", c.buf.len());
+        assert!(budget.used() <= 1 << 20);
+        assert_eq!(c.read_data(8 << 20, BareLf::Normalize, true).await.unwrap(), Data::Complete);
+        assert_eq!(c.content(), b"small\r\n");
+        assert_eq!(budget.used(), 0, "a small message needs no budget");
+        drop(writer.await.unwrap());
+
+        let budget = Arc::new(Budget::new(16 << 20, Arc::default()));
+        let (mut client, server) = duplex(1 << 16);
+        let mut c = Connection::new(
+            server,
+            Duration::from_secs(5),
+            CancellationToken::new(),
+            Arc::clone(&budget),
+        );
+        let mut input = vec![b'w'; 3 << 20];
+        input.extend_from_slice(b"\r\n.\r\n");
+        let writer = tokio::spawn(async move { client.write_all(&input).await });
+        assert_eq!(c.read_data(2 << 20, BareLf::Normalize, true).await.unwrap(), Data::TooBig);
+        assert!(c.content.capacity() <= 2 << 20, "capacity {}", c.content.capacity());
+        writer.await.unwrap().unwrap();
+        drop(c);
+        assert_eq!(budget.used(), 0, "a dropped connection gives its share back");
     }
 }

@@ -24,7 +24,7 @@ pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 
 /// What the HTTP handlers work on: handles shared with the SMTP side.
 #[derive(Clone)]
-pub struct HttpState {
+pub(crate) struct HttpState {
     /// The mailbox.
     pub store: Store,
     /// The fault controller.
@@ -36,7 +36,7 @@ pub struct HttpState {
 }
 
 /// The API routes (a plain `axum::Router`, testable without a socket).
-pub fn router(state: HttpState) -> Router {
+pub(crate) fn router(state: HttpState) -> Router {
     Router::new()
         .route("/count", get(count))
         .route("/mail/{n}", get(mail))
