@@ -88,24 +88,28 @@ pub(crate) fn parse(line: &[u8]) -> Result<Command, ParseError> {
             _ => Err(ParseError::Unknown),
         };
     };
-    let (verb, rest) = match line.find(' ') {
+    let (verb, rest) = match memchr::memchr(b' ', line.as_bytes()) {
         Some(i) => (&line[..i], &line[i + 1..]),
         None => (line, ""),
     };
-    if verb.len() > 8 {
+    // Upper-cased on the stack: this runs for every command.
+    let mut upper = [0u8; 8];
+    let Some(upper) = upper.get_mut(..verb.len()) else {
         return Err(ParseError::Unknown);
-    }
+    };
+    upper.copy_from_slice(verb.as_bytes());
+    upper.make_ascii_uppercase();
     // No SMTP argument carries a control character (a bare CR, NUL, ESC...); refusing them
     // here keeps them out of every argument, stored or echoed, in one place. (A control
     // character in the verb already makes it unknown.)
-    if rest.chars().any(|c| c.is_control() && c != '\t') {
+    if has_control(rest) {
         return Err(ParseError::Syntax("control characters in command"));
     }
     let arg = rest.trim_matches(' ');
-    match verb.to_ascii_uppercase().as_str() {
-        "EHLO" => domain(arg).map(Command::Ehlo),
-        "HELO" => domain(arg).map(Command::Helo),
-        "MAIL" => {
+    match &*upper {
+        b"EHLO" => domain(arg).map(Command::Ehlo),
+        b"HELO" => domain(arg).map(Command::Helo),
+        b"MAIL" => {
             let rest = strip_keyword(rest, "FROM:")
                 .ok_or(ParseError::Syntax("expected MAIL FROM:<address>"))?;
             let (from, params) = path(rest)?;
@@ -131,7 +135,7 @@ pub(crate) fn parse(line: &[u8]) -> Result<Command, ParseError> {
             }
             Ok(Command::Mail { from: from.to_owned(), size, smtputf8 })
         }
-        "RCPT" => {
+        b"RCPT" => {
             let rest = strip_keyword(rest, "TO:")
                 .ok_or(ParseError::Syntax("expected RCPT TO:<address>"))?;
             let (to, params) = path(rest)?;
@@ -143,20 +147,20 @@ pub(crate) fn parse(line: &[u8]) -> Result<Command, ParseError> {
             }
             Ok(Command::Rcpt { to: to.to_owned() })
         }
-        "DATA" => no_arg(arg, Command::Data),
-        "RSET" => no_arg(arg, Command::Rset),
-        "QUIT" => no_arg(arg, Command::Quit),
-        "STARTTLS" => no_arg(arg, Command::StartTls),
-        "NOOP" => Ok(Command::Noop),
-        "HELP" => Ok(Command::Help),
-        "VRFY" => {
+        b"DATA" => no_arg(arg, Command::Data),
+        b"RSET" => no_arg(arg, Command::Rset),
+        b"QUIT" => no_arg(arg, Command::Quit),
+        b"STARTTLS" => no_arg(arg, Command::StartTls),
+        b"NOOP" => Ok(Command::Noop),
+        b"HELP" => Ok(Command::Help),
+        b"VRFY" => {
             if arg.is_empty() {
                 Err(ParseError::Syntax("VRFY needs an argument"))
             } else {
                 Ok(Command::Vrfy(arg.to_owned()))
             }
         }
-        "AUTH" => {
+        b"AUTH" => {
             let mut parts = arg.split(' ').filter(|p| !p.is_empty());
             let mechanism = parts.next().ok_or(ParseError::Syntax("AUTH needs a mechanism"))?;
             let initial = parts.next().map(str::to_owned);
@@ -167,6 +171,17 @@ pub(crate) fn parse(line: &[u8]) -> Result<Command, ParseError> {
         }
         _ => Err(ParseError::Unknown),
     }
+}
+
+/// Whether `text` holds a control character other than TAB (Unicode's Cc: C0, DEL, C1).
+fn has_control(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.iter().enumerate().any(|(i, &b)| {
+        (b < 0x20 && b != b'\t')
+            || b == 0x7f
+            // C1 controls, U+0080..=U+009F, are C2 80..=C2 9F in UTF-8.
+            || (b == 0xc2 && bytes.get(i + 1).is_some_and(|&n| (0x80..=0x9f).contains(&n)))
+    })
 }
 
 fn domain(arg: &str) -> Result<String, ParseError> {
@@ -321,6 +336,11 @@ mod tests {
     }
 
     proptest::proptest! {
+        #[test]
+        fn control_characters_are_found_as_char_is_control_finds_them(s in "\\PC*|[\\x00-\\x{ff}]{0,20}") {
+            proptest::prop_assert_eq!(has_control(&s), s.chars().any(|c| c.is_control() && c != '\t'));
+        }
+
         #[test]
         fn never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
             let _ = parse(&bytes);

@@ -173,41 +173,43 @@ impl Decoder {
                         self.state = State::Text { cr: false };
                     }
                 }
-                State::Text { cr } => {
+                State::Text { cr: true } => {
+                    // The last byte kept was a CR: with this LF it ends the line.
+                    if input[i] == b'\n' {
+                        self.emit(out, b"\n");
+                        self.end_line(true);
+                        i += 1;
+                    } else {
+                        self.note(Bare::Cr);
+                        self.state = State::Text { cr: false };
+                    }
+                }
+                State::Text { cr: false } => {
+                    // One scan per line: its CRLF is the first CR or LF in it, unless bare.
                     let rest = &input[i..];
-                    match memchr::memchr(b'\n', rest) {
-                        Some(n) => {
-                            let text = &rest[..n];
-                            let crlf = if n == 0 { cr } else { text[n - 1] == b'\r' };
-                            if cr && n > 0 {
-                                // The CR that ended the previous chunk was not before an LF.
-                                self.note(Bare::Cr);
-                            }
-                            self.check_bare_cr(text.strip_suffix(b"\r").unwrap_or(text));
-                            self.emit(out, text);
-                            if crlf {
-                                self.emit(out, b"\n");
-                            } else {
-                                self.note(Bare::Lf);
-                                self.emit(out, b"\r\n");
-                            }
-                            self.end_line(crlf);
-                            i += n + 1;
+                    let Some(n) = memchr::memchr2(b'\r', b'\n', rest) else {
+                        self.emit(out, rest);
+                        return None;
+                    };
+                    if rest[n] == b'\n' {
+                        self.note(Bare::Lf);
+                        self.emit(out, &rest[..n]);
+                        self.emit(out, b"\r\n");
+                        self.end_line(false);
+                        i += n + 1;
+                    } else if rest.get(n + 1) == Some(&b'\n') {
+                        self.emit(out, &rest[..n + 2]);
+                        self.end_line(true);
+                        i += n + 2;
+                    } else {
+                        // A CR at the end of this input, or a bare one.
+                        self.emit(out, &rest[..=n]);
+                        if n + 1 == rest.len() {
+                            self.state = State::Text { cr: true };
+                        } else {
+                            self.note(Bare::Cr);
                         }
-                        None => {
-                            if cr {
-                                self.note(Bare::Cr);
-                            }
-                            let ends_in_cr = rest.last() == Some(&b'\r');
-                            self.check_bare_cr(if ends_in_cr {
-                                &rest[..rest.len() - 1]
-                            } else {
-                                rest
-                            });
-                            self.emit(out, rest);
-                            self.state = State::Text { cr: ends_in_cr };
-                            i = input.len();
-                        }
+                        i += n + 1;
                     }
                 }
             }
@@ -240,13 +242,6 @@ impl Decoder {
     fn end_line(&mut self, crlf: bool) {
         self.prev_crlf = crlf;
         self.state = State::LineStart;
-    }
-
-    /// Notes a bare CR inside `text` (which holds no LF and no CR of a CRLF).
-    fn check_bare_cr(&mut self, text: &[u8]) {
-        if self.bare.is_none() && memchr::memchr(b'\r', text).is_some() {
-            self.bare = Some(Bare::Cr);
-        }
     }
 
     fn note(&mut self, bare: Bare) {

@@ -23,6 +23,8 @@ use crate::tls::{ServerTls, Stream};
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closing connection keeps draining client input (see [`Connection::close`]).
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// How long a session told `421` at shutdown may take to get it out.
+const SHUTDOWN_LINGER: Duration = Duration::from_millis(500);
 
 /// How long the accept loop pauses after an accept error that is not about one connection
 /// (out of descriptors or memory), so the tasks holding descriptors get the CPU to free them.
@@ -122,11 +124,13 @@ pub(crate) async fn run(
             tracker.spawn(async move {
                 let _guard = guard;
                 let budget = Arc::clone(&shared.budget);
-                let mut conn =
-                    Connection::new(Stream::Plain(socket), shared.idle_timeout, shutdown, budget);
+                let mut conn = Connection::new(Stream::Plain(socket), shared.idle_timeout, budget);
                 let text = format!("4.7.0 {} Error: too many connections", shared.session.hostname);
                 conn.push_reply(&Reply::new(421, text));
-                let _ = conn.close(Duration::from_millis(100)).await;
+                tokio::select! {
+                    _ = conn.close(Duration::from_millis(100)) => {}
+                    () = shutdown.cancelled() => {}
+                }
             });
             continue;
         }
@@ -157,6 +161,10 @@ impl Drop for ActiveGuard {
     }
 }
 
+/// Serves one connection. Shutdown is watched here, around the whole session, rather than in
+/// every read and write (a waiter on the shared token per read serialised every session on
+/// its lock): the session is dropped where it waits, and the connection, whose methods are
+/// cancel-safe, says `421` and closes.
 async fn handle(
     shared: &Shared,
     socket: TcpStream,
@@ -165,30 +173,42 @@ async fn handle(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let stream = match (&shared.tls, shared.implicit_tls) {
-        (Some(tls), true) => match handshake(shared, tls, socket, peer, &shutdown).await {
-            Some(stream) => stream,
-            None => return Ok(()),
-        },
+        // Boxed, here and at STARTTLS: a handshake's state is three times the rest of the
+        // session's, and every connection's task would carry (and copy) it otherwise.
+        (Some(tls), true) => {
+            match Box::pin(handshake(shared, tls, socket, peer, &shutdown)).await {
+                Some(stream) => stream,
+                None => return Ok(()),
+            }
+        }
         _ => Stream::Plain(socket),
     };
     let budget = Arc::clone(&shared.budget);
-    let mut conn = Connection::new(stream, shared.idle_timeout, shutdown.clone(), budget);
-    match serve(shared, &mut conn, peer, doomed).await {
-        Ok(()) => Ok(()),
-        Err(e) if shutdown.is_cancelled() => {
+    let mut conn = Connection::new(stream, shared.idle_timeout, budget);
+    let served = tokio::select! {
+        biased;
+        served = serve(shared, &mut conn, peer, doomed, &shutdown) => served,
+        () = shutdown.cancelled() => {
             let text = format!("4.3.2 {} Service shutting down", shared.session.hostname);
             conn.push_reply(&Reply::new(421, text));
-            let _ =
-                tokio::time::timeout(Duration::from_millis(500), conn.close(Duration::ZERO)).await;
-            Err(e)
+            // What fits in the socket buffer goes out; a client that reads nothing is not
+            // waited for.
+            let _ = tokio::time::timeout(SHUTDOWN_LINGER, conn.close(Duration::ZERO)).await;
+            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "server shutting down"));
         }
+    };
+    match served {
         Err(e) if e.kind() == io::ErrorKind::TimedOut => {
             let text = format!("4.4.2 {} Error: timeout exceeded", shared.session.hostname);
             conn.push_reply(&Reply::new(421, text));
-            let _ = tokio::time::timeout(Duration::from_secs(1), conn.close(Duration::ZERO)).await;
+            let closing = tokio::time::timeout(Duration::from_secs(1), conn.close(Duration::ZERO));
+            tokio::select! {
+                _ = closing => {}
+                () = shutdown.cancelled() => {}
+            }
             Err(e)
         }
-        Err(e) => Err(e),
+        other => other,
     }
 }
 
@@ -265,6 +285,7 @@ async fn serve(
     conn: &mut Connection<Stream>,
     peer: SocketAddr,
     mut doomed: bool,
+    shutdown: &CancellationToken,
 ) -> io::Result<()> {
     let mut session = Session::new(Arc::clone(&shared.session), shared.implicit_tls);
     if let Some(kind) = draw(shared, conn, Stage::Greeting, &mut doomed, peer).await? {
@@ -310,8 +331,8 @@ async fn serve(
                 let Stream::Plain(tcp) = conn.replace_stream(Stream::Closed) else {
                     return Ok(());
                 };
-                let shutdown = conn.shutdown_token().clone();
-                let Some(stream) = handshake(shared, tls, tcp, peer, &shutdown).await else {
+                let Some(stream) = Box::pin(handshake(shared, tls, tcp, peer, shutdown)).await
+                else {
                     return Ok(());
                 };
                 conn.replace_stream(stream);
