@@ -29,13 +29,15 @@
 //!   pure and fuzzed.
 //! - `connection.rs`: one socket: capped command lines, content under the size cap and the
 //!   server-wide memory budget, batched replies.
-//! - `headers.rs`: header parsing, RFC 2047 words, body decoding; pure.
-//! - `store.rs`: [`Store`] and [`StoredMessage`], the mailbox, counts by recipient in O(1).
+//! - `mime.rs`: RFC 5322 unfolding and MIME parsing (`mail-parser`): [`Address`], [`Attachment`].
+//! - `store.rs`: [`Store`] and [`StoredMessage`], the mailbox by id, counts by recipient in O(1).
+//! - `search.rs`: Mailpit's search syntax; `index.rs`: the inverted index, built in the background.
 //! - `fault.rs`: [`Chaos`], [`ChaosConfig`], [`Stage`], [`FaultMode`]: when and how to fault.
 //! - `stats.rs`: [`Stats`], counters since start-up.
 //! - `tls.rs`: [`TlsOptions`], certificates, the plaintext-or-TLS stream.
 //! - `server.rs`: the accept loop and the per-connection handler.
-//! - `http.rs`: the HTTP API.
+//! - `http.rs`: the HTTP API router (Boulder's endpoints), [`HttpLimits`] and the server loop.
+//! - `mailpit.rs`: the Mailpit-compatible `/api/v1`; `inbox.rs` (+ `inbox/`): the web inbox.
 //! - `options.rs`: [`Options`].
 //!
 //! # Example
@@ -65,10 +67,14 @@ mod command;
 mod connection;
 mod data;
 mod fault;
-mod headers;
 mod http;
+mod inbox;
+mod index;
+mod mailpit;
+mod mime;
 mod options;
 mod reply;
+mod search;
 mod server;
 mod session;
 mod stats;
@@ -86,6 +92,8 @@ use tokio_util::task::TaskTracker;
 pub use connection::MAX_COMMAND_LINE;
 pub use data::BareLf;
 pub use fault::{Chaos, ChaosConfig, FaultKind, FaultMode, Stage};
+pub use http::HttpLimits;
+pub use mime::{Address, Attachment};
 pub use options::Options;
 pub use stats::{FaultsByStage, Stats};
 pub use store::{Filter, Store, StoreError, StoredMessage};
@@ -197,17 +205,18 @@ impl TestServer {
                 chaos: chaos.clone(),
                 counters: Arc::clone(&counters),
                 shutdown: shutdown.clone(),
+                started: std::time::Instant::now(),
+                smtp_addr,
+                limits: options.http_limits,
             };
-            let app = router(state);
-            let token = shutdown.clone();
-            let log = Arc::clone(&shared.logger);
-            tracker.spawn(async move {
-                let served =
-                    axum::serve(http, app).with_graceful_shutdown(token.cancelled_owned()).await;
-                if let Err(e) = served {
-                    logger::err!(log, "HTTP server failed"; error = e);
-                }
-            });
+            tracker.spawn(http::serve(
+                http,
+                router(state),
+                options.http_limits,
+                shutdown.clone(),
+                tracker.clone(),
+                Arc::clone(&shared.logger),
+            ));
         }
         Ok(TestServer {
             smtp_addr,

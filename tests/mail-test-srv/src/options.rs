@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::data::BareLf;
 use crate::fault::{FaultMode, Stage};
+use crate::http::HttpLimits;
 use crate::tls::TlsOptions;
 
 /// Server settings. `Default` is what tests want: loopback port 0 for SMTP and HTTP, no
@@ -55,6 +56,8 @@ pub struct Options {
     pub idle_timeout: Duration,
     /// Where the server logs its events; `None` is quiet.
     pub logger: Option<Arc<dyn logger::Logger>>,
+    /// HTTP connection limits: header/idle timeout, connection cap.
+    pub http_limits: HttpLimits,
 }
 
 impl Default for Options {
@@ -80,6 +83,7 @@ impl Default for Options {
             max_messages: 100_000,
             idle_timeout: Duration::from_secs(300),
             logger: None,
+            http_limits: HttpLimits::default(),
         }
     }
 }
@@ -107,6 +111,7 @@ impl fmt::Debug for Options {
             .field("max_messages", &self.max_messages)
             .field("idle_timeout", &self.idle_timeout)
             .field("logger", &self.logger.is_some())
+            .field("http_limits", &self.http_limits)
             .finish()
     }
 }
@@ -232,6 +237,12 @@ impl Options {
     /// Logs the server's events to `logger`.
     pub fn with_logger(mut self, logger: Arc<dyn logger::Logger>) -> Self {
         self.logger = Some(logger);
+        self
+    }
+
+    /// Sets the HTTP connection limits.
+    pub fn with_http_limits(mut self, limits: HttpLimits) -> Self {
+        self.http_limits = limits;
         self
     }
 }
