@@ -175,6 +175,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let signalled = match shutdown_signal() {
+        Ok(signalled) => signalled,
+        Err(e) => {
+            logger::err!(log, "cannot listen for SIGTERM and SIGINT"; error = e);
+            return ExitCode::FAILURE;
+        }
+    };
     let tls = opts.tls_name();
     let auth_user = opts.auth.as_ref().map_or("-", |(u, _)| u.as_str()).to_owned();
     let server = match TestServer::start(opts.clone()).await {
@@ -194,7 +201,7 @@ async fn main() -> ExitCode {
         max_message_size = args.max_message_size, max_in_flight_bytes = args.max_in_flight_bytes,
         bare_lf = args.bare_lf, max_connections = args.max_connections,
         max_messages = args.max_messages, idle_timeout = humantime::format_duration(args.idle_timeout));
-    wait_for_signal().await;
+    signalled.await;
     let stats = server.stats();
     server.shutdown().await;
     logger::info!(log, "mail-test-srv stopped"; connections = stats.connections, messages = stats.messages,
@@ -203,19 +210,19 @@ async fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+/// SIGTERM or SIGINT, listened for from the moment this is called: main calls it before the
+/// listeners are bound, so a signal sent as soon as the server answers is never missed (the
+/// default action would kill the process without its 421s and summary).
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+    })
 }
 
 #[cfg(test)]
