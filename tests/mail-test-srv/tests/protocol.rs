@@ -485,3 +485,44 @@ async fn raw_stream_survives_a_reset_mid_command() {
     let mut c = Client::greeted(srv.smtp_addr()).await;
     assert_eq!(c.cmd("EHLO client.test").await, EHLO_REPLY);
 }
+
+/// The id in `250 ... queued as <id>` is the message's id over HTTP: `GET /api/messages/<id>`
+/// (and Mailpit's `/api/v1/message/<id>`) return that message, whose JSON `id`/`ID` is the
+/// same decimal number, past 9 (where hex would differ) and after a `clear` (ids go on).
+#[tokio::test]
+async fn the_id_in_the_250_reply_fetches_the_message_over_http() {
+    let srv = server().await;
+    let base = srv.http_url().unwrap();
+    let mut c = Client::greeted(srv.smtp_addr()).await;
+    c.cmd("EHLO client.test").await;
+    let mut sent = Vec::new();
+    for n in 0..20 {
+        if n == 12 {
+            srv.store().clear();
+        }
+        let reply = c
+            .send_message("a@x.test", "b@x.test", &format!("Subject: number {n}\r\n\r\nx\r\n"))
+            .await;
+        let id = reply
+            .strip_prefix("250 2.0.0 Ok: queued as ")
+            .and_then(|r| r.strip_suffix("\r\n"))
+            .unwrap_or_else(|| panic!("{reply:?}"));
+        sent.push((n, id.parse::<u64>().expect("a decimal id")));
+    }
+    assert_eq!(sent.last().unwrap().1, 20);
+    for &(n, id) in &sent[12..] {
+        let (status, body) = common::get(format!("{base}/api/messages/{id}")).await;
+        assert_eq!(status, 200, "{id}: {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (json["id"].as_u64(), json["subject"].as_str()),
+            (Some(id), Some(&*format!("number {n}")))
+        );
+        let (status, body) = common::get(format!("{base}/api/v1/message/{id}")).await;
+        assert_eq!(status, 200, "{id}: {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["ID"].as_str(), Some(&*id.to_string()));
+    }
+    // Cleared ones are gone, not renumbered.
+    assert_eq!(common::get(format!("{base}/api/messages/{}", sent[0].1)).await.0, 404);
+}
