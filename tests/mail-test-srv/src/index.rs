@@ -185,7 +185,7 @@ struct Document {
     /// The normalised stored fields (`Field::STORED` order, the message id last), NUL-separated.
     stored: String,
     /// Per indexed field (`INDEXED` order): its normalised text and the byte ranges of its
-    /// distinct tokens.
+    /// tokens.
     fields: Vec<(String, Vec<(u32, u32)>)>,
 }
 
@@ -216,14 +216,11 @@ fn addresses(list: &[Address], envelope: &[String]) -> String {
     out
 }
 
-/// `text` and the ranges of its distinct tokens.
+/// `text` and the byte ranges of its tokens (repeats included: a posting list ignores a
+/// second entry for the same message, which is cheaper than sorting them out here).
 fn with_tokens(text: String) -> (String, Vec<(u32, u32)>) {
     let base = text.as_ptr() as usize;
-    let mut list: Vec<&str> = tokens(&text).collect();
-    list.sort_unstable();
-    list.dedup();
-    let ranges = list
-        .iter()
+    let ranges = tokens(&text)
         .map(|t| {
             let start = t.as_ptr() as usize - base;
             (start as u32, (start + t.len()) as u32)
@@ -371,7 +368,10 @@ struct Postings {
 
 impl Postings {
     fn push(&mut self, doc: u32) {
-        // Documents arrive in ascending order, and each once per token (tokens are distinct).
+        // Documents arrive in ascending order; a token repeated in one message is kept once.
+        if !self.bytes.is_empty() && doc == self.last {
+            return;
+        }
         let mut delta = if self.bytes.is_empty() { doc } else { doc - self.last };
         self.last = doc;
         loop {
@@ -694,9 +694,9 @@ mod tests {
     }
 
     #[test]
-    fn postings_round_trip_large_gaps() {
+    fn postings_round_trip_large_gaps_and_keep_a_repeat_once() {
         let mut p = Postings::default();
-        for doc in [0, 1, 200, 70_000, 4_000_000] {
+        for doc in [0, 0, 1, 200, 200, 70_000, 4_000_000] {
             p.push(doc);
         }
         let mut set = BitSet::default();

@@ -186,10 +186,15 @@ pub(crate) fn normalize(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut space = false;
     for c in s.chars() {
-        if c.is_whitespace()
-            || c.is_control()
-            || matches!(c, '<' | '>' | '"' | ',' | ';' | '(' | ')' | '\u{feff}')
-        {
+        // ASCII first: this runs over every byte of every message the index takes in.
+        let separator = if c.is_ascii() {
+            c.is_ascii_whitespace()
+                || c.is_ascii_control()
+                || matches!(c, '<' | '>' | '"' | ',' | ';' | '(' | ')')
+        } else {
+            c.is_whitespace() || c.is_control() || c == '\u{feff}'
+        };
+        if separator {
             space = !out.is_empty();
             continue;
         }
@@ -197,7 +202,11 @@ pub(crate) fn normalize(s: &str) -> String {
             out.push(' ');
             space = false;
         }
-        out.extend(c.to_lowercase());
+        if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.extend(c.to_lowercase());
+        }
     }
     out
 }

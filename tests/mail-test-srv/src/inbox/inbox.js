@@ -311,7 +311,11 @@ function wire() {
     button.addEventListener("click", () => tab(button.dataset.tab));
   }
   const form = $("chaos-form");
+  // While the user edits the form, the periodic refresh leaves its inputs alone.
   form.addEventListener("focusin", () => (state.editingChaos = true));
+  form.addEventListener("focusout", (event) => {
+    if (!form.contains(event.relatedTarget)) state.editingChaos = false;
+  });
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const patch = {
