@@ -240,6 +240,47 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         self.timer.as_mut().reset(Instant::now() + linger);
         // Bounded: at most 1 MiB of leftover input is read, into the read buffer.
+        self.drain().await;
+        self.buf.clear();
+        self.start = 0;
+        self.scan = 0;
+        Ok(())
+    }
+
+    /// Ends the connection after `221` to QUIT: flushes, sends FIN, and reads what input is
+    /// already there without waiting for more. A client sends nothing after QUIT (RFC 5321
+    /// makes it the last command of a pipeline), so with nothing unread the socket closes
+    /// without a reset at once, as Postfix's and smtp-sink's do; only a client that did send
+    /// more gets the lingering drain of [`Connection::close`].
+    pub(crate) async fn quit(&mut self, linger: Duration) -> io::Result<()> {
+        if self.start < self.buf.len() {
+            return self.close(linger).await;
+        }
+        self.flush().await?;
+        let Connection { stream, timer, last_io, idle_timeout, .. } = self;
+        tokio::select! {
+            biased;
+            r = stream.shutdown() => r?,
+            () = Self::idle(timer, *last_io, *idle_timeout) => return Err(idle()),
+        }
+        self.buf.clear();
+        let unread = tokio::select! {
+            biased;
+            r = self.stream.read_buf(&mut self.buf) => matches!(r, Ok(n) if n > 0),
+            () = std::future::ready(()) => false,
+        };
+        if unread {
+            self.timer.as_mut().reset(Instant::now() + linger);
+            self.drain().await;
+        }
+        self.buf.clear();
+        self.start = 0;
+        self.scan = 0;
+        Ok(())
+    }
+
+    /// Reads and drops input until EOF, an error, 1 MiB or the timer (at most 64 reads).
+    async fn drain(&mut self) {
         for _ in 0..64 {
             self.buf.clear();
             let read = tokio::select! {
@@ -251,10 +292,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 break;
             }
         }
-        self.buf.clear();
-        self.start = 0;
-        self.scan = 0;
-        Ok(())
     }
 
     /// Swaps in another stream and returns the old one, dropping buffered input: after

@@ -37,9 +37,11 @@ impl Reply {
             // CR and LF become spaces so a client can never forge a second reply line.
             let start = out.len();
             out.extend_from_slice(line.as_bytes());
-            for b in &mut out[start..] {
-                if *b == b'\r' || *b == b'\n' {
-                    *b = b' ';
+            if memchr::memchr2(b'\r', b'\n', line.as_bytes()).is_some() {
+                for b in &mut out[start..] {
+                    if *b == b'\r' || *b == b'\n' {
+                        *b = b' ';
+                    }
                 }
             }
             out.extend_from_slice(b"\r\n");

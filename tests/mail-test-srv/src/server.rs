@@ -323,6 +323,7 @@ async fn serve(
         conn.push_reply(&step.reply);
         match step.action {
             Action::Continue => conn.flush_if_large().await?,
+            Action::Quit => return conn.quit(CLOSE_LINGER).await,
             Action::Close => return conn.close(CLOSE_LINGER).await,
             Action::StartTls => {
                 conn.flush().await?;

@@ -40,8 +40,10 @@ pub(crate) struct SessionConfig {
 pub(crate) enum Action {
     /// Read the next command.
     Continue,
-    /// Close the connection.
+    /// Close the connection, after a refusal (the client may still be sending).
     Close,
+    /// Close the connection after `221` to QUIT (the client sends nothing more).
+    Quit,
     /// Read the message content up to the final dot, then call [`Session::finish_data`].
     ReadData,
     /// Start the TLS handshake, then call [`Session::tls_started`].
@@ -244,7 +246,7 @@ impl Session {
                 Step::reply(Reply::new(252, "2.0.0 Cannot VRFY user, but will accept message"))
             }
             Command::Quit => {
-                Step { reply: Reply::new(221, "2.0.0 Bye"), action: Action::Close, stage: None }
+                Step { reply: Reply::new(221, "2.0.0 Bye"), action: Action::Quit, stage: None }
             }
             Command::StartTls => {
                 if self.tls {
@@ -524,7 +526,7 @@ mod tests {
         let step = s.handle_line(b"QUIT");
         assert_eq!(
             (step.reply.to_wire().as_str(), step.action),
-            ("221 2.0.0 Bye\r\n", Action::Close)
+            ("221 2.0.0 Bye\r\n", Action::Quit)
         );
     }
 
@@ -816,7 +818,7 @@ mod tests {
                     Input::Noop => prop_assert_eq!(code, 250),
                     Input::Quit => {
                         prop_assert_eq!(code, 221);
-                        prop_assert_eq!(step.action, Action::Close);
+                        prop_assert_eq!(step.action, Action::Quit);
                         break;
                     }
                     Input::Garbage(_) => proptest::prop_assert!(code >= 500, "garbage got {}", code),
@@ -830,7 +832,7 @@ mod tests {
 
     proptest::proptest! {
         /// Any sequence of lines, commands or junk: the session never panics, every reply is
-        /// well formed, and only QUIT or the error limit closes.
+        /// well formed, and only QUIT (221) or the error limit (421) closes.
         #[test]
         fn any_line_sequence_gets_well_formed_replies(
             lines in proptest::collection::vec(
@@ -860,8 +862,12 @@ mod tests {
                     proptest::prop_assert!(!l.contains('\n') && !l.contains('\r'));
                 }
                 match step.action {
+                    Action::Quit => {
+                        proptest::prop_assert!(wire.starts_with("221 "), "{wire:?}");
+                        break;
+                    }
                     Action::Close => {
-                        proptest::prop_assert!(wire.starts_with("221 ") || wire.starts_with("421 "), "{wire:?}");
+                        proptest::prop_assert!(wire.starts_with("421 "), "{wire:?}");
                         break;
                     }
                     Action::ReadData => { s.finish_data(); }

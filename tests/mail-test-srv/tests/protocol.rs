@@ -526,3 +526,16 @@ async fn the_id_in_the_250_reply_fetches_the_message_over_http() {
     // Cleared ones are gone, not renumbered.
     assert_eq!(common::get(format!("{base}/api/messages/{}", sent[0].1)).await.0, 404);
 }
+
+/// After QUIT the server closes at once; input a client still pipelined behind it is read and
+/// dropped first, so the client gets its 221 and a clean EOF, never a reset.
+#[tokio::test]
+async fn quit_closes_cleanly_even_with_input_behind_it() {
+    let srv = server().await;
+    for tail in ["", "NOOP\r\nRSET\r\n"] {
+        let mut c = Client::greeted(srv.smtp_addr()).await;
+        c.send(format!("QUIT\r\n{tail}").as_bytes()).await;
+        assert_eq!(c.reply().await, "221 2.0.0 Bye\r\n", "{tail:?}");
+        assert!(c.at_eof().await, "{tail:?}");
+    }
+}
