@@ -230,20 +230,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// `linger`: closing a socket with unread input makes the kernel send RST, and the client
     /// would see "connection reset" instead of the clean close (or the 421) it was given.
     pub(crate) async fn close(&mut self, linger: Duration) -> io::Result<()> {
-        self.flush().await?;
-        // TLS writes a close_notify here, which can wait for room like any write.
-        let Connection { stream, timer, last_io, idle_timeout, .. } = self;
-        tokio::select! {
-            biased;
-            r = stream.shutdown() => r?,
-            () = Self::idle(timer, *last_io, *idle_timeout) => return Err(idle()),
-        }
-        self.timer.as_mut().reset(Instant::now() + linger);
-        // Bounded: at most 1 MiB of leftover input is read, into the read buffer.
-        self.drain().await;
-        self.buf.clear();
-        self.start = 0;
-        self.scan = 0;
+        self.finish().await?;
+        self.drain(linger).await;
         Ok(())
     }
 
@@ -253,34 +241,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// without a reset at once, as Postfix's and smtp-sink's do; only a client that did send
     /// more gets the lingering drain of [`Connection::close`].
     pub(crate) async fn quit(&mut self, linger: Duration) -> io::Result<()> {
-        if self.start < self.buf.len() {
-            return self.close(linger).await;
+        let buffered = self.start < self.buf.len();
+        self.finish().await?;
+        let unread = buffered
+            || tokio::select! {
+                biased;
+                r = self.stream.read_buf(&mut self.buf) => matches!(r, Ok(n) if n > 0),
+                () = std::future::ready(()) => false,
+            };
+        if unread {
+            self.drain(linger).await;
         }
+        Ok(())
+    }
+
+    /// Flushes the replies and sends FIN (TLS: close_notify, which can wait for room like any
+    /// write); forgets buffered input.
+    async fn finish(&mut self) -> io::Result<()> {
         self.flush().await?;
+        self.buf.clear();
+        self.start = 0;
+        self.scan = 0;
         let Connection { stream, timer, last_io, idle_timeout, .. } = self;
         tokio::select! {
             biased;
             r = stream.shutdown() => r?,
             () = Self::idle(timer, *last_io, *idle_timeout) => return Err(idle()),
         }
-        self.buf.clear();
-        let unread = tokio::select! {
-            biased;
-            r = self.stream.read_buf(&mut self.buf) => matches!(r, Ok(n) if n > 0),
-            () = std::future::ready(()) => false,
-        };
-        if unread {
-            self.timer.as_mut().reset(Instant::now() + linger);
-            self.drain().await;
-        }
-        self.buf.clear();
-        self.start = 0;
-        self.scan = 0;
         Ok(())
     }
 
-    /// Reads and drops input until EOF, an error, 1 MiB or the timer (at most 64 reads).
-    async fn drain(&mut self) {
+    /// Reads and drops input until EOF, an error or `linger` (bounded: at most 64 reads of
+    /// the read buffer's capacity, 1 MiB).
+    async fn drain(&mut self, linger: Duration) {
+        self.timer.as_mut().reset(Instant::now() + linger);
         for _ in 0..64 {
             self.buf.clear();
             let read = tokio::select! {
@@ -292,6 +286,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 break;
             }
         }
+        self.buf.clear();
     }
 
     /// Swaps in another stream and returns the old one, dropping buffered input: after
