@@ -21,12 +21,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
-
 /// What the server does with a bare LF (and a bare CR) from a client: in content and in
 /// commands. Either way only `CRLF.CRLF` ends the content.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum BareLf {
     /// Postfix's default (`normalize`): a bare LF ends a line, stored as CRLF; commands may end
     /// in a bare LF.
