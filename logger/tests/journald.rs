@@ -1,13 +1,11 @@
 //! `Journald` against a datagram receiver in the test that parses the native protocol.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
 use logger::{Journald, Level, Logger};
-use support::Captured;
+use test_support::Captured;
 
 /// Parses one native-protocol datagram: `KEY=value\n`, or `KEY\n<u64 LE len><bytes>\n`.
 fn parse(mut d: &[u8]) -> Vec<(String, Vec<u8>)> {

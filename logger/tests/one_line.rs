@@ -3,8 +3,6 @@
 //! values. Inputs come from a seeded generator (reproducible, no extra dependency), built from
 //! the pieces that could break a line.
 
-mod support;
-
 use std::sync::Arc;
 
 use logger::{Field, Level, Logger, Mock, Record, Stdout, Syslog, SyslogTarget};
@@ -122,7 +120,7 @@ fn syslog_fallback_notices_and_replayed_lines_are_one_clean_line_each() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("log\nlogger: p forged.sock");
     let mut rx = Some(std::os::unix::net::UnixDatagram::bind(&path).unwrap());
-    let fallback = support::Captured::default();
+    let fallback = test_support::Captured::default();
     let log: Arc<dyn Logger> =
         Arc::new(Syslog::new(SyslogTarget::Unix(path), "p").with_fallback(fallback.clone()));
     let mut g = Gen(0x5eed_0004);

@@ -1,8 +1,6 @@
 //! `Syslog` against receivers in the test: a unix datagram socket, UDP and TCP on loopback.
 //! Exact bytes where the protocol matters; reconnection and the stderr fallback.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, UdpSocket};
 use std::os::unix::net::UnixDatagram;
@@ -10,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use logger::{Facility, Level, Logger, Syslog, SyslogFormat, SyslogTarget};
-use support::{Captured, parse_5424, wait_until};
+use test_support::syslog_frame::parse_5424;
+use test_support::{Captured, wait_until};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -88,7 +87,7 @@ fn udp_one_datagram_per_record() {
 fn udp_with_nobody_listening_neither_fails_nor_flaps() {
     // The ICMP "port unreachable" for one datagram must not turn later lines into fallback
     // lines and outage notices: UDP syslog is fire-and-forget.
-    let port = support::free_port();
+    let port = test_support::free_port();
     let fallback = Captured::default();
     let log = Syslog::new(SyslogTarget::Udp(([127, 0, 0, 1], port).into()), "p")
         .with_fallback(fallback.clone())
@@ -342,7 +341,7 @@ fn lines_logged_while_the_first_connection_opens_wait_for_it() {
 
 #[test]
 fn tcp_daemon_down_goes_to_fallback_and_connect_reports_it() {
-    let port = support::free_port();
+    let port = test_support::free_port();
     let target = SyslogTarget::Tcp(([127, 0, 0, 1], port).into());
     let err = Syslog::new(target.clone(), "p").connect().unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);

@@ -5,58 +5,16 @@
 
 mod common;
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{config, delays, mock, unused_port, within};
+use common::{config, delays, mock, within};
 use mailer::{Error, Fault, Mailer, SmtpMailer, Stage};
+use test_support::SmtpSink;
 
-const SINK: &str = "/usr/sbin/smtp-sink";
 const T: Duration = Duration::from_secs(30);
 
-/// A running smtp-sink, killed on drop.
-struct Sink {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-    })
-}
-
-fn sink(fault_args: &[&str]) -> Sink {
-    let port = unused_port();
-    let mut cmd = Command::new(SINK);
-    if is_root() {
-        cmd.args(["-u", "nobody"]); // required when run as root
-    }
-    let child = cmd
-        .args(fault_args)
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("64")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {SINK} (apt-get install postfix): {e}"));
-    let mut sink = Sink { child, port };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "smtp-sink did not start listening on {port}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    // Listening, and it is ours: a sink that failed to bind would have exited.
-    assert!(sink.child.try_wait().unwrap().is_none(), "smtp-sink exited (port {port} taken?)");
-    sink
+fn sink(fault_args: &[&str]) -> SmtpSink {
+    SmtpSink::start(fault_args).expect("start smtp-sink")
 }
 
 #[tokio::test]
@@ -64,7 +22,7 @@ fn sink(fault_args: &[&str]) -> Sink {
 async fn sends_many_messages_over_one_connection_to_smtp_sink() {
     let s = sink(&[]);
     let (log, shared) = mock();
-    let m = SmtpMailer::new(config(s.port), shared);
+    let m = SmtpMailer::new(config(s.port()), shared);
     for i in 0..200 {
         within(T, m.send_mail(&["a@example.net"], &format!("#{i}"), "body")).await.unwrap();
     }
@@ -79,7 +37,7 @@ async fn a_sink_dropping_every_mail_gets_growing_delays_per_the_formula() {
     let s = sink(&["-q", "MAIL"]);
     let (log, shared) = mock();
     let base = 20u64;
-    let cfg = config(s.port)
+    let cfg = config(s.port())
         .with_retry_base(Duration::from_millis(base))
         .with_retry_max(Duration::from_secs(2))
         .with_max_attempts(6);
@@ -107,7 +65,7 @@ async fn a_sink_dropping_every_mail_gets_growing_delays_per_the_formula() {
 async fn a_sink_answering_421_to_mail_is_retried_then_given_up() {
     let s = sink(&["-Q", "MAIL"]);
     let (log, shared) = mock();
-    let m = SmtpMailer::new(config(s.port).with_max_attempts(3), shared);
+    let m = SmtpMailer::new(config(s.port()).with_max_attempts(3), shared);
     let err = within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap_err();
     assert!(matches!(err, Error::GaveUp { attempts: 4, .. }), "{err:?}");
     assert_eq!(err.code(), Some(421));
@@ -121,7 +79,7 @@ async fn a_sink_answering_421_to_mail_is_retried_then_given_up() {
 async fn a_sink_answering_4xx_to_rcpt_is_retried_with_backoff() {
     let s = sink(&["-r", "RCPT"]);
     let (log, shared) = mock();
-    let m = SmtpMailer::new(config(s.port).with_max_attempts(3), shared);
+    let m = SmtpMailer::new(config(s.port()).with_max_attempts(3), shared);
     let err = within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap_err();
     assert!(matches!(err, Error::GaveUp { attempts: 4, .. }), "{err:?}");
     assert_eq!(err.code().map(|c| c / 100), Some(4));
@@ -136,7 +94,7 @@ async fn a_sink_answering_4xx_to_rcpt_is_retried_with_backoff() {
 async fn a_sink_answering_5xx_to_data_fails_at_once_with_the_code() {
     let s = sink(&["-f", "DATA"]);
     let (log, shared) = mock();
-    let m = SmtpMailer::new(config(s.port), shared);
+    let m = SmtpMailer::new(config(s.port()), shared);
     let err = within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap_err();
     assert!(err.is_permanent() && !err.is_bad_address(), "{err}");
     assert_eq!(err.code().map(|c| c / 100), Some(5));

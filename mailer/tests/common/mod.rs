@@ -5,12 +5,16 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+// The harness pieces these tests share with every other suite (each file uses some).
+#[allow(unused_imports)]
+pub use test_support::{field, unused_port, wait_until_async as wait_until, within};
 
 /// What the server does at one step of the conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,27 +254,6 @@ async fn session(
     }
 }
 
-/// A port nothing listens on, outside the kernel's ephemeral range: a client's own source
-/// port can never be it (no TCP self-connect) and no `bind(0)` of a parallel test takes it.
-/// Each call in this process gets a different port, so parallel tests never share one.
-pub fn unused_port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse().ok()))
-        .unwrap_or(32768);
-    // Spread processes apart so test binaries of other crates rarely meet ours.
-    let base = 10_000 + (std::process::id() % 2_000) as u16 * 10;
-    let _ = NEXT.compare_exchange(0, base, Ordering::SeqCst, Ordering::SeqCst);
-    loop {
-        let p = NEXT.fetch_add(1, Ordering::SeqCst);
-        assert!(p < low, "no free port below the ephemeral range");
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
-}
-
 /// A shared Mock and the `Arc<dyn Logger>` to hand to the mailer.
 pub fn mock() -> (logger::Mock, Arc<dyn logger::Logger>) {
     let log = logger::Mock::new();
@@ -289,37 +272,9 @@ pub fn config(port: u16) -> mailer::Config {
         .with_command_timeout(Duration::from_millis(500))
 }
 
-/// Polls `cond` every 10 ms until it holds or `limit` passes; returns whether it held.
-pub async fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Runs `fut` with a deadline so a hung test fails instead of hanging CI.
-pub async fn within<T>(limit: Duration, fut: impl Future<Output = T>) -> T {
-    tokio::time::timeout(limit, fut).await.expect("test step timed out")
-}
-
 /// The `event=` names of the log lines, in order.
 pub fn events(log: &logger::Mock) -> Vec<String> {
-    log.get_all()
-        .iter()
-        .filter_map(|l| l.split(" event=").nth(1).map(|r| r.split(' ').next().unwrap().to_owned()))
-        .collect()
-}
-
-/// The value of `key=` in a log line (unquoted values only).
-pub fn field(line: &str, key: &str) -> Option<String> {
-    let pat = format!(" {key}=");
-    line.split(&pat).nth(1).map(|r| r.split(' ').next().unwrap().trim_matches('"').to_owned())
+    test_support::events(&log.get_all())
 }
 
 /// The index of the first event named `name` at or after index `from` of `events(log)`.

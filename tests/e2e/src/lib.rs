@@ -1,6 +1,7 @@
 //! Helpers for the end-to-end tests in `tests/`: finding and running the workspace's real
-//! binaries, starting the third-party peers (rsyslog, smtp-sink, ...) on loopback, and
-//! observing servers the way a user would (HTTP, a plain SMTP client).
+//! binaries and observing servers the way a user would (HTTP, a plain SMTP client). Peers,
+//! ports, waits, captured output and test certificates come from `test-support`, the one
+//! harness.
 //!
 //! Each numbered item of issue 5 has its own test file in `tests/`, named for what it proves
 //! (`load_with_faults.rs`, `server_bad_input.rs`, ...). Tests that need an installed peer are
@@ -11,25 +12,19 @@
 //! - `bins.rs`: paths of the built `notify-mailer`, `mail-test-srv` and `demo` binaries,
 //!   running them as a user would, and the input files and base flags of a `notify-mailer` run
 //!   (`Mailing`, `FAST_RETRIES`).
-//! - `peers.rs`: starting and stopping third-party peers for the peer suite.
 //! - `srv.rs`: the `mail-test-srv` binary as a child process, and its HTTP API client.
-//! - `certs.rs`: a throw-away test CA and server certificates for TLS tests.
-//! - `capture.rs`: a shared buffer to capture logger output, and short-format line readers.
 //! - `tally.rs`: what was meant to arrive against what the server stored (lost, duplicated).
 //! - `smtp.rs`: a strict, minimal SMTP client independent of lettre and the mailer.
 //!
 //! # Example
 //!
 //! ```no_run
-//! let sink = e2e::peers::SmtpSink::start(&["-Q", "MAIL"]).expect("smtp-sink installed");
+//! let sink = test_support::SmtpSink::start(&["-Q", "MAIL"]).expect("smtp-sink installed");
 //! let err = e2e::smtp::send_one(sink.addr(), "a@x.test", "b@x.test", "hi").unwrap_err();
 //! assert!(err.to_string().contains("421"));
 //! ```
 
 pub mod bins;
-pub mod capture;
-pub mod certs;
-pub mod peers;
 pub mod smtp;
 pub mod srv;
 pub mod tally;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::peers::{free_port, wait_until};
+use test_support::{free_port, wait_until};
 
 /// The `mail-test-srv` binary of this build (built if missing, see [`crate::bins::program`]).
 pub fn binary() -> io::Result<PathBuf> {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use e2e::bins::{self, Output, Running};
-use e2e::peers::{signal, wait_until};
+use test_support::{signal, wait_until};
 
 /// Generous: a debug build on a busy 2-core CI machine; a run takes a few seconds.
 const LIMIT: Duration = Duration::from_secs(120);

@@ -7,9 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use e2e::capture::{SharedBuf, field, time_of_day};
-use e2e::peers::{SmtpSink, wait_until};
 use mailer::{Config, Mailer, SmtpMailer};
+use test_support::{Captured, SmtpSink, field, time_of_day, wait_until};
 
 const BASE: Duration = Duration::from_millis(20);
 const MAX_ATTEMPTS: u32 = 5;
@@ -18,7 +17,7 @@ const MAX_ATTEMPTS: u32 = 5;
 const SINK_REPORTS: Duration = Duration::from_secs(20);
 
 /// A mailer for `sink` logging at Debug into `out` in the short stdout format.
-fn mailer_for(sink: &SmtpSink, out: &SharedBuf) -> SmtpMailer {
+fn mailer_for(sink: &SmtpSink, out: &Captured) -> SmtpMailer {
     let log = logger::Stdout::with_writer(out.clone(), "faulty-peers", logger::Level::Debug);
     let config = Config::new("127.0.0.1", sink.addr().port(), "sender@x.test")
         .with_retry_base(BASE)
@@ -29,7 +28,7 @@ fn mailer_for(sink: &SmtpSink, out: &SharedBuf) -> SmtpMailer {
 }
 
 fn events<'a>(text: &'a str, event: &str) -> Vec<&'a str> {
-    text.lines().filter(|l| field(l, "event") == Some(event)).collect()
+    text.lines().filter(|l| field(l, "event").as_deref() == Some(event)).collect()
 }
 
 /// Checks every `event=backoff` line against the policy in DESIGN.md, and that the time that
@@ -62,13 +61,13 @@ fn check_backoff(text: &str, expected_lines: usize) -> Vec<u64> {
     // The real gap between announcing a delay and the next connection attempt.
     let lines: Vec<&str> = text.lines().collect();
     for (i, line) in lines.iter().enumerate() {
-        if field(line, "event") != Some("backoff") {
+        if field(line, "event").as_deref() != Some("backoff") {
             continue;
         }
         let delay = Duration::from_millis(field(line, "delay_ms").unwrap().parse().unwrap());
         let next_connect = lines[i + 1..]
             .iter()
-            .find(|l| matches!(field(l, "event"), Some("connect")))
+            .find(|l| field(l, "event").as_deref() == Some("connect"))
             // After an RSET-able 4xx the connection is reused: the next try is the next line.
             .or_else(|| lines.get(i + 1))
             .unwrap_or_else(|| panic!("nothing after {line}"));
@@ -84,7 +83,7 @@ fn check_backoff(text: &str, expected_lines: usize) -> Vec<u64> {
 /// Runs one send against a faulty sink; returns the error, the log text and the elapsed time.
 async fn send_to_faulty(fault: &[&str]) -> (mailer::Error, String, Duration, SmtpSink) {
     let sink = SmtpSink::start(fault).expect("start smtp-sink");
-    let out = SharedBuf::new();
+    let out = Captured::new();
     let mailer = mailer_for(&sink, &out);
     let started = Instant::now();
     let result = mailer.send_mail(&["rcpt@x.test"], "faulty peer", "body").await;
@@ -166,7 +165,7 @@ async fn retries_4xx_at_rcpt_then_gives_up() {
     assert!((400..500).contains(&code) && code != 421, "{error}");
     assert!(!error.is_permanent());
     assert_eq!(deferred.len(), MAX_ATTEMPTS as usize + 1, "{log}");
-    assert!(deferred.iter().all(|l| field(l, "stage") == Some("rcpt")), "{log}");
+    assert!(deferred.iter().all(|l| field(l, "stage").as_deref() == Some("rcpt")), "{log}");
     assert_eq!(counters.messages, 0);
 }
 
@@ -190,7 +189,7 @@ async fn a_5xx_at_data_is_returned_at_once() {
     assert!(!error.is_bad_address(), "a DATA rejection is not about an address: {error}");
     assert_eq!(events(&log, "rejected").len(), 1, "{log}");
     let rejected = events(&log, "rejected")[0];
-    assert_eq!(field(rejected, "stage"), Some("data"), "{rejected}");
+    assert_eq!(field(rejected, "stage").as_deref(), Some("data"), "{rejected}");
     assert!(events(&log, "backoff").is_empty(), "a 5xx must not be retried:\n{log}");
     assert_eq!(counters.sessions, 1);
     assert_eq!(counters.messages, 0);

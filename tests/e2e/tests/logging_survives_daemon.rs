@@ -20,9 +20,9 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use e2e::peers::{Rsyslog, wait_until};
 use logger::syslog::{REPLAY_LINES, REPLAY_MARKER};
 use regex::Regex;
+use test_support::{Rsyslog, wait_until};
 
 const LINES: u64 = 800;
 const RATE: u64 = 100;
@@ -85,7 +85,7 @@ impl Stderr {
 }
 
 fn survives_two_daemon_stops(transport: &str, stop: Stop) {
-    let mut rsyslog = Rsyslog::start().expect("start rsyslogd");
+    let mut rsyslog = Rsyslog::start_without_tls().expect("start rsyslogd");
     let target = match transport {
         "unix" => format!("unix:{}", rsyslog.socket_path().display()),
         "tcp" => format!("tcp:{}", rsyslog.tcp_addr()),

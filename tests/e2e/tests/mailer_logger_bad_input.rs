@@ -15,11 +15,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
-use e2e::capture::SharedBuf;
-use e2e::certs::TestCa;
 use logger::{Level, Logger};
 use mail_test_srv::{Options, TestServer, TlsOptions};
 use mailer::{Config, Mailer, SmtpMailer, Tls};
+use test_support::{Captured, TestCa};
 
 // ---------------------------------------------------------------------------------------------
 // The mailer: headers on the wire.
@@ -254,7 +253,7 @@ fn assert_no_raw_control(text: &str, what: &str) {
 
 #[test]
 fn stdout_and_mock_write_one_line_per_call() {
-    let buf = SharedBuf::new();
+    let buf = Captured::new();
     let stdout = logger::Stdout::with_writer(buf.clone(), "bad-input", Level::Debug);
     let calls = log_all(&stdout);
     let text = buf.text();
@@ -281,7 +280,7 @@ fn syslog_sends_one_clean_message_per_call_over_unix_udp_and_tcp() {
     let calls = hostile_log_texts().len() * 2;
     // A unix datagram queue holds only ~10 datagrams: read while logging.
     let unix_datagrams = receive(move |buf| receiver.recv(buf), calls);
-    let fallback = SharedBuf::new();
+    let fallback = Captured::new();
     let unix = logger::Syslog::new(logger::SyslogTarget::Unix(path), "bad-input")
         .with_fallback(fallback.clone());
     assert_eq!(log_all(&unix), calls);
@@ -426,7 +425,7 @@ fn the_tracing_bridge_logs_one_line_per_event() {
 #[test]
 #[ignore = "needs rsyslogd: run by .ci/run"]
 fn rsyslog_receives_one_line_per_call_without_raw_control_bytes() {
-    let rsyslog = e2e::peers::Rsyslog::start().expect("start rsyslogd");
+    let rsyslog = test_support::Rsyslog::start_without_tls().expect("start rsyslogd");
     for target in [
         format!("unix:{}", rsyslog.socket_path().display()),
         format!("tcp:{}", rsyslog.tcp_addr()),
@@ -487,7 +486,7 @@ fn credentials_and_bodies_never_appear_in_any_log() {
 
     let log_crate = log_crate_capture();
     let mock = logger::Mock::new();
-    let stdout_buf = SharedBuf::new();
+    let stdout_buf = Captured::new();
     let traced = logger::Mock::new();
     // Everything at Debug: the mailer's Mock and stdout, the server's log, the tracing bridge.
     let everything: Arc<dyn Logger> =

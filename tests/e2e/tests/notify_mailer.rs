@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use e2e::bins::{self, Output, Running};
-use e2e::peers::{signal, wait_until};
 use e2e::srv::{Http, stat};
 use mail_test_srv::{Options, TestServer};
+use test_support::{signal, wait_until};
 
 /// Generous: a debug build on a busy 2-core CI machine. The runs take a second or two.
 const LIMIT: Duration = Duration::from_secs(60);

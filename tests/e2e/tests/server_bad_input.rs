@@ -9,9 +9,9 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use e2e::peers::memory_kib;
 use e2e::smtp::send_one;
 use e2e::srv::{SrvProcess, stat};
+use test_support::memory_kib;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 /// The release or debug `mail-test-srv` binary, started on free loopback ports.

@@ -16,10 +16,9 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use e2e::bins::{self, Mailing};
-use e2e::capture::field;
-use e2e::peers::wait_until;
 use e2e::srv::{SrvProcess, stat};
 use e2e::tally::summary_number;
+use test_support::{field, wait_until};
 
 const RECIPIENTS: usize = 3_000;
 const KILL_AT: u64 = 600;
@@ -91,10 +90,10 @@ fn sigkill_and_restart_on_the_same_port_loses_nothing() {
     let sent: Vec<(String, bool)> = out
         .stdout
         .lines()
-        .filter(|l| field(l, "event") == Some("sent"))
+        .filter(|l| field(l, "event").as_deref() == Some("sent"))
         .map(|l| {
-            let id = field(l, "message_id").unwrap().to_owned();
-            (id, field(l, "possibly_duplicated") == Some("true"))
+            let id = field(l, "message_id").unwrap();
+            (id, field(l, "possibly_duplicated").as_deref() == Some("true"))
         })
         .collect();
     let sent_ids: BTreeSet<&str> = sent.iter().map(|(id, _)| id.as_str()).collect();

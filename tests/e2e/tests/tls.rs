@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use e2e::bins;
-use e2e::certs::TestCa;
 use mail_test_srv::{Options, TestServer, TlsOptions};
 use mailer::{Config, Mailer, SmtpMailer, Tls};
+use test_support::TestCa;
 
 /// A test CA and a server certificate it signed: (CA PEM, leaf PEM, leaf key PEM).
 fn test_ca(leaf_names: &[&str]) -> (String, String, String) {

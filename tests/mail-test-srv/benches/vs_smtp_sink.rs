@@ -11,28 +11,25 @@
 //!
 //! `cargo bench -p mail-test-srv --bench vs_smtp_sink [-- ROUNDS [MESSAGES]]` (default 5 rounds
 //! of 20,000 messages). Needs `/usr/sbin/smtp-sink` and `/usr/sbin/smtp-source` (postfix).
-//! smtp-sink runs as a user would benchmark it: without `-c`, whose per-session counter output
-//! (which `test_support::SmtpSink` turns on) would slow it down.
+//! smtp-sink runs as a user would benchmark it: without `-c`, whose per-message counter output
+//! would slow it down (`SmtpSink::start_uncounted`).
 
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use test_support::{Held, free_port, is_root, loopback, memory_kib, smtp_source, wait_until};
+use test_support::{Held, SmtpSink, free_port, loopback, memory_kib, smtp_source};
 
 const SESSIONS: &str = "20";
 const LENGTH: &str = "1000";
 
-/// Starts `command` (its last argument the listen address) and waits until it listens.
-fn start(command: &mut Command, port: u16) -> Held {
-    let mut server = Held::spawn(command).expect("start the server");
-    let up =
-        wait_until(Duration::from_secs(20), || !server.is_running() || server.listens_tcp(port));
-    assert!(up && server.is_running(), "not listening on {port}\n{}", server.transcript());
-    server
+/// Peak resident set size of a process, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    memory_kib(pid).map_or(0, |(_, peak)| peak)
 }
 
-/// Runs smtp-source against `addr`; returns msg/s.
+/// Runs smtp-source against `addr`; returns msg/s. A run over 5 minutes is a failure, not a
+/// slow result.
 fn load(addr: SocketAddr, reuse: bool, messages: u64) -> f64 {
     let count = messages.to_string();
     let mut args = vec!["-s", SESSIONS, "-m", &count, "-l", LENGTH, "-f", "a@x.test"];
@@ -40,9 +37,8 @@ fn load(addr: SocketAddr, reuse: bool, messages: u64) -> f64 {
     if reuse {
         args.insert(0, "-d");
     }
-    // Bounded: a run over 5 minutes is a failure, not a slow result.
     let run = smtp_source(&args, addr, Duration::from_secs(300)).expect("smtp-source");
-    assert!(run.success(), "smtp-source {args:?}: {}", run.transcript());
+    assert!(run.success(), "smtp-source {args:?} failed: {}", run.transcript());
     messages as f64 / run.elapsed.as_secs_f64()
 }
 
@@ -53,14 +49,10 @@ struct Run {
 }
 
 fn run_smtp_sink(reuse: bool, messages: u64) -> Run {
-    let port = free_port();
-    let mut command = Command::new(test_support::smtp_sink::SMTP_SINK);
-    if is_root() {
-        command.args(["-u", "nobody"]);
-    }
-    let sink = start(command.args([&loopback(port).to_string(), "1024"]), port);
-    let rate = load(loopback(port), reuse, messages);
-    Run { rate, rss_kib: memory_kib(sink.pid()).map_or(0, |(_, hwm)| hwm), stored_bytes: 0 }
+    // Without -c: printing counters after every message would slow the sink down.
+    let sink = SmtpSink::start_uncounted(&[]).expect("smtp-sink");
+    let rate = load(sink.addr(), reuse, messages);
+    Run { rate, rss_kib: peak_rss_kib(sink.pid()), stored_bytes: 0 }
 }
 
 fn http_get(addr: SocketAddr, path: &str) -> String {
@@ -68,19 +60,25 @@ fn http_get(addr: SocketAddr, path: &str) -> String {
 }
 
 fn run_mail_test_srv(reuse: bool, messages: u64) -> Run {
-    let (smtp, http) = (free_port(), free_port());
-    let mut command = Command::new(env!("CARGO_BIN_EXE_mail-test-srv"));
-    command.args(["--smtp", &loopback(smtp).to_string(), "--http", &loopback(http).to_string()]);
-    command.args(["--max-messages", "10000000", "--log-level", "warning"]);
-    let server = start(&mut command, smtp);
-    assert!(wait_until(Duration::from_secs(20), || server.listens_tcp(http)), "no HTTP");
-    let rate = load(loopback(smtp), reuse, messages);
-    let count = http_get(loopback(http), &format!("/wait?count={messages}&timeout_ms=10000"));
+    let (smtp, http) = (loopback(free_port()), loopback(free_port()));
+    let srv = Held::spawn(
+        Command::new(env!("CARGO_BIN_EXE_mail-test-srv"))
+            .args(["--smtp", &smtp.to_string(), "--http", &http.to_string()])
+            .args(["--max-messages", "10000000", "--log-level", "warning"]),
+    )
+    .and_then(|srv| {
+        srv.wait_ready(Duration::from_secs(10), "listen", |s| {
+            s.listens_tcp(smtp.port()) && s.listens_tcp(http.port())
+        })
+    })
+    .expect("mail-test-srv");
+    let rate = load(smtp, reuse, messages);
+    let count = http_get(http, &format!("/wait?count={messages}&timeout_ms=10000"));
     assert_eq!(count.trim(), messages.to_string(), "mail-test-srv stored {count} of {messages}");
     let stats: serde_json::Value =
-        serde_json::from_str(&http_get(loopback(http), "/stats")).expect("stats JSON");
+        serde_json::from_str(&http_get(http, "/stats")).expect("stats JSON");
     let stored_bytes = stats["stored_bytes"].as_u64().expect("stored_bytes");
-    Run { rate, rss_kib: memory_kib(server.pid()).map_or(0, |(_, hwm)| hwm), stored_bytes }
+    Run { rate, rss_kib: peak_rss_kib(srv.pid()), stored_bytes }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

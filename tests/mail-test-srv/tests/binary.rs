@@ -3,66 +3,39 @@
 
 mod common;
 
-use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::Client;
+use test_support::{Held, accepts, free_port, loopback, wait_until};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mail-test-srv");
 
 fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    loopback(free_port())
 }
 
-/// Kills the child if a test fails before it exits by itself.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(extra: &[&str]) -> (Guard, SocketAddr, SocketAddr) {
+/// Starts the binary on free ports and waits until its HTTP API accepts connections; the
+/// guard kills it if a test fails before it exits by itself.
+fn start(extra: &[&str]) -> (Held, SocketAddr, SocketAddr) {
     let (smtp, http) = (free_addr(), free_addr());
-    let child = Command::new(BIN)
-        .args(["--smtp", &smtp.to_string(), "--http", &http.to_string()])
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(http).is_err() {
-        assert!(Instant::now() < deadline, "HTTP never came up");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    (Guard(child), smtp, http)
+    let mut child = Held::spawn(
+        Command::new(BIN)
+            .args(["--smtp", &smtp.to_string(), "--http", &http.to_string()])
+            .args(extra),
+    )
+    .unwrap();
+    let up = wait_until(Duration::from_secs(10), || !child.is_running() || accepts(http));
+    assert!(up && child.is_running(), "HTTP never came up\n{}", child.transcript());
+    (child, smtp, http)
 }
 
-fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-}
-
-/// Waits (bounded) for the child to exit; returns its exit code and stdout.
-fn finish(mut guard: Guard) -> (Option<i32>, String, String) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = guard.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "did not exit");
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let (mut out, mut err) = (String::new(), String::new());
-    guard.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-    guard.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    (status.code(), out, err)
+/// Waits (bounded) for the child to exit; returns its exit code, stdout and stderr.
+fn finish(mut child: Held) -> (Option<i32>, String, String) {
+    let status = child.wait_exit(Duration::from_secs(10)).expect("did not exit");
+    child.wait_output(Duration::from_secs(5));
+    (status.code(), child.stdout().text(), child.stderr().text())
 }
 
 #[tokio::test]
@@ -71,7 +44,7 @@ async fn sigterm_says_421_to_sessions_and_exits_zero_after_one_startup_line() {
         start(&["--auth", "user:hunter2", "--close-chance", "5", "--seed", "3", "--starttls"]);
     let mut c = Client::greeted(smtp).await;
     assert!(c.cmd("EHLO client.test").await.contains("250-STARTTLS\r\n"));
-    signal(&guard.0, "-TERM");
+    guard.signal("TERM").unwrap();
     assert_eq!(c.reply().await, "421 4.3.2 mail-test-srv.test Service shutting down\r\n");
     let (code, out, err) = tokio::task::spawn_blocking(move || finish(guard)).await.unwrap();
     assert_eq!(code, Some(0), "stdout: {out}\nstderr: {err}");
@@ -102,7 +75,7 @@ async fn sigint_stops_it_too() {
     c.send_message("a@x.test", "b@x.test", "one\r\n").await;
     let (status, body) = common::get(format!("http://{http}/count")).await;
     assert_eq!((status, body.as_str()), (200, "1\n"));
-    signal(&guard.0, "-INT");
+    guard.signal("INT").unwrap();
     let (code, out, _) = tokio::task::spawn_blocking(move || finish(guard)).await.unwrap();
     assert_eq!(code, Some(0));
     assert!(out.contains("stopped connections=1 messages=1 deliveries=1"), "{out}");
@@ -175,26 +148,16 @@ async fn cert_and_key_files_give_implicit_tls() {
     let (guard, smtp, _http) =
         start(&["--cert", cert_path.to_str().unwrap(), "--key", key_path.to_str().unwrap()]);
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(rustls_pemfile::certs(&mut cert.as_bytes()).next().unwrap().unwrap()).unwrap();
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let config = test_support::certs::client_config(&cert);
     let tcp = tokio::net::TcpStream::connect(smtp).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
-    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.unwrap();
     let mut tls = tokio::io::BufReader::new(tls);
     let mut greeting = String::new();
     tokio::io::AsyncBufReadExt::read_line(&mut tls, &mut greeting).await.unwrap();
     assert_eq!(greeting, "220 mail-test-srv.test ESMTP mail-test-srv\r\n");
 
-    signal(&guard.0, "-TERM");
+    guard.signal("TERM").unwrap();
     let (code, out, _) = tokio::task::spawn_blocking(move || finish(guard)).await.unwrap();
     assert_eq!(code, Some(0));
     assert!(out.contains("tls=implicit"), "{out}");

@@ -13,9 +13,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 
 use crate::ports::{free_port, loopback};
-use crate::process::{Held, processes_with_arg, run};
-use crate::rsyslog::missing;
-use crate::wait::wait_until_async;
+use crate::process::{Held, missing, processes_with_arg, run};
 
 /// Debian's `chromium` package.
 pub const CHROMIUM: &str = "/usr/bin/chromium";
@@ -65,22 +63,20 @@ impl Browser {
         // A port picked here can be taken before chromedriver binds it.
         for _ in 0..5 {
             let port = free_port();
-            let mut driver = Held::spawn(
+            let driver = Held::spawn(
                 Command::new(CHROMEDRIVER).arg(format!("--port={port}")).arg("--silent"),
             )
             .map_err(|e| missing(e, "chromium-driver"))?;
-            let ready = wait_until_async(START_TIMEOUT, || {
-                !driver.is_running() || driver.listens_tcp(port)
-            })
-            .await;
-            if !ready || !driver.is_running() {
-                let _ = driver.kill();
-                last = Some(io::Error::other(format!(
-                    "chromedriver did not listen on 127.0.0.1:{port}\n{}",
-                    driver.transcript()
-                )));
-                continue;
-            }
+            // A blocking wait (chromedriver listens within a second); nothing else in the
+            // test's runtime has to run meanwhile.
+            let listen = format!("listen on 127.0.0.1:{port}");
+            let driver = match driver.wait_ready(START_TIMEOUT, &listen, |d| d.listens_tcp(port)) {
+                Ok(driver) => driver,
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            };
             let mut args: Vec<String> = FLAGS.iter().map(|f| f.to_string()).collect();
             args.push(format!("--user-data-dir={}", profile.path().display()));
             let capabilities = json!({
@@ -102,12 +98,9 @@ impl Browser {
                     started_in: started.elapsed(),
                 }),
                 Err(e) => {
-                    let _ = driver.kill();
+                    let error = driver.into_error(&format!("could not start Chromium: {e}"));
                     kill_profile(profile.path());
-                    Err(io::Error::other(format!(
-                        "chromedriver could not start Chromium: {e}\n{}",
-                        driver.transcript()
-                    )))
+                    Err(error)
                 }
             };
         }

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
@@ -62,6 +63,11 @@ impl TestCa {
         Some((self.cert_pem.clone(), self.key_pem.clone()))
     }
 
+    /// A rustls client configuration that trusts this CA (and nothing else).
+    pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
+        client_config(&self.ca_pem)
+    }
+
     /// Writes `ca.pem`, `cert.pem` and `key.pem` (mode 0600) into `dir`.
     pub fn write_to(&self, dir: &Path) -> io::Result<CertFiles> {
         use std::os::unix::fs::PermissionsExt;
@@ -76,4 +82,22 @@ impl TestCa {
         std::fs::set_permissions(&files.key, std::fs::Permissions::from_mode(0o600))?;
         Ok(files)
     }
+}
+
+/// A rustls client configuration (ring, default protocol versions, no client certificate)
+/// that trusts exactly the certificates in `ca_pem`: for a test's own TLS client of a peer or
+/// of `mail-test-srv`. Panics on PEM that holds no certificate.
+pub fn client_config(ca_pem: &str) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+        roots.add(cert.expect("a PEM certificate")).expect("a usable CA certificate");
+    }
+    assert!(!roots.is_empty(), "no certificate in the CA PEM");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Arc::new(config)
 }

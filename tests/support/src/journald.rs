@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::process::{Held, is_root, run};
-use crate::rsyslog::missing;
-use crate::wait::{wait_for, wait_until};
+use crate::process::{Daemon, Held, is_root, missing, run};
+use crate::wait::wait_for_matching;
 
 /// Where Debian's `systemd` package installs the daemon.
 pub const JOURNALD: &str = "/lib/systemd/systemd-journald";
@@ -115,7 +114,7 @@ fn bytes_of(items: &[Value]) -> Option<Vec<u8>> {
 /// mount namespace.
 pub struct Journald {
     dir: tempfile::TempDir,
-    daemon: Option<Held>,
+    daemon: Daemon,
     last_start: Duration,
 }
 
@@ -140,7 +139,7 @@ impl Journald {
             std::fs::create_dir(dir.path().join(sub))?;
         }
         std::fs::write(dir.path().join("journald.conf"), JOURNALD_CONF)?;
-        let mut journald = Journald { dir, daemon: None, last_start: Duration::ZERO };
+        let mut journald = Journald { dir, daemon: Daemon::default(), last_start: Duration::ZERO };
         journald.restart()?;
         Ok(journald)
     }
@@ -163,7 +162,7 @@ impl Journald {
 
     /// The daemon's pid while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.daemon.as_ref().map(Held::pid)
+        self.daemon.pid()
     }
 
     /// How long the last (re)start took.
@@ -203,12 +202,8 @@ impl Journald {
     }
 
     /// Waits up to `timeout` for an entry that satisfies `pred`.
-    pub fn wait_for(
-        &self,
-        timeout: Duration,
-        mut pred: impl FnMut(&Entry) -> bool,
-    ) -> Option<Entry> {
-        wait_for(timeout, || self.entries().into_iter().find(|e| pred(e)))
+    pub fn wait_for(&self, timeout: Duration, pred: impl FnMut(&Entry) -> bool) -> Option<Entry> {
+        wait_for_matching(timeout, 1, || self.entries(), pred).into_iter().next()
     }
 
     /// Waits up to `timeout` until `n` entries satisfy `pred`; returns those there are then.
@@ -216,35 +211,24 @@ impl Journald {
         &self,
         timeout: Duration,
         n: usize,
-        mut pred: impl FnMut(&Entry) -> bool,
+        pred: impl FnMut(&Entry) -> bool,
     ) -> Vec<Entry> {
-        let mut found = Vec::new();
-        wait_until(timeout, || {
-            found = self.entries().into_iter().filter(|e| pred(e)).collect();
-            found.len() >= n
-        });
-        found
+        wait_for_matching(timeout, n, || self.entries(), pred)
     }
 
     /// What the running (or last) daemon wrote to stderr.
     pub fn diagnostics(&self) -> String {
-        self.daemon.as_ref().map(|d| d.stderr().text()).unwrap_or_default()
+        self.daemon.stderr()
     }
 
     /// Kills the daemon with SIGKILL; its socket files stay behind, as after a crash.
     pub fn kill(&mut self) -> io::Result<()> {
-        if let Some(mut daemon) = self.daemon.take() {
-            daemon.kill()?;
-        }
-        Ok(())
+        self.daemon.kill()
     }
 
     /// Stops the daemon with SIGTERM (it syncs the journal), SIGKILL after 10 s.
     pub fn terminate(&mut self) -> io::Result<()> {
-        if let Some(mut daemon) = self.daemon.take() {
-            daemon.terminate(Duration::from_secs(10))?;
-        }
-        Ok(())
+        self.daemon.terminate(Duration::from_secs(10))
     }
 
     /// Starts the daemon (again) with the same directories, killing a running one first, and
@@ -256,43 +240,31 @@ impl Journald {
         }
         let started = Instant::now();
         let d = self.dir.path().display();
-        // The mount points exist on Debian; `mkdir -p` for a machine where one does not.
+        // A tmpfs on /etc/systemd too: journald reads our journald.conf and no drop-in of the
+        // host's (/run/systemd is a fresh tmpfs already). The mount points exist wherever
+        // systemd is installed; `mkdir -p` for a machine where one does not.
         let script = format!(
             "set -e
              mkdir -p /run/systemd /run/log /var/log/journal /etc/systemd
-             [ -e /etc/systemd/journald.conf ] || : > /etc/systemd/journald.conf
              mount -t tmpfs tmpfs /run/systemd
              mkdir /run/systemd/journal
              mount --bind '{d}/run' /run/systemd/journal
              mount --bind '{d}/log' /run/log
              mount --bind '{d}/var' /var/log/journal
-             mount --bind '{d}/journald.conf' /etc/systemd/journald.conf
+             mount -t tmpfs tmpfs /etc/systemd
+             cp '{d}/journald.conf' /etc/systemd/journald.conf
              exec {JOURNALD}"
         );
         // unshare execs sh, which execs journald: the held pid is journald's.
-        let mut daemon = Held::spawn(Command::new("unshare").args([
-            "-m",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &script,
-        ]))
-        .map_err(|e| missing(e, "util-linux"))?;
         let socket = self.socket_path();
-        let ready =
-            wait_until(START_TIMEOUT, || !daemon.is_running() || socket.symlink_metadata().is_ok());
-        if !ready || !daemon.is_running() {
-            let _ = daemon.kill();
-            daemon.wait_output(Duration::from_secs(1));
-            return Err(io::Error::other(format!(
-                "systemd-journald did not create {} within {START_TIMEOUT:?}\n{}",
-                socket.display(),
-                daemon.transcript()
-            )));
-        }
+        let unshare = ["-m", "--propagation", "private", "sh", "-c", &script];
+        let daemon = Held::spawn(Command::new("unshare").args(unshare))
+            .map_err(|e| missing(e, "util-linux"))?
+            .wait_ready(START_TIMEOUT, &format!("create {}", socket.display()), |_| {
+                socket.symlink_metadata().is_ok()
+            })?;
         self.last_start = started.elapsed();
-        self.daemon = Some(daemon);
+        self.daemon.set(daemon);
         Ok(())
     }
 }

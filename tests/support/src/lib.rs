@@ -6,23 +6,29 @@
 //!
 //! # Layout
 //!
-//! - `wait.rs`: [`wait_until`], [`wait_for`], [`wait_until_async`], [`within`].
+//! Utilities:
+//! - `wait.rs`: [`wait_until`], [`wait_for`], [`wait_for_matching`], [`wait_until_async`],
+//!   [`within`].
 //! - `ports.rs`: [`free_port`], [`unused_port`], [`with_free_ports`], [`accepts`].
-//! - `browser.rs` (feature `browser`): `Browser`, headless Chromium over WebDriver
-//!   (fantoccini, async), and `dump_dom(url)`.
-//! - `capture.rs`: [`Captured`], a shared `io::Write` buffer.
-//! - `fields.rs`: reading our log lines back: [`fields()`], [`field`], [`events`],
-//!   [`time_of_day`].
 //! - `process.rs`: [`Held`] (a child killed with its process group on drop), [`run`],
-//!   [`signal`], [`memory_kib`], what `/proc` says about processes.
-//! - `certs.rs`: [`TestCa`], a throw-away CA and server certificate.
-//! - `journald.rs`: [`Journald`], the real systemd-journald in a private mount namespace, and
-//!   its [`journald::Entry`]s as `journalctl -o json` gives them.
+//!   [`signal`], [`memory_kib`], what `/proc` says about processes and their sockets.
+//! - `capture.rs`: [`Captured`], a shared `io::Write` buffer.
+//! - `fields.rs`: our log lines read back: [`fields()`], [`field`], [`events`],
+//!   [`time_of_day`].
+//! - `syslog_frame.rs`: [`syslog_frame::parse_5424`], our logger's RFC 5424 frames read back.
+//! - `certs.rs`: [`TestCa`], a throw-away CA and server certificate, and a rustls client
+//!   that trusts it.
+//!
+//! Peers:
 //! - `rsyslog.rs`: [`Rsyslog`], stock rsyslogd with unix, UDP, TCP and TLS inputs, and its
 //!   parsed [`rsyslog::Record`]s.
+//! - `journald.rs`: [`Journald`], the real systemd-journald in a private mount namespace, and
+//!   its [`journald::Entry`]s as `journalctl -o json` gives them.
 //! - `postfix.rs`: [`Postfix`], a private MTA instance (master + smtpd) delivering to a maildir
 //!   or `discard:`, with readers for its log (deliveries, Message-IDs, session counts).
 //! - `smtp_sink.rs`: [`SmtpSink`] and [`smtp_source`], Postfix's test tools.
+//! - `browser.rs` (feature `browser`): `Browser`, headless Chromium over WebDriver
+//!   (fantoccini, async), and `dump_dom(url)`.
 //!
 //! # Example
 //!
@@ -50,6 +56,7 @@ pub mod postfix;
 pub mod process;
 pub mod rsyslog;
 pub mod smtp_sink;
+pub mod syslog_frame;
 pub mod wait;
 
 pub use capture::Captured;
@@ -61,4 +68,4 @@ pub use postfix::Postfix;
 pub use process::{Finished, Held, is_root, memory_kib, run, signal};
 pub use rsyslog::Rsyslog;
 pub use smtp_sink::{SinkCounters, SmtpSink, smtp_source};
-pub use wait::{wait_for, wait_until, wait_until_async, within};
+pub use wait::{wait_for, wait_for_matching, wait_until, wait_until_async, within};

@@ -12,9 +12,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::ports::{loopback, with_free_ports};
-use crate::process::{Held, is_root};
-use crate::rsyslog::missing;
-use crate::wait::{wait_for, wait_until};
+use crate::process::{Held, is_root, missing};
+use crate::wait::{wait_for_matching, wait_until};
 
 /// Recipients in this domain are delivered to the one maildir ([`Postfix::maildir`]).
 pub const MAILDIR_DOMAIN: &str = "maildir.test";
@@ -167,7 +166,7 @@ impl Postfix {
         make_queue(&root.join("queue"), &ids)?;
         write_config(&root.join("etc/main.cf"), &main_cf(root, &ids, builder))?;
         write_config(&root.join("etc/master.cf"), &master_cf(port))?;
-        let mut master = Held::spawn(
+        let master = Held::spawn(
             Command::new(Path::new(&daemon_directory).join("master"))
                 .arg("-c")
                 .arg(root.join("etc"))
@@ -175,21 +174,15 @@ impl Postfix {
         )
         .map_err(|e| missing(e, "postfix"))?;
         let log = root.join("log/maillog");
-        let ready = wait_until(START_TIMEOUT, || {
-            !master.is_running()
-                || (master.listens_tcp(port)
-                    && std::fs::read_to_string(&log).is_ok_and(|l| l.contains("daemon started")))
-        });
-        if !ready || !master.is_running() {
-            let _ = master.kill();
-            master.wait_output(Duration::from_secs(1));
-            let logged = std::fs::read_to_string(&log).unwrap_or_default();
-            return Err(io::Error::other(format!(
-                "postfix master did not listen on 127.0.0.1:{port} within {START_TIMEOUT:?}\n{}\n\
-                 --- maillog ---\n{logged}",
-                master.transcript()
-            )));
-        }
+        let master = master
+            .wait_ready(START_TIMEOUT, &format!("listen on 127.0.0.1:{port}"), |m| {
+                m.listens_tcp(port)
+                    && std::fs::read_to_string(&log).is_ok_and(|l| l.contains("daemon started"))
+            })
+            .map_err(|e| {
+                let logged = std::fs::read_to_string(&log).unwrap_or_default();
+                io::Error::other(format!("{e}\n--- maillog ---\n{logged}"))
+            })?;
         Ok(Postfix { dir, port, master, started_in: started.elapsed() })
     }
 
@@ -236,13 +229,7 @@ impl Postfix {
     /// Waits up to `timeout` until `n` deliveries have `status=sent`; returns the sent ones
     /// there are then.
     pub fn wait_for_sent(&self, timeout: Duration, n: usize) -> Vec<Delivery> {
-        let sent = || self.deliveries().into_iter().filter(|d| d.status == "sent").collect();
-        let mut found: Vec<Delivery> = Vec::new();
-        wait_until(timeout, || {
-            found = sent();
-            found.len() >= n
-        });
-        found
+        wait_for_matching(timeout, n, || self.deliveries(), |d| d.status == "sent")
     }
 
     /// The Message-ID of every message cleanup accepted, in log order (one per message, not
@@ -279,12 +266,15 @@ impl Postfix {
         self.maildir_files().iter().filter_map(|f| std::fs::read(f).ok()).collect()
     }
 
+    /// The Message-ID header of each message in the maildir (oldest first; `None` for a
+    /// message without one): what arrived, counted by id.
+    pub fn maildir_message_ids(&self) -> Vec<Option<String>> {
+        self.maildir_messages().iter().map(|m| header(m, "Message-ID")).collect()
+    }
+
     /// Waits up to `timeout` until the maildir holds `n` messages; returns them.
     pub fn wait_for_maildir(&self, timeout: Duration, n: usize) -> Vec<Vec<u8>> {
-        wait_for(timeout, || {
-            let files = self.maildir_files();
-            (files.len() >= n).then_some(())
-        });
+        wait_until(timeout, || self.maildir_files().len() >= n);
         self.maildir_messages()
     }
 
@@ -299,6 +289,28 @@ impl Drop for Postfix {
     fn drop(&mut self) {
         let _ = self.master.kill();
     }
+}
+
+/// The value of header `name` (case-insensitive, folded lines joined) in a message's header
+/// section.
+pub fn header(message: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(message);
+    let head = text.split("\r\n\r\n").next().unwrap_or("").split("\n\n").next().unwrap_or("");
+    let mut value: Option<String> = None;
+    for line in head.lines() {
+        let line = line.trim_end_matches('\r');
+        match &mut value {
+            Some(v) if line.starts_with([' ', '\t']) => v.push_str(line),
+            Some(_) => break,
+            None => {
+                let (key, rest) = line.split_once(':').unwrap_or(("", ""));
+                if key.eq_ignore_ascii_case(name) {
+                    value = Some(rest.trim_start().to_owned());
+                }
+            }
+        }
+    }
+    value.map(|v| v.trim().to_owned())
 }
 
 /// `daemon_directory` of the installed Postfix (where `master` lives), asked once.
@@ -550,6 +562,18 @@ Dec 01 19:53:26 postfix postfix/cleanup[8295]: C37E798E18B: message-id=<2@x.test
         assert_eq!(s[0].client, "localhost[127.0.0.1]");
         assert_eq!((s[0].ok("ehlo"), s[0].ok("rcpt"), s[0].ok("auth")), (2, 2, 0));
         assert_eq!(s[0].counts["commands"], Count { ok: 7, total: 8 });
+    }
+
+    #[test]
+    fn reads_a_header_case_insensitively_and_unfolded() {
+        let m = b"Return-Path: <a@x.test>\nmessage-id:\n <1@x.test>\nSubject: s\n\nMessage-ID: <body>\n";
+        assert_eq!(header(m, "Message-ID").as_deref(), Some("<1@x.test>"));
+        assert_eq!(header(m, "subject").as_deref(), Some("s"));
+        assert_eq!(header(m, "X-Missing"), None);
+        assert_eq!(
+            header(b"Message-ID: <crlf@x>\r\n\r\nx", "message-id").as_deref(),
+            Some("<crlf@x>")
+        );
     }
 
     #[test]

@@ -133,6 +133,38 @@ impl Held {
         owns_socket(self.pid(), port, &["/proc/net/udp", "/proc/net/udp6"], "07")
     }
 
+    /// Waits up to `timeout` until `ready` holds while the process runs (a peer's start-up).
+    /// If it exits first or the time passes, it is killed and the error says that it did not
+    /// `what` (`"listen on 127.0.0.1:25"`), with everything it printed.
+    pub fn wait_ready(
+        mut self,
+        timeout: Duration,
+        what: &str,
+        mut ready: impl FnMut(&Held) -> bool,
+    ) -> io::Result<Held> {
+        let mut is_ready = false;
+        wait_until(timeout, || {
+            is_ready = self.is_running() && ready(&self);
+            is_ready || !self.is_running()
+        });
+        if is_ready {
+            Ok(self)
+        } else {
+            Err(self.into_error(&format!("did not {what} within {timeout:?}")))
+        }
+    }
+
+    /// Kills it and turns it into an error: `{program} {what}`, its exit status and output.
+    pub fn into_error(mut self, what: &str) -> io::Error {
+        let status = match self.status() {
+            Some(status) => format!("it exited: {status}"),
+            None => "killed".to_owned(),
+        };
+        let _ = self.kill();
+        self.wait_output(Duration::from_secs(1));
+        io::Error::other(format!("{} {what} ({status})\n{}", self.program, self.transcript()))
+    }
+
     /// Its output so far, for error messages.
     pub fn transcript(&self) -> String {
         format!(
@@ -156,6 +188,49 @@ impl Drop for Held {
 impl std::fmt::Debug for Held {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Held").field("program", &self.program).field("pid", &self.pid()).finish()
+    }
+}
+
+/// The running instance of a daemon that tests kill, terminate and start again (rsyslog,
+/// journald); `None` while it is down.
+#[derive(Debug, Default)]
+pub(crate) struct Daemon(Option<Held>);
+
+impl Daemon {
+    pub(crate) fn set(&mut self, held: Held) {
+        self.0 = Some(held);
+    }
+
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.0.as_ref().map(Held::pid)
+    }
+
+    /// What the running (or last) instance wrote to stderr.
+    pub(crate) fn stderr(&self) -> String {
+        self.0.as_ref().map(|d| d.stderr().text()).unwrap_or_default()
+    }
+
+    pub(crate) fn kill(&mut self) -> io::Result<()> {
+        match self.0.take() {
+            Some(mut held) => held.kill().map(drop),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn terminate(&mut self, grace: Duration) -> io::Result<()> {
+        match self.0.take() {
+            Some(mut held) => held.terminate(grace).map(drop),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Names the package to install when the program is missing.
+pub(crate) fn missing(e: io::Error, package: &str) -> io::Error {
+    if e.kind() == io::ErrorKind::NotFound {
+        io::Error::new(e.kind(), format!("{e} (apt-get install {package}; .ci/run installs it)"))
+    } else {
+        e
     }
 }
 
@@ -416,6 +491,33 @@ mod tests {
         let err = err.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         assert!(err.to_string().contains("/nonexistent/program"), "{err}");
+    }
+
+    #[test]
+    fn wait_ready_reports_an_early_exit_with_what_it_printed() {
+        let held = Held::spawn(Command::new("sh").args(["-c", "echo broken >&2; exit 4"])).unwrap();
+        let err = held.wait_ready(Duration::from_secs(10), "listen", |_| false).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("sh did not listen within 10s (it exited: exit status: 4)"),
+            "{text}"
+        );
+        assert!(text.contains("broken"), "{text}");
+        let held = Held::spawn(Command::new("sleep").arg("300")).unwrap();
+        let pid = held.pid();
+        let err = held.wait_ready(Duration::from_millis(20), "listen", |_| false).unwrap_err();
+        assert!(err.to_string().contains("(killed)"), "{err}");
+        assert!(group_members(pid).is_empty());
+    }
+
+    #[test]
+    fn a_missing_program_names_its_package() {
+        let e =
+            missing(io::Error::new(io::ErrorKind::NotFound, "cannot start rsyslogd"), "rsyslog");
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(e.to_string().contains("apt-get install rsyslog"), "{e}");
+        let other = missing(io::Error::other("port taken"), "rsyslog");
+        assert_eq!(other.to_string(), "port taken");
     }
 
     #[test]

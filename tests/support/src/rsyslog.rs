@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use crate::certs::{CertFiles, TestCa};
 use crate::ports::{loopback, with_free_ports};
-use crate::process::Held;
-use crate::wait::{wait_for, wait_until};
+use crate::process::{Daemon, Held, missing};
+use crate::wait::{wait_for_matching, wait_until};
 
 /// How long the daemon may take to open all its inputs.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -126,7 +126,7 @@ pub struct Rsyslog {
     tcp: u16,
     tls: Option<u16>,
     ca: TestCa,
-    daemon: Option<Held>,
+    daemon: Daemon,
     starts: u32,
     last_start: Duration,
 }
@@ -154,8 +154,16 @@ impl Rsyslog {
         let ca = TestCa::new(&["localhost", "127.0.0.1"]);
         let files = ca.write_to(dir.path())?;
         std::fs::write(dir.path().join("rsyslog.conf"), config(dir.path(), &files, udp, tcp, tls))?;
-        let mut rsyslog =
-            Rsyslog { dir, udp, tcp, tls, ca, daemon: None, starts: 0, last_start: Duration::ZERO };
+        let mut rsyslog = Rsyslog {
+            dir,
+            udp,
+            tcp,
+            tls,
+            ca,
+            daemon: Daemon::default(),
+            starts: 0,
+            last_start: Duration::ZERO,
+        };
         let check = crate::process::run(
             Command::new("rsyslogd").arg("-N1").arg("-f").arg(rsyslog.config_path()),
             START_TIMEOUT,
@@ -226,7 +234,7 @@ impl Rsyslog {
 
     /// The daemon's pid while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.daemon.as_ref().map(Held::pid)
+        self.daemon.pid()
     }
 
     /// How long the last (re)start took, until every input was open.
@@ -237,7 +245,7 @@ impl Rsyslog {
     /// What the running (or last) daemon wrote to stderr: its own complaints, such as
     /// `received oversize message`.
     pub fn diagnostics(&self) -> String {
-        self.daemon.as_ref().map(|d| d.stderr().text()).unwrap_or_default()
+        self.daemon.stderr()
     }
 
     /// Every complete record written so far, in order. Panics on a line that is not a
@@ -254,28 +262,18 @@ impl Rsyslog {
     }
 
     /// Waits (omfile writes in batches) up to `timeout` for a record that satisfies `pred`.
-    pub fn wait_for(
-        &self,
-        timeout: Duration,
-        mut pred: impl FnMut(&Record) -> bool,
-    ) -> Option<Record> {
-        wait_for(timeout, || self.records().into_iter().find(|r| pred(r)))
+    pub fn wait_for(&self, timeout: Duration, pred: impl FnMut(&Record) -> bool) -> Option<Record> {
+        wait_for_matching(timeout, 1, || self.records(), pred).into_iter().next()
     }
 
-    /// Waits up to `timeout` until `n` records satisfy `pred`; returns those there are then
-    /// (fewer than `n` on timeout, more if more arrived).
+    /// Waits up to `timeout` until `n` records satisfy `pred`; returns those there are then.
     pub fn wait_for_count(
         &self,
         timeout: Duration,
         n: usize,
-        mut pred: impl FnMut(&Record) -> bool,
+        pred: impl FnMut(&Record) -> bool,
     ) -> Vec<Record> {
-        let mut found = Vec::new();
-        wait_until(timeout, || {
-            found = self.records().into_iter().filter(|r| pred(r)).collect();
-            found.len() >= n
-        });
-        found
+        wait_for_matching(timeout, n, || self.records(), pred)
     }
 
     /// The raw messages received so far, one per line ([`Record::raw`]).
@@ -295,19 +293,13 @@ impl Rsyslog {
     /// Kills the daemon with SIGKILL (no chance to drain its queue) and reaps it. Its socket
     /// files stay behind, as after a crash.
     pub fn kill(&mut self) -> io::Result<()> {
-        if let Some(mut daemon) = self.daemon.take() {
-            daemon.kill()?;
-        }
-        Ok(())
+        self.daemon.kill()
     }
 
     /// Stops the daemon with SIGTERM (it closes its inputs and drains its queue), SIGKILL
     /// after 10 s.
     pub fn terminate(&mut self) -> io::Result<()> {
-        if let Some(mut daemon) = self.daemon.take() {
-            daemon.terminate(TERM_GRACE)?;
-        }
-        Ok(())
+        self.daemon.terminate(TERM_GRACE)
     }
 
     /// Starts the daemon (again) with the same configuration, socket paths and ports, killing
@@ -321,7 +313,7 @@ impl Rsyslog {
         self.starts += 1;
         let started = Instant::now();
         let pid_file = self.dir.path().join(format!("rsyslogd-{}.pid", self.starts));
-        let mut daemon = Held::spawn(
+        let daemon = Held::spawn(
             Command::new("rsyslogd")
                 .arg("-n")
                 .arg("-f")
@@ -332,26 +324,24 @@ impl Rsyslog {
         .map_err(|e| missing(e, "rsyslog"))?;
         let sockets = [self.socket_path(), self.socket_path_no_special_parser()];
         let (udp, tcp, tls) = (self.udp, self.tcp, self.tls);
-        let ready = wait_until(START_TIMEOUT, || {
-            !daemon.is_running()
-                || daemon.stderr().text().contains("already in use")
+        // rsyslog keeps running without an input whose port is taken: stop waiting then.
+        let taken = |d: &Held| d.stderr().text().contains("already in use");
+        let what = format!(
+            "open its inputs (unix sockets in {}, udp {udp}, tcp {tcp}, tls {tls:?})",
+            self.dir.path().display()
+        );
+        let daemon = daemon.wait_ready(START_TIMEOUT, &what, |d| {
+            taken(d)
                 || (sockets.iter().all(|s| s.symlink_metadata().is_ok())
-                    && daemon.listens_tcp(tcp)
-                    && tls.is_none_or(|tls| daemon.listens_tcp(tls))
-                    && daemon.binds_udp(udp))
-        });
-        if !ready || !daemon.is_running() || daemon.stderr().text().contains("already in use") {
-            let _ = daemon.kill();
-            daemon.wait_output(Duration::from_secs(1));
-            return Err(io::Error::other(format!(
-                "rsyslogd did not open its inputs (unix sockets in {}, udp {udp}, tcp {tcp}, \
-                 tls {tls:?}) within {START_TIMEOUT:?}\n{}",
-                self.dir.path().display(),
-                daemon.transcript()
-            )));
+                    && d.listens_tcp(tcp)
+                    && tls.is_none_or(|tls| d.listens_tcp(tls))
+                    && d.binds_udp(udp))
+        })?;
+        if taken(&daemon) {
+            return Err(daemon.into_error("found one of its ports taken"));
         }
         self.last_start = started.elapsed();
-        self.daemon = Some(daemon);
+        self.daemon.set(daemon);
         Ok(())
     }
 }
@@ -359,15 +349,6 @@ impl Rsyslog {
 impl Drop for Rsyslog {
     fn drop(&mut self) {
         let _ = self.kill();
-    }
-}
-
-/// Names the package to install when the program is missing.
-pub(crate) fn missing(e: io::Error, package: &str) -> io::Error {
-    if e.kind() == io::ErrorKind::NotFound {
-        io::Error::new(e.kind(), format!("{e} (apt-get install {package}; .ci/run installs it)"))
-    } else {
-        e
     }
 }
 

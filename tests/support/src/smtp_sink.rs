@@ -7,8 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::ports::{loopback, with_free_ports};
-use crate::process::{Finished, Held, is_root, run};
-use crate::rsyslog::missing;
+use crate::process::{Finished, Held, is_root, missing, run};
 use crate::wait::wait_until;
 
 /// Where Debian's `postfix` package installs the tools.
@@ -34,12 +33,23 @@ pub struct SinkCounters {
 pub struct SmtpSink {
     daemon: Held,
     addr: SocketAddr,
+    counting: bool,
 }
 
 impl SmtpSink {
     /// Starts `smtp-sink [-u nobody] -c [args...] 127.0.0.1:PORT 1024` and waits until it
     /// listens (checked in `/proc`, so no probe session shows in its counters).
     pub fn start(args: &[&str]) -> io::Result<SmtpSink> {
+        Self::start_with(args, true)
+    }
+
+    /// [`SmtpSink::start`] without `-c`: for benchmarks, where printing the counters after
+    /// every message would slow the sink down. [`SmtpSink::counters`] then panics.
+    pub fn start_uncounted(args: &[&str]) -> io::Result<SmtpSink> {
+        Self::start_with(args, false)
+    }
+
+    fn start_with(args: &[&str], counting: bool) -> io::Result<SmtpSink> {
         with_free_ports(1, |ports| {
             let addr = loopback(ports[0]);
             let mut command = Command::new(SMTP_SINK);
@@ -47,20 +57,16 @@ impl SmtpSink {
             if is_root() {
                 command.args(["-u", "nobody"]);
             }
-            command.arg("-c").args(args).arg(addr.to_string()).arg("1024");
-            let mut daemon = Held::spawn(&mut command).map_err(|e| missing(e, "postfix"))?;
-            let ready = wait_until(Duration::from_secs(10), || {
-                !daemon.is_running() || daemon.listens_tcp(addr.port())
-            });
-            if !ready || !daemon.is_running() {
-                let _ = daemon.kill();
-                daemon.wait_output(Duration::from_secs(1));
-                return Err(io::Error::other(format!(
-                    "smtp-sink did not listen on {addr}\n{}",
-                    daemon.transcript()
-                )));
+            if counting {
+                command.arg("-c");
             }
-            Ok(SmtpSink { daemon, addr })
+            command.args(args).arg(addr.to_string()).arg("1024");
+            let daemon = Held::spawn(&mut command).map_err(|e| missing(e, "postfix"))?;
+            let daemon =
+                daemon.wait_ready(Duration::from_secs(10), &format!("listen on {addr}"), |d| {
+                    d.listens_tcp(addr.port())
+                })?;
+            Ok(SmtpSink { daemon, addr, counting })
         })
     }
 
@@ -81,6 +87,7 @@ impl SmtpSink {
 
     /// The latest counters it printed (a session is counted when it ends).
     pub fn counters(&self) -> SinkCounters {
+        assert!(self.counting, "this smtp-sink was started uncounted (without -c)");
         last_counters(&self.daemon.stdout().text())
     }
 

@@ -26,6 +26,23 @@ pub fn wait_for<T>(timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> O
     }
 }
 
+/// Polls `read` until `n` of the items it returns satisfy `pred` or `timeout` passes;
+/// returns the matching items there are then (fewer than `n` on timeout, more if more came).
+/// The peers' `wait_for` and `wait_for_count` (records, journal entries, deliveries) are this.
+pub fn wait_for_matching<T>(
+    timeout: Duration,
+    n: usize,
+    mut read: impl FnMut() -> Vec<T>,
+    mut pred: impl FnMut(&T) -> bool,
+) -> Vec<T> {
+    let mut found = Vec::new();
+    wait_until(timeout, || {
+        found = read().into_iter().filter(|item| pred(item)).collect();
+        found.len() >= n
+    });
+    found
+}
+
 /// [`wait_until`] for async tests: sleeps on the tokio timer between checks, so the runtime's
 /// other tasks (an in-process server, say) run meanwhile.
 pub async fn wait_until_async(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
@@ -66,6 +83,17 @@ mod tests {
         assert!(!wait_until(Duration::from_millis(30), || false));
         assert!(started.elapsed() >= Duration::from_millis(30));
         assert_eq!(wait_for(Duration::ZERO, || Some(7)), Some(7));
+        let mut reads = 0;
+        let odd = wait_for_matching(
+            Duration::from_secs(10),
+            2,
+            || {
+                reads += 1;
+                (0..reads).collect()
+            },
+            |n| n % 2 == 1,
+        );
+        assert_eq!((odd, reads), (vec![1, 3], 4));
     }
 
     #[tokio::test]

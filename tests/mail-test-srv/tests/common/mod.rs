@@ -125,16 +125,6 @@ pub async fn get(url: String) -> (u16, String) {
     http("GET", url, None).await
 }
 
-/// Polls `cond` every 5 ms until it holds or `timeout` passes.
-pub async fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
+/// Polls a condition until it holds or a timeout passes (the one harness's async wait).
+#[allow(unused_imports)]
+pub use test_support::wait_until_async as eventually;
