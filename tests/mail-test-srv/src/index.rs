@@ -238,11 +238,11 @@ impl Prepared {
                     catch_unwind(AssertUnwindSafe(|| mime::searchable(&data))).unwrap_or_default();
                 let stored = [
                     normalize(&m.subject),
-                    normalize(&addresses(&m.from, std::slice::from_ref(&from))),
-                    normalize(&addresses(&m.to, &to)),
-                    normalize(&addresses(&m.cc, &[])),
-                    normalize(&addresses(&m.bcc, &[])),
-                    normalize(&addresses(&m.reply_to, &[])),
+                    normalize(&addresses(&m.addresses.from, std::slice::from_ref(&from))),
+                    normalize(&addresses(&m.addresses.to, &to)),
+                    normalize(&addresses(&m.addresses.cc, &[])),
+                    normalize(&addresses(&m.addresses.bcc, &[])),
+                    normalize(&addresses(&m.addresses.reply_to, &[])),
                     normalize(&m.message_id),
                 ];
                 let mut all = stored[..6].join(" ");

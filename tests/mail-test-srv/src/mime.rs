@@ -47,11 +47,7 @@ pub(crate) struct Mime {
     pub subject: Option<String>,
     /// The `Message-ID` header as sent (unfolded, with its angle brackets).
     pub message_id: Option<String>,
-    pub from: Vec<Address>,
-    pub to: Vec<Address>,
-    pub cc: Vec<Address>,
-    pub bcc: Vec<Address>,
-    pub reply_to: Vec<Address>,
+    pub addresses: Addresses,
     /// The `Date` header, if it parses.
     pub date: Option<SystemTime>,
     /// The first text/plain body part, decoded to UTF-8; an HTML-only message gets its HTML
@@ -64,6 +60,28 @@ pub(crate) struct Mime {
     pub body: String,
     /// Attachments and inline parts, in MIME order.
     pub attachments: Vec<Attachment>,
+}
+
+/// The address headers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Addresses {
+    pub from: Vec<Address>,
+    pub to: Vec<Address>,
+    pub cc: Vec<Address>,
+    pub bcc: Vec<Address>,
+    pub reply_to: Vec<Address>,
+}
+
+impl Addresses {
+    fn of(message: &mail_parser::Message<'_>) -> Addresses {
+        Addresses {
+            from: addresses(message.from()),
+            to: addresses(message.to()),
+            cc: addresses(message.cc()),
+            bcc: addresses(message.bcc()),
+            reply_to: addresses(message.reply_to()),
+        }
+    }
 }
 
 /// One part's decoded content, for a download.
@@ -138,11 +156,7 @@ pub(crate) fn parse(data: &[u8]) -> Mime {
     Mime {
         subject,
         message_id,
-        from: addresses(message.from()),
-        to: addresses(message.to()),
-        cc: addresses(message.cc()),
-        bcc: addresses(message.bcc()),
-        reply_to: addresses(message.reply_to()),
+        addresses: Addresses::of(&message),
         date: date.map(|s| UNIX_EPOCH + Duration::from_secs(s)),
         text,
         html,
@@ -170,11 +184,7 @@ fn addresses(a: Option<&mail_parser::Address<'_>>) -> Vec<Address> {
 pub(crate) struct Searchable {
     pub subject: String,
     pub message_id: String,
-    pub from: Vec<Address>,
-    pub to: Vec<Address>,
-    pub cc: Vec<Address>,
-    pub bcc: Vec<Address>,
-    pub reply_to: Vec<Address>,
+    pub addresses: Addresses,
     /// The text (as [`Mime::text`]) and the attachment names, space-separated.
     pub text: String,
     pub attachments: usize,
@@ -202,11 +212,7 @@ pub(crate) fn searchable(data: &[u8]) -> Searchable {
     Searchable {
         subject: subject_of(&message).unwrap_or_default(),
         message_id,
-        from: addresses(message.from()),
-        to: addresses(message.to()),
-        cc: addresses(message.cc()),
-        bcc: addresses(message.bcc()),
-        reply_to: addresses(message.reply_to()),
+        addresses: Addresses::of(&message),
         text,
         attachments,
         inline,
@@ -410,9 +416,12 @@ mod tests {
             (Some("plain text"), Some("<p>html</p>"))
         );
         assert_eq!(m.body, "plain text");
-        assert_eq!(m.from, [Address { name: "Jo Q".into(), address: "jo@x.test".into() }]);
         assert_eq!(
-            m.to.iter().map(|a| a.address.as_str()).collect::<Vec<_>>(),
+            m.addresses.from,
+            [Address { name: "Jo Q".into(), address: "jo@x.test".into() }]
+        );
+        assert_eq!(
+            m.addresses.to.iter().map(|a| a.address.as_str()).collect::<Vec<_>>(),
             ["a@x.test", "b@x.test"]
         );
         assert_eq!(m.date, Some(UNIX_EPOCH + Duration::from_secs(1_057_049_557)));

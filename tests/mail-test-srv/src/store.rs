@@ -118,11 +118,11 @@ impl StoredMessage {
         self.text = m.text;
         self.html = m.html;
         self.attachments = m.attachments;
-        self.header_from = m.from;
-        self.header_to = m.to;
-        self.cc = m.cc;
-        self.bcc = m.bcc;
-        self.reply_to = m.reply_to;
+        self.header_from = m.addresses.from;
+        self.header_to = m.addresses.to;
+        self.cc = m.addresses.cc;
+        self.bcc = m.addresses.bcc;
+        self.reply_to = m.addresses.reply_to;
         self.date = m.date;
     }
 
