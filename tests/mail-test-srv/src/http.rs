@@ -57,7 +57,7 @@ impl Default for HttpLimits {
 
 /// What the HTTP handlers work on: handles shared with the SMTP side.
 #[derive(Clone)]
-pub struct HttpState {
+pub(crate) struct HttpState {
     /// The mailbox.
     pub store: Store,
     /// The fault controller.
@@ -76,7 +76,7 @@ pub struct HttpState {
 
 /// Every route: Boulder's API, Mailpit's `/api/v1`, and the inbox (a plain `axum::Router`,
 /// testable without a socket).
-pub fn router(state: HttpState) -> Router {
+pub(crate) fn router(state: HttpState) -> Router {
     let limits = state.limits;
     Router::new()
         .route("/count", get(count))
