@@ -85,6 +85,13 @@ struct Args {
     /// Log level: err, warning, info, debug.
     #[arg(long, default_value = "info")]
     log_level: logger::Level,
+    /// Log line format on stdout: short (`HH:MM:SS.ffffff 6 mail-test-srv message k=v`) or
+    /// json (one object per line, for container log collectors).
+    #[arg(long, default_value = "short")]
+    log_format: logger::StdoutFormat,
+    /// Prefix each short-format log line with Boulder's checksum, for log-validator.
+    #[arg(long)]
+    log_checksum: bool,
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {
@@ -170,8 +177,11 @@ fn options(args: &Args, log: Arc<dyn logger::Logger>) -> Result<Options, String>
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    let log: Arc<dyn logger::Logger> =
-        Arc::new(logger::Stdout::new("mail-test-srv", args.log_level));
+    let log: Arc<dyn logger::Logger> = Arc::new(
+        logger::Stdout::new("mail-test-srv", args.log_level)
+            .with_format(args.log_format)
+            .with_checksum(args.log_checksum),
+    );
     let opts = match options(&args, Arc::clone(&log)) {
         Ok(o) => o,
         Err(e) => {
@@ -204,7 +214,8 @@ async fn main() -> ExitCode {
         seed = args.seed.map_or_else(|| "random".to_owned(), |s| s.to_string()),
         max_message_size = args.max_message_size, max_in_flight_bytes = args.max_in_flight_bytes,
         bare_lf = args.bare_lf, max_connections = args.max_connections,
-        max_messages = args.max_messages, idle_timeout = humantime::format_duration(args.idle_timeout));
+        max_messages = args.max_messages, idle_timeout = humantime::format_duration(args.idle_timeout),
+        log_format = args.log_format, log_checksum = args.log_checksum);
     signalled.await;
     let stats = server.stats();
     server.shutdown().await;

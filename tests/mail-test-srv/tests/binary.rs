@@ -163,3 +163,25 @@ async fn cert_and_key_files_give_implicit_tls() {
     assert!(out.contains("tls=implicit"), "{out}");
     assert!(!out.contains("PRIVATE KEY"), "{out}");
 }
+
+#[tokio::test]
+async fn log_lines_carry_boulders_checksum_or_come_as_json_when_asked() {
+    let (guard, _, _) = start(&["--log-checksum"]);
+    guard.signal("TERM").unwrap();
+    let (code, out, _) = tokio::task::spawn_blocking(move || finish(guard)).await.unwrap();
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(out.lines().count(), 2, "{out}");
+    for line in out.lines() {
+        assert_eq!(logger::check_line(line.as_bytes()), logger::LineCheck::Ok, "{line}");
+    }
+
+    let (guard, _, _) = start(&["--log-format", "json"]);
+    guard.signal("TERM").unwrap();
+    let (code, out, _) = tokio::task::spawn_blocking(move || finish(guard)).await.unwrap();
+    assert_eq!(code, Some(0), "{out}");
+    let first: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(first["program"], "mail-test-srv");
+    assert_eq!(first["level"], "info");
+    assert_eq!(first["log_format"], "json");
+    assert!(first["message"].as_str().unwrap().ends_with(" started"), "{out}");
+}
