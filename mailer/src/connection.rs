@@ -2,7 +2,7 @@
 //! with STARTTLS, as RFC 3207 requires), every exchange under a timeout, each command's
 //! failure tagged with its [`Stage`].
 
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::future::Future;
 use std::time::Duration;
 
@@ -57,21 +57,12 @@ async fn timed<T>(
 /// while the connection was idle leaves that line waiting, and it would be read as the reply
 /// to our next command (lettre #743): treat it as the connection being gone.
 fn closing(stage: Stage, reply: &Response) -> Result<(), Error> {
-    if reply.has_code(221) {
+    // Not `has_code`, which compares the codes as formatted strings.
+    if u16::from(reply.code()) == 221 {
         let text = reply.message().collect::<Vec<_>>().join(" ");
         return Err(Error::eof(stage, format!("server closed the connection: 221 {text}")));
     }
     Ok(())
-}
-
-/// Preformatted wire text (a pipelined command group, or the dot-stuffed message with its
-/// final dot) sent through lettre's `command`, so it leaves in one write.
-struct Raw<'a>(&'a str);
-
-impl fmt::Display for Raw<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
-    }
 }
 
 impl Conn {
@@ -257,12 +248,27 @@ impl Conn {
                 }
                 timed(Stage::Data, limit, &self.wire, self.smtp.command(Data)).await?;
             }
-            timed(Stage::AfterDot, limit, &self.wire, self.smtp.command(Raw(&p.wire))).await?;
+            self.exchange(Stage::AfterDot, p.wire.as_bytes()).await?;
             Ok(())
         };
         let result = sent.await.map_err(TransactionError::Failed);
         self.last_used = Instant::now();
         result
+    }
+
+    /// Writes `bytes` (text formatted here: a pipelined command group, a dot-stuffed message)
+    /// straight to the wire in one write, and reads the reply, under the command timeout.
+    async fn exchange(&mut self, stage: Stage, bytes: &[u8]) -> Result<Response, Error> {
+        let limit = self.command_timeout;
+        let (smtp, wire) = (&mut self.smtp, &self.wire);
+        let exchange = async {
+            wire.write_all(bytes).await.map_err(|e| Error::from_io(stage, e))?;
+            smtp.read_response().await.map_err(|e| Error::from_lettre(stage, e, wire.saw_eof()))
+        };
+        match tokio::time::timeout(limit, exchange).await {
+            Ok(reply) => reply,
+            Err(_) => Err(Error::timeout(stage, limit)),
+        }
     }
 
     /// MAIL, every RCPT and DATA in one write; then one reply each, in order, so a failure is
@@ -284,7 +290,7 @@ impl Conn {
         let mut first_error = None;
         for (i, stage) in stages.enumerate() {
             let reply = if i == 0 {
-                timed(stage, limit, &self.wire, self.smtp.command(Raw(&group))).await
+                self.exchange(stage, group.as_bytes()).await
             } else {
                 timed(stage, limit, &self.wire, self.smtp.read_response()).await
             };

@@ -132,17 +132,43 @@ impl AsyncRead for Wire {
     }
 }
 
+impl Wire {
+    fn poll_write_shared(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.state().stream.as_mut() {
+            Some(Stream::Tcp(s)) => Pin::new(s).poll_write(cx, buf),
+            Some(Stream::Tls(s)) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            None => Poll::Ready(Err(not_connected())),
+        }
+    }
+
+    /// Writes all of `buf` (one `write(2)` when the socket takes it, as it does a message of
+    /// normal size), then flushes TLS. For text the mailer formats itself (a pipelined command
+    /// group, a message): going through lettre's `command` would first copy it into a new
+    /// `String` by `Display`. Only while lettre is not writing (it never writes on its own).
+    pub(crate) async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            let n = std::future::poll_fn(|cx| self.poll_write_shared(cx, buf)).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            buf = &buf[n..];
+        }
+        std::future::poll_fn(|cx| match self.state().stream.as_mut() {
+            Some(Stream::Tcp(_)) => Poll::Ready(Ok(())),
+            Some(Stream::Tls(s)) => Pin::new(s.as_mut()).poll_flush(cx),
+            None => Poll::Ready(Err(not_connected())),
+        })
+        .await
+    }
+}
+
 impl AsyncWrite for Wire {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.state().stream.as_mut() {
-            Some(Stream::Tcp(s)) => Pin::new(s).poll_write(cx, buf),
-            Some(Stream::Tls(s)) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            None => Poll::Ready(Err(not_connected())),
-        }
+        self.poll_write_shared(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
