@@ -399,7 +399,9 @@ async fn an_unused_connection_is_quit_after_the_idle_limit_and_the_next_send_con
     within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap();
     // No send comes: the reaper alone frees the server's slot.
     assert!(wait_until(T, || quits.load(Ordering::SeqCst) == 1).await, "no QUIT after idling");
-    assert!(log.expect_match("event=idle_closed .*connections=1").is_ok(), "{:?}", log.get_all());
+    // The reaper logs once the server has answered the QUIT.
+    let logged = wait_until(T, || log.expect_match("event=idle_closed .*connections=1").is_ok());
+    assert!(logged.await, "{:?}", log.get_all());
     let sent = within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap();
     assert_eq!(sent.attempts, 1, "a reaped connection costs no attempt");
     assert_eq!(srv.connections(), 2);
