@@ -191,8 +191,10 @@ Journal and resume: every recipient's outcome is appended to the journal (RECIPI
 before the run moves on. Rerunning the same command after a crash, a kill or a stop sends only
 what the journal does not record as sent (event=resumed says how many it skipped); rerunning a
 finished campaign sends nothing. Messages in flight when a run died (attempted, no outcome
-recorded) are sent again, since a duplicate is better than a loss: they are the only ones a
-crash can send twice, and the resumed run's summary counts them ('resent'). Resume one way: rerun
+recorded), and unconfirmed ones (a connection was lost after the final dot, so the server may
+have them, and then the send failed or was stopped) are sent again, since a duplicate is better
+than a loss: they are the only ones a rerun can send twice, and the resumed run's summary counts
+them ('resent'). Resume one way: rerun
 the same command, or send the resume file as a new list (with its own journal), not both. Another campaign (a different from
 address, subject, body, header or recipients file) on the same journal is refused: use
 --fresh or --journal.
@@ -217,11 +219,15 @@ Summary (one definition each; the connection numbers are the mailer's own counte
   skipped        recorded as sent in the journal by an earlier run: not sent again
   sent           accepted by the server in this run; 'possibly delivered twice after a fault':
                  of those, sent again after the connection was lost after the final dot
-  resent         sent in this run although an earlier run ended with it in flight: possibly
-                 delivered twice (the only duplicates a crash can cause)
-  failed         refused for good or given up in this run: see the failures file
+  resent         sent in this run although an earlier run did not know whether it arrived (in
+                 flight when that run ended, or unconfirmed): possibly delivered twice (the
+                 only duplicates a crash or a rerun can cause)
+  failed         refused for good or given up in this run: see the failures file ('may have
+                 been delivered': a connection was lost after the final dot, so the server
+                 may have it; marked in the failures file, 'U' in the journal)
   not sent       neither: never started, stopped, or the server was unreachable: see the
-                 resume file ('abandoned in flight': the server may have them)
+                 resume file ('abandoned in flight' and 'unconfirmed': the server may have
+                 them; marked in the resume file)
   connections    connections opened, and connection attempts that failed
   reconnects     connections opened for a send that had already failed once
   faults         failures by kind (421 replies, closed, reset, timeout, refused, other 4xx,

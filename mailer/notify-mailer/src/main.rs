@@ -379,7 +379,7 @@ fn log_journal(
     if !prior.is_empty() {
         logger::info!(log, "resuming: the journal records {} as sent already", prior.sent;
             event = "resumed", journal = path, skipped = prior.sent, failed_before = prior.failed,
-            in_flight_before = prior.in_flight);
+            in_flight_before = prior.in_flight, unconfirmed_before = prior.unconfirmed);
     }
 }
 

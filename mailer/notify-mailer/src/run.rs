@@ -67,8 +67,14 @@ pub enum State {
     Sent,
     /// Refused for good, or given up (the reason is kept).
     Failed,
+    /// Given up after a try that lost its connection after the final dot: the server may
+    /// have it (the reason is kept).
+    FailedUnconfirmed,
     /// Stopped before it could be delivered.
     NotSent,
+    /// Stopped after a try that lost its connection after the final dot: the server may
+    /// have it.
+    StoppedUnconfirmed,
     /// Given up while the server was unreachable (never connected).
     Unreachable,
     /// Abandoned in flight by an abort: the server may have it.
@@ -83,9 +89,15 @@ impl State {
             State::Pending
                 | State::InFlight
                 | State::NotSent
+                | State::StoppedUnconfirmed
                 | State::Unreachable
                 | State::Abandoned
         )
+    }
+
+    /// Whether it belongs in the failures file.
+    pub fn is_failed(self) -> bool {
+        matches!(self, State::Failed | State::FailedUnconfirmed)
     }
 }
 
@@ -98,8 +110,9 @@ pub struct Outcomes {
     pub reasons: HashMap<usize, String>,
     /// Sent after a fault that may have delivered a copy already.
     pub possibly_duplicated: u64,
-    /// Sent although an earlier run died with it in flight (so it may have arrived twice).
-    pub resent_in_flight: u64,
+    /// Sent although an earlier run did not know whether it arrived (in flight when that run
+    /// ended, or unconfirmed), so it may have arrived twice.
+    pub resent_unconfirmed: u64,
 }
 
 impl Outcomes {
@@ -107,7 +120,7 @@ impl Outcomes {
         let states = (0..count)
             .map(|i| if prior.is_sent(i) { State::SentBefore } else { State::Pending })
             .collect();
-        Outcomes { states, reasons: HashMap::new(), possibly_duplicated: 0, resent_in_flight: 0 }
+        Outcomes { states, reasons: HashMap::new(), possibly_duplicated: 0, resent_unconfirmed: 0 }
     }
 
     /// How many are in `state`.
@@ -125,9 +138,15 @@ struct Item {
 /// How one send ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Outcome {
-    Sent { possibly_duplicated: bool },
+    Sent {
+        possibly_duplicated: bool,
+    },
     Failed(String),
+    /// Gave up, but a try may have delivered it.
+    FailedUnconfirmed(String),
     NotSent,
+    /// Stopped, but a try may have delivered it.
+    StoppedUnconfirmed(String),
     Unreachable(String),
     Abandoned,
 }
@@ -231,13 +250,22 @@ fn record(outcomes: &mut Outcomes, prior: &Prior, counters: &Counters, i: usize,
         Outcome::Sent { possibly_duplicated } => {
             counters.sent.fetch_add(1, Ordering::Relaxed);
             outcomes.possibly_duplicated += u64::from(possibly_duplicated);
-            outcomes.resent_in_flight += u64::from(prior.was_in_flight(i));
+            outcomes.resent_unconfirmed += u64::from(prior.may_have_arrived(i));
             State::Sent
         }
         Outcome::Failed(reason) => {
             counters.failed.fetch_add(1, Ordering::Relaxed);
             outcomes.reasons.insert(i, reason);
             State::Failed
+        }
+        Outcome::FailedUnconfirmed(reason) => {
+            counters.failed.fetch_add(1, Ordering::Relaxed);
+            outcomes.reasons.insert(i, reason);
+            State::FailedUnconfirmed
+        }
+        Outcome::StoppedUnconfirmed(reason) => {
+            outcomes.reasons.insert(i, reason);
+            State::StoppedUnconfirmed
         }
         Outcome::Unreachable(reason) => {
             outcomes.reasons.insert(i, reason);
@@ -357,6 +385,9 @@ impl Worker {
         match &outcome {
             Outcome::Sent { .. } => Journal::line(carry, index, email, Mark::Sent),
             Outcome::Failed(reason) => Journal::line(carry, index, email, Mark::Failed(reason)),
+            Outcome::FailedUnconfirmed(reason) | Outcome::StoppedUnconfirmed(reason) => {
+                Journal::line(carry, index, email, Mark::Unconfirmed(reason))
+            }
             Outcome::NotSent | Outcome::Unreachable(_) => {
                 Journal::line(carry, index, email, Mark::NotSent)
             }
@@ -369,18 +400,20 @@ impl Worker {
 
     /// What a failed send means, and whether it stops the run.
     fn failure(&self, e: &mailer::Error, row: &Row, before: Option<Headway>) -> Outcome {
+        // `{:#}`: the error with its causes (lettre's, the OS's, rustls'), on one line.
+        let reason = format!("{e:#}");
         if e.is_closed() {
-            // Ended by the stop request's close(): not delivered, unless the connection was
-            // lost after the final dot of an earlier try.
-            return match e.stage() {
-                Some(mailer::Stage::AfterDot) => Outcome::Abandoned,
-                _ => Outcome::NotSent,
+            // Ended by the stop request's close(): not delivered, unless a try lost its
+            // connection after the final dot.
+            return match e.possibly_delivered() {
+                true => Outcome::StoppedUnconfirmed(reason),
+                false => Outcome::NotSent,
             };
         }
         let line = self.plan.recipients.line_of(row.pos);
-        // `{:#}`: the error with its causes (lettre's, the OS's, rustls'), on one line.
-        let reason = format!("{e:#}");
-        logger::err!(self.log, "message not sent"; event = "failed", line = line, error = reason);
+        let unconfirmed = e.possibly_delivered();
+        logger::err!(self.log, "message not sent"; event = "failed", line = line, error = reason,
+            possibly_delivered = unconfirmed);
         logger::debug!(self.log, "message not sent"; event = "failed_address",
             line = line, to = row.email(self.plan.recipients.columns()));
         if e.is_permanent() && e.stage() == Some(mailer::Stage::Auth) {
@@ -394,9 +427,14 @@ impl Worker {
                     event = "circuit_open", line = line, error = reason);
             }
             self.stop.request(Reason::CircuitOpen);
-            return Outcome::Unreachable(reason);
+            if !unconfirmed {
+                return Outcome::Unreachable(reason);
+            }
         }
-        Outcome::Failed(reason)
+        match unconfirmed {
+            true => Outcome::FailedUnconfirmed(reason),
+            false => Outcome::Failed(reason),
+        }
     }
 
     /// How far the whole pool has got, for a real mailer.
