@@ -114,6 +114,12 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub connect_timeout: Duration,
 
+    /// Stop the run (the circuit opens) when no connection has succeeded and no message was
+    /// accepted for this long while at least 3 connection attempts failed: the server looks
+    /// down [default: 2m, or 5 times --connect-timeout if longer].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub circuit_after: Option<Duration>,
+
     /// Limit on waiting for the reply to any one SMTP command; also how long a stop waits for
     /// the messages on the wire.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
@@ -167,6 +173,11 @@ impl Args {
         Some(self.journal.clone().unwrap_or_else(|| beside(&self.recipients, "journal")))
     }
 
+    /// How long everything may fail before the circuit opens.
+    pub fn circuit_window(&self) -> Duration {
+        self.circuit_after.unwrap_or_else(|| crate::circuit::default_window(self.connect_timeout))
+    }
+
     /// The failures file's path.
     pub fn failures_path(&self) -> PathBuf {
         self.failures_file.clone().unwrap_or_else(|| beside(&self.recipients, "failed.csv"))
@@ -207,12 +218,17 @@ marked: the server may have them). A server that refuses the credentials (5xx to
 run the same way: every further message would be refused too, and repeated failed logins can
 lock the account.
 
-Circuit breaker: a message that gives up while no connection to the server succeeded (every
-try refused, timed out or unreachable) means the server is down: the run stops there
-(event=circuit_open) instead of spending every message's attempts, the rows not sent go to the
-resume file, and the exit status is 1. With the default retry settings that takes at most
-about 12 minutes however long the list: 11 tries, 8.5 min of backoff between them (0, 1 s,
-2 s ... 256 s, up to 20 % more with jitter), plus up to --connect-timeout per try.
+Circuit breaker: when the server looks down the run stops (event=circuit_open) instead of
+spending every message's attempts: the rows not sent go to the resume file ('not attempted:
+server unreachable') and the exit status is 1. It opens when no connection has succeeded and
+no message was accepted for --circuit-after (default 2 min, or 5 times --connect-timeout if
+that is longer) while at least 3 connection attempts failed (refused, timed out, or dropped or
+answered 421 before the session was ready), counted over all the connections; or sooner, when
+a message gives up on connecting while nothing else got through. Any connection that succeeds
+or message the server accepts starts the count over, so a server that is merely flaky, or
+restarts for less than that time, keeps it closed. With the defaults a server that refuses
+connections stops the run about 2 minutes after it went away; one that accepts connections
+but never answers takes up to a --command-timeout (60 s) longer per attempt.
 
 Summary (one definition each; the connection numbers are the mailer's own counters):
   recipients     distinct valid addresses in the recipients file
@@ -457,6 +473,8 @@ mod tests {
         assert_eq!(args.retry_max, Duration::from_secs(300));
         assert_eq!(args.sleep, Duration::ZERO);
         assert_eq!(args.log_level, logger::Level::Info);
+        assert_eq!(args.circuit_after, None);
+        assert_eq!(args.circuit_window(), Duration::from_secs(120));
     }
 
     #[test]

@@ -13,12 +13,14 @@
 //! - `input.rs`: loading and checking every input, reporting all problems at once.
 //! - `journal.rs`: the append-only journal that makes a rerun resume.
 //! - `stop.rs`: stop requests and aborts: signals, the circuit breaker, refused credentials.
+//! - `circuit.rs`: when the server looks down (the circuit breaker's rule over all connections).
 //! - `run.rs`: the reader thread, the senders, the collector.
 //! - `files.rs`: the resume and failures files.
 //! - `progress.rs`: the bar on a terminal, periodic lines elsewhere.
 //! - `summary.rs`: the summary and its log line.
 
 mod args;
+mod circuit;
 mod files;
 mod input;
 mod journal;
@@ -248,6 +250,7 @@ async fn send(args: Args, inputs: Inputs, config: Option<mailer::Config>) -> u8 
         message,
         sleep: args.sleep,
         parallel: args.parallel as usize,
+        circuit_after: args.circuit_window(),
     });
     let outcomes = run::run(
         plan.clone(),
@@ -353,6 +356,7 @@ fn log_start(log: &dyn Logger, args: &Args, dry_run: bool, total: usize, to_send
         parallel = args.parallel, rate = rate, dry_run = dry_run,
         sleep_ms = args.sleep.as_millis(), retry_base_ms = args.retry_base.as_millis(),
         retry_max_ms = args.retry_max.as_millis(), max_attempts = args.max_attempts,
+        circuit_after_ms = args.circuit_window().as_millis(),
         log_level = format_args!("{:?}", args.log_level).to_string().to_ascii_lowercase(),
         syslog = syslog);
 }

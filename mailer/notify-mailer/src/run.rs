@@ -20,6 +20,7 @@ use mailer::{Mailer, SmtpMailer};
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::circuit::{self, Breaker};
 use crate::journal::{Journal, Mark, Prior};
 use crate::message::Message;
 use crate::progress::{Counters, Progress};
@@ -43,6 +44,8 @@ pub struct Plan {
     pub sleep: Duration,
     /// How many senders.
     pub parallel: usize,
+    /// The circuit breaker's window (see [`crate::circuit`]).
+    pub circuit_after: Duration,
 }
 
 /// The mailer to send through, and its counters when it is a real one.
@@ -172,7 +175,7 @@ pub async fn run(
         let (plan, stop) = (plan.clone(), stop.clone());
         tokio::task::spawn_blocking(move || {
             if let Err(e) = read_queue(&plan, &queue, &stop) {
-                stop.request(Reason::Failure(e));
+                let _ = stop.request(Reason::Failure(e));
             }
         })
     };
@@ -212,6 +215,11 @@ pub async fn run(
         }
     });
 
+    let breaker = sender.smtp.clone().map(|smtp| {
+        let (window, log, stop) = (plan.circuit_after, log.clone(), stop.clone());
+        tokio::spawn(watch_the_circuit(smtp, window, log, stop))
+    });
+
     let mut ticker = tokio::time::interval_at(
         tokio::time::Instant::now() + progress.interval(),
         progress.interval(),
@@ -231,6 +239,9 @@ pub async fn run(
     }
     finished.cancel();
     closer.abort();
+    if let Some(breaker) = breaker {
+        breaker.abort();
+    }
     for worker in workers {
         // A sender that panicked left its recipient in flight: it goes to the resume file,
         // marked as possibly delivered, which is the safe side.
@@ -243,6 +254,40 @@ pub async fn run(
         }
     }
     outcomes
+}
+
+/// Opens the circuit (a stop request) once [`Breaker`] says the server looks down; ends
+/// when the run stops for any reason.
+async fn watch_the_circuit(
+    smtp: Arc<SmtpMailer>,
+    window: Duration,
+    log: Arc<dyn Logger>,
+    stop: Stop,
+) {
+    let now = tokio::time::Instant::now;
+    let mut breaker = Breaker::new(window, now(), &smtp.stats());
+    let mut tick = tokio::time::interval(circuit::tick(window));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.requested() => return,
+        }
+        if let Some(open) = breaker.observe(now(), &smtp.stats()) {
+            if stop.request(Reason::CircuitOpen) {
+                logger::err!(log,
+                    "the server is unreachable: nothing got through for {} ({} connection attempts failed): stopping",
+                    humantime::format_duration(round_to_ms(open.quiet_for)), open.failed_attempts;
+                    event = "circuit_open", failed_attempts = open.failed_attempts,
+                    quiet_ms = open.quiet_for.as_millis());
+            }
+            return;
+        }
+    }
+}
+
+/// `d` without its sub-millisecond part, for a readable duration in a log line.
+fn round_to_ms(d: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn record(outcomes: &mut Outcomes, prior: &Prior, counters: &Counters, i: usize, outcome: Outcome) {
@@ -419,14 +464,13 @@ impl Worker {
         if e.is_permanent() && e.stage() == Some(mailer::Stage::Auth) {
             logger::err!(self.log, "the server refused the credentials: stopping";
                 event = "credentials_refused");
-            self.stop.request(Reason::CredentialsRefused);
+            let _ = self.stop.request(Reason::CredentialsRefused);
         } else if e.is_unreachable() && before.is_some() && before == self.headway() {
-            if !self.stop.is_requested() {
+            if self.stop.request(Reason::CircuitOpen) {
                 logger::err!(self.log,
-                    "the server is unreachable: stopping instead of trying every message";
+                    "the server is unreachable (a message gave up on connecting while nothing else got through): stopping";
                     event = "circuit_open", line = line, error = reason);
             }
-            self.stop.request(Reason::CircuitOpen);
             if !unconfirmed {
                 return Outcome::Unreachable(reason);
             }
@@ -457,7 +501,7 @@ impl Worker {
             Err(e) => {
                 let what = format!("{}: cannot write the journal: {e}", journal.path().display());
                 logger::err!(self.log, "{what}: stopping"; event = "journal_failed", error = e);
-                self.stop.request(Reason::Failure(what));
+                let _ = self.stop.request(Reason::Failure(what));
                 carry.clear();
                 false
             }

@@ -103,7 +103,10 @@ async fn sends_500_messages_through_a_server_that_faults_35_percent() {
     let http = server.http_addr().expect("http api");
     let files = Files::new();
     let list = files.list(500);
-    let out = notify_mailer(base_args(server.smtp_addr(), &files, &list)).await;
+    let mut args = base_args(server.smtp_addr(), &files, &list);
+    // Faults inside transactions, however many, never look like a server that is down.
+    args.extend(["--circuit-after", "100ms"].map(String::from));
+    let out = notify_mailer(args).await;
 
     assert_eq!(out.code(), Some(0), "{}", out.transcript());
     assert_eq!(http_count(http).await, 500, "{}", out.transcript());
@@ -227,6 +230,55 @@ async fn an_unreachable_server_opens_the_circuit_and_the_resume_file_holds_every
     assert!(out.stdout.contains("  not sent     50\n"), "{}", out.transcript());
 }
 
+/// A run of 50 against `server` that only the breaker's window can stop (every message would
+/// retry for a minute): exits 1 with the circuit open and everyone in the resume file.
+async fn the_circuit_opens_after_its_window(server: SocketAddr, extra: &[&str]) {
+    let files = Files::new();
+    let list = files.list(50);
+    let mut args = base_args(server, &files, &list);
+    set(&mut args, "--max-attempts", "1000");
+    set(&mut args, "--retry-base", "20ms");
+    set(&mut args, "--retry-max", "200ms");
+    args.extend(["--parallel", "2", "--circuit-after", "1s"].map(String::from));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = notify_mailer(args).await;
+
+    assert_eq!(out.code(), Some(1), "{}", out.transcript());
+    let open = out.lines_with("event=circuit_open");
+    assert_eq!(open.len(), 1, "{}", out.transcript());
+    let number = |key| test_support::field(open[0], key).and_then(|v| v.parse::<u64>().ok());
+    assert!(number("quiet_ms").is_some_and(|ms| ms >= 1000), "{}", open[0]);
+    assert!(number("failed_attempts").is_some_and(|n| n >= 3), "{}", open[0]);
+    // The window (1 s) and a tick, plus start-up and the stop: far from the minute that
+    // every message's retries would take.
+    assert!(out.elapsed < Duration::from_secs(15), "took {:?}", out.elapsed);
+    let resume = std::fs::read_to_string(files.path("resume.txt")).expect("resume file");
+    assert!(resume.contains("(not attempted: server unreachable)"), "{resume}");
+    let expected: Vec<String> = (1..=50).map(|i| format!("user{i}@example.test")).collect();
+    assert_eq!(rows(&resume), expected, "{resume}");
+    assert!(!files.path("failed.csv").exists(), "an unreachable server is nobody's failure");
+    assert!(out.stdout.contains("(stopped: the server is unreachable)"), "{}", out.transcript());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_port_opens_the_circuit_after_its_window_not_after_every_retry() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    the_circuit_opens_after_its_window(SocketAddr::from(([127, 0, 0, 1], port)), &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_opens_the_circuit_after_its_window() {
+    // Listening with a backlog of one and never accepting: the first connections complete
+    // and wait for a greeting that never comes; once the backlog is full, connects hang.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let timeouts = ["--connect-timeout", "300ms", "--command-timeout", "300ms"];
+    the_circuit_opens_after_its_window(addr, &timeouts).await;
+    drop(listener);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_after_the_message_in_flight_and_writes_a_resume_file() {
     stops_after_the_message_in_flight("INT").await;
@@ -325,6 +377,7 @@ fn help_mentions_every_flag() {
         "--max-attempts",
         "--connect-timeout",
         "--command-timeout",
+        "--circuit-after",
         "--failures-file",
         "--resume-file",
         "--progress-interval",
