@@ -159,9 +159,27 @@ pub struct Args {
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     pub log_level: logger::Level,
 
-    /// Also log to syslog: unix:PATH, udp:HOST:PORT or tcp:HOST:PORT.
+    /// The stdout log line format: short (`HH:MM:SS.ffffff 6 notify-mailer message key=value`)
+    /// or json (one object per line, for a log collector; the summary text then goes to
+    /// stderr, so stdout holds nothing but JSON lines).
+    #[arg(long, value_name = "FORMAT", default_value = "short")]
+    pub log_format: logger::StdoutFormat,
+
+    /// Put Boulder's line checksum (`<checksum> <message>`, six characters) on every text log
+    /// line, on stdout in the short format and on syslog, so `log-validator` can tell a line
+    /// that was cut or altered on its way (JSON lines carry none).
+    #[arg(long)]
+    pub log_checksum: bool,
+
+    /// Also log to syslog: unix:PATH, udp:HOST:PORT, tcp:HOST:PORT, or tls:HOST:PORT (RFC 5425,
+    /// the daemon's certificate checked against the system's roots or --syslog-ca).
     #[arg(long, value_name = "TARGET")]
     pub syslog: Option<logger::SyslogTarget>,
+
+    /// PEM file with the CA certificate(s) that sign the syslog daemon's certificate, for
+    /// --syslog tls:HOST:PORT, instead of the system's roots.
+    #[arg(long, value_name = "FILE", requires = "syslog")]
+    pub syslog_ca: Option<PathBuf>,
 }
 
 impl Args {
@@ -496,7 +514,18 @@ mod tests {
     #[test]
     fn syslog_targets_are_checked_by_the_parser() {
         assert!(parse(&["--syslog", "udp:127.0.0.1:514"]).unwrap().syslog.is_some());
+        assert!(parse(&["--syslog", "tls:127.0.0.1:6514"]).unwrap().syslog.is_some());
         assert!(parse(&["--syslog", "syslog.example.com"]).is_err());
+        assert!(parse(&["--syslog-ca", "ca.pem"]).is_err(), "--syslog-ca without --syslog");
+    }
+
+    #[test]
+    fn log_formats_and_the_checksum() {
+        let args = parse(&[]).unwrap();
+        assert_eq!((args.log_format, args.log_checksum), (logger::StdoutFormat::Short, false));
+        let args = parse(&["--log-format", "json", "--log-checksum"]).unwrap();
+        assert_eq!((args.log_format, args.log_checksum), (logger::StdoutFormat::Json, true));
+        assert!(parse(&["--log-format", "xml"]).is_err());
     }
 
     #[test]

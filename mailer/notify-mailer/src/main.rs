@@ -150,6 +150,8 @@ fn build_logger(args: &Args, progress: &Progress) -> Arc<dyn Logger> {
     // The same colour rule as logger::Stdout::new: a terminal, and NO_COLOR unset or empty.
     let no_colour = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let stdout = logger::Stdout::with_writer(progress.writer(), "notify-mailer", level)
+        .with_format(args.log_format)
+        .with_checksum(args.log_checksum)
         .with_colour(std::io::stdout().is_terminal() && !no_colour);
     let mut fanout = Fanout::new().with(Arc::new(stdout), level);
     if let Some(target) = &args.syslog {
@@ -157,6 +159,8 @@ fn build_logger(args: &Args, progress: &Progress) -> Arc<dyn Logger> {
         config.stdout_level = None;
         config.syslog = Some(target.clone());
         config.syslog_level = level;
+        config.syslog_tls_ca = args.syslog_ca.clone();
+        config.checksum = args.log_checksum;
         fanout = fanout.with(logger::new(config), level);
     }
     Arc::new(fanout)
@@ -323,8 +327,13 @@ async fn send(args: Args, inputs: Inputs, config: Option<mailer::Config>) -> u8 
     summary.log(&*log);
     log.flush();
     // Not print!, which panics when stdout is gone (`notify-mailer ... | head`): the files
-    // are written by now, and the exit status still has to say how the run went.
-    let _ = write!(std::io::stdout(), "{summary}");
+    // are written by now, and the exit status still has to say how the run went. With JSON
+    // log lines, stdout stays JSON for the collector: the summary text goes to stderr (the
+    // same numbers are in the event=summary line).
+    let _ = match args.log_format {
+        logger::StdoutFormat::Json => write!(std::io::stderr(), "{summary}"),
+        _ => write!(std::io::stdout(), "{summary}"),
+    };
     code.max(summary.exit_code())
 }
 
@@ -358,7 +367,7 @@ fn log_start(log: &dyn Logger, args: &Args, dry_run: bool, total: usize, to_send
         retry_max_ms = args.retry_max.as_millis(), max_attempts = args.max_attempts,
         circuit_after_ms = args.circuit_window().as_millis(),
         log_level = format_args!("{:?}", args.log_level).to_string().to_ascii_lowercase(),
-        syslog = syslog);
+        log_format = args.log_format, log_checksum = args.log_checksum, syslog = syslog);
 }
 
 /// What the journal said at the start.

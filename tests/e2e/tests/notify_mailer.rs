@@ -383,6 +383,9 @@ fn help_mentions_every_flag() {
         "--progress-interval",
         "--log-level",
         "--syslog",
+        "--syslog-ca",
+        "--log-format",
+        "--log-checksum",
         "--html-body",
         "--header",
         "--rate",
@@ -556,6 +559,124 @@ async fn syslog_target_receives_the_run() {
     }
     assert!(lines[0].contains("notify-mailer") && lines[0].contains("event=start"), "{lines:#?}");
     assert_eq!(lines.iter().filter(|l| l.contains("event=dry_run")).count(), 3, "{lines:#?}");
+}
+
+/// A dry run of three messages with `extra` flags.
+async fn dry_run_with(files: &Files, extra: &[&str]) -> Output {
+    let list = files.list(3);
+    let body = files.put("body.txt", "x\n");
+    let mut args = ["--dry-run", "--from", "ops@example.test", "--subject", "s", "--body", &body]
+        .map(String::from)
+        .to_vec();
+    args.extend(["--recipients".to_owned(), list]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    notify_mailer(args).await
+}
+
+/// The stdout lines in the short log format (`HH:MM:SS.ffffff 6 notify-mailer ...`).
+fn log_lines(stdout: &str) -> Vec<&str> {
+    let header = regex::Regex::new(r"^\d\d:\d\d:\d\d\.\d{6} \d notify-mailer ").unwrap();
+    stdout.lines().filter(|l| header.is_match(l)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_checksum_puts_a_valid_checksum_on_every_stdout_line() {
+    let files = Files::new();
+    let out = dry_run_with(&files, &["--log-checksum"]).await;
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    let lines = log_lines(&out.stdout);
+    assert!(lines.iter().filter(|l| l.contains("event=dry_run")).count() == 3, "{lines:#?}");
+    for line in &lines {
+        assert_eq!(logger::check_line(line.as_bytes()), logger::LineCheck::Ok, "{line}");
+    }
+    // The check is not vacuous: a line altered after it was written fails it.
+    let altered = format!("{} (altered)", lines[0]);
+    assert!(matches!(logger::check_line(altered.as_bytes()), logger::LineCheck::Bad { .. }));
+    // And without the flag, lines carry none.
+    let plain = dry_run_with(&Files::new(), &[]).await;
+    let first = log_lines(&plain.stdout)[0].to_owned();
+    assert!(matches!(logger::check_line(first.as_bytes()), logger::LineCheck::Malformed(_)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_format_json_writes_only_json_lines_on_stdout() {
+    let files = Files::new();
+    let out = dry_run_with(&files, &["--log-format", "json", "--log-level", "debug"]).await;
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    let records: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}\n{}", out.stdout)))
+        .collect();
+    let event = |r: &serde_json::Value| r["event"].as_str().unwrap_or("").to_owned();
+    assert_eq!(records.iter().filter(|r| event(r) == "dry_run").count(), 3, "{records:#?}");
+    assert!(records.iter().all(|r| r["program"] == "notify-mailer"), "{records:#?}");
+    let summary = records.iter().find(|r| event(r) == "summary").expect("event=summary");
+    assert_eq!(summary["sent"], 3, "{summary}");
+    // The summary text for a person goes to stderr instead.
+    assert!(out.stderr.contains("  would send   3\n"), "{}", out.transcript());
+    let bad = dry_run_with(&Files::new(), &["--log-format", "xml"]).await;
+    assert_eq!(bad.code(), Some(2), "{}", bad.transcript());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_checksum_goes_to_syslog_too() {
+    let syslog = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    syslog.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let target = format!("udp:{}", syslog.local_addr().unwrap());
+    let files = Files::new();
+    let out = dry_run_with(&files, &["--syslog", &target, "--log-checksum"]).await;
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    let mut messages = Vec::new();
+    let mut buf = [0u8; 8192];
+    while !messages.iter().any(|m: &String| m.contains("event=summary")) {
+        let n = syslog.recv(&mut buf).unwrap_or_else(|e| panic!("{e}; got {messages:#?}"));
+        let frame = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let parsed = test_support::syslog_frame::parse_5424(&frame).expect("an RFC 5424 frame");
+        messages.push(parsed.msg);
+    }
+    for msg in &messages {
+        let (sum, text) = msg.split_once(' ').unwrap_or_else(|| panic!("{msg:?}"));
+        assert_eq!(sum.as_bytes(), logger::checksum(text.as_bytes()), "{msg:?}");
+    }
+}
+
+#[test]
+#[ignore = "needs rsyslogd and rsyslog-gnutls: run by .ci/run"]
+fn syslog_over_tls_reaches_a_real_rsyslog_with_a_private_ca() {
+    let rsyslog = test_support::Rsyslog::start().expect("rsyslogd with rsyslog-gnutls");
+    let target = format!("tls:127.0.0.1:{}", rsyslog.tls_addr().port());
+    let ca = rsyslog.ca_path();
+    let files = Files::new();
+    let args = ["--syslog", &target, "--syslog-ca", ca.to_str().unwrap(), "--log-checksum"];
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let out = runtime.block_on(dry_run_with(&files, &args));
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    let summary = rsyslog
+        .wait_for(Duration::from_secs(20), |r| r.msg.contains("event=summary"))
+        .unwrap_or_else(|| panic!("no summary over TLS\n{}", rsyslog.diagnostics()));
+    assert_eq!(summary.input, test_support::rsyslog::Input::Tls, "{summary:?}");
+    assert_eq!(summary.app_name, "notify-mailer", "{summary:?}");
+    let records = rsyslog.records();
+    let ours: Vec<_> = records.iter().filter(|r| r.app_name == "notify-mailer").collect();
+    assert_eq!(ours.iter().filter(|r| r.msg.contains("event=dry_run")).count(), 3, "{ours:#?}");
+    for r in ours {
+        let (sum, text) = r.msg.split_once(' ').unwrap_or_else(|| panic!("{r:?}"));
+        assert_eq!(sum.as_bytes(), logger::checksum(text.as_bytes()), "{r:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog_ca_is_checked_before_anything_is_sent() {
+    let files = Files::new();
+    let junk = files.put("junk.pem", "not a certificate\n");
+    let out = dry_run_with(&files, &["--syslog", "tls:127.0.0.1:6514", "--syslog-ca", &junk]).await;
+    assert_eq!(out.code(), Some(2), "{}", out.transcript());
+    assert!(out.stderr.contains("no PEM certificate in the CA file"), "{}", out.transcript());
+    let ca = files.put("ca.pem", &test_support::TestCa::new(&["localhost"]).ca_pem);
+    let out = dry_run_with(&files, &["--syslog", "udp:127.0.0.1:9", "--syslog-ca", &ca]).await;
+    assert_eq!(out.code(), Some(2), "{}", out.transcript());
+    assert!(out.stderr.contains("--syslog-ca needs a TLS syslog target"), "{}", out.transcript());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
