@@ -106,9 +106,24 @@ fn not_connected() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "stream taken by a TLS handshake")
 }
 
-impl AsyncRead for Wire {
-    fn poll_read(
-        self: Pin<&mut Self>,
+impl Wire {
+    /// Reads what has arrived (at least one byte, or 0 at end-of-file) onto the end of `buf`:
+    /// for the replies the mailer reads itself, bypassing lettre's reader.
+    pub(crate) async fn read_some(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        let filled = buf.len();
+        // Replies are short: a small zeroed window keeps the copy and the memset cheap.
+        buf.resize(filled + 512, 0);
+        let read = std::future::poll_fn(|cx| {
+            let mut window = ReadBuf::new(&mut buf[filled..]);
+            self.poll_read_shared(cx, &mut window).map_ok(|()| window.filled().len())
+        })
+        .await;
+        buf.truncate(filled + *read.as_ref().unwrap_or(&0));
+        read
+    }
+
+    fn poll_read_shared(
+        &self,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
@@ -129,6 +144,16 @@ impl AsyncRead for Wire {
             }
         }
         polled
+    }
+}
+
+impl AsyncRead for Wire {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.poll_read_shared(cx, buf)
     }
 }
 
