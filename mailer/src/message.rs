@@ -190,13 +190,32 @@ fn line_too_long(b: &[u8]) -> bool {
 /// be `7bit` (ASCII, short lines: the common notification), without lettre scanning and
 /// converting it again; otherwise lettre's encoder picks quoted-printable or base64.
 fn text_body(text: &str) -> Body {
-    let text = crlf(text);
-    if text.is_ascii() && !line_too_long(text.as_bytes()) {
-        Body::dangerous_pre_encoded(text.into_bytes(), ContentTransferEncoding::SevenBit)
-    } else {
-        Body::new(text)
+    body_of(seven_bit(text))
+}
+
+/// The body for what [`seven_bit`] found.
+fn body_of(text: Result<String, String>) -> Body {
+    match text {
+        Ok(text) => {
+            Body::dangerous_pre_encoded(text.into_bytes(), ContentTransferEncoding::SevenBit)
+        }
+        Err(text) => Body::new(text),
     }
 }
+
+/// `text` with CRLF line endings: `Ok` when lettre would send it as `7bit` (ASCII, short
+/// lines), `Err` when it needs an encoding.
+fn seven_bit(text: &str) -> Result<String, String> {
+    let text = crlf(text);
+    match text.is_ascii() && !line_too_long(text.as_bytes()) {
+        true => Ok(text),
+        false => Err(text),
+    }
+}
+
+/// The part headers lettre writes for a `7bit` text/plain body.
+const PLAIN_7BIT: &str =
+    "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n";
 
 /// The body of `email`: one text or HTML part, or both as `multipart/alternative` (an empty
 /// text part when neither is given).
@@ -205,9 +224,9 @@ enum BodyPart {
     Alternative(MultiPart),
 }
 
-fn body_part(email: &Email) -> BodyPart {
+fn body_part(email: &Email, text: Option<Body>) -> BodyPart {
     let part = |content_type, text| SinglePart::builder().content_type(content_type).body(text);
-    let text = email.text.as_deref().map(|t| part(ContentType::TEXT_PLAIN, text_body(t)));
+    let text = text.map(|t| part(ContentType::TEXT_PLAIN, t));
     let html = email.html.as_deref().map(|h| part(ContentType::TEXT_HTML, text_body(h)));
     match (text, html) {
         (Some(t), Some(h)) => {
@@ -260,9 +279,25 @@ async fn load(attachments: &[Attachment]) -> Result<Vec<Arc<[u8]>>, Error> {
     Ok(loaded)
 }
 
+/// Who every message of one mailer is from: the mailbox, and its `From:` header line as
+/// lettre encodes it, formatted once rather than for each message.
+#[derive(Debug, Clone)]
+pub(crate) struct Sender {
+    pub(crate) mailbox: Mailbox,
+    from_line: String,
+}
+
+impl Sender {
+    pub(crate) fn new(mailbox: Mailbox) -> Sender {
+        let mut headers = Headers::new();
+        headers.set(header::From::from(Mailboxes::from(mailbox.clone())));
+        Sender { mailbox, from_line: headers.to_string() }
+    }
+}
+
 /// The checked parts of an [`Email`], ready to format.
 struct Parts<'a> {
-    from: &'a Mailbox,
+    from: &'a Sender,
     to: Vec<Mailbox>,
     cc: Vec<Mailbox>,
     reply_to: Vec<Mailbox>,
@@ -272,7 +307,7 @@ struct Parts<'a> {
 
 /// Checks everything about `email` before anything is built: addresses, headers, then the
 /// attachment files.
-async fn check<'a>(from: &'a Mailbox, email: &'a Email) -> Result<Parts<'a>, Error> {
+async fn check<'a>(from: &'a Sender, email: &'a Email) -> Result<Parts<'a>, Error> {
     if email.to.is_empty() && email.cc.is_empty() {
         return Err(Error::InvalidMessage("no recipients".into()));
     }
@@ -302,7 +337,6 @@ async fn check<'a>(from: &'a Mailbox, email: &'a Email) -> Result<Parts<'a>, Err
 fn format(parts: &Parts<'_>, message_id: &str, date: SystemTime) -> Result<String, Error> {
     let Parts { from, to, cc, reply_to, email, loaded } = parts;
     let mut headers = Headers::new();
-    headers.set(header::From::from(Mailboxes::from((*from).clone())));
     headers.set(header::Subject::from(email.subject.clone()));
     headers.set(header::Date::new(date));
     headers.set(header::MessageId::from(message_id.to_owned()));
@@ -323,7 +357,28 @@ fn format(parts: &Parts<'_>, message_id: &str, date: SystemTime) -> Result<Strin
             .map_err(|_| Error::InvalidHeader { name: name.clone(), reason: "bad name".into() })?;
         headers.insert_raw(HeaderValue::new(header, value.clone()));
     }
-    let body = match (body_part(email), email.attachments.is_empty()) {
+    // The header block: the sender's line (formatted once), then the rest. lettre ends every
+    // header line (and folds) with CRLF, and neither its own names nor a continuation line
+    // start with a dot: the block goes on the wire as it is, unless an extra field name starts
+    // with a dot (RFC 5322 allows it), whose line then needs stuffing.
+    let mut wire = String::with_capacity(512 + email.text.as_ref().map_or(0, |t| t.len() * 9 / 8));
+    wire.push_str(&from.from_line);
+    if email.headers.iter().any(|(name, _)| name.starts_with('.')) {
+        normalise_into(&mut wire, &headers.to_string(), true);
+    } else {
+        // Writing to a String cannot fail.
+        let _ = write!(wire, "{headers}");
+    }
+    // A text-only 7bit body (most notifications): its part headers are fixed, and the text
+    // goes to the wire without lettre copying it into a part first.
+    let text = email.text.as_deref().map(seven_bit);
+    if let (Some(Ok(text)), None, true) = (&text, &email.html, email.attachments.is_empty()) {
+        wire.push_str(PLAIN_7BIT);
+        stuff_dots_into(&mut wire, text);
+        wire.push_str("\r\n.\r\n");
+        return Ok(wire);
+    }
+    let body = match (body_part(email, text.map(body_of)), email.attachments.is_empty()) {
         (BodyPart::Single(part), true) => part.formatted(),
         (BodyPart::Alternative(alt), true) => alt.formatted(),
         (body, false) => {
@@ -341,16 +396,7 @@ fn format(parts: &Parts<'_>, message_id: &str, date: SystemTime) -> Result<Strin
     // reported rather than unwrapped.
     let body = std::str::from_utf8(&body)
         .map_err(|_| Error::InvalidMessage("formatted message is not UTF-8".into()))?;
-    let mut wire = String::with_capacity(512 + body.len() + body.len() / 64);
-    if email.headers.iter().any(|(name, _)| name.starts_with('.')) {
-        // RFC 5322 lets a field name start with a dot; the line then needs stuffing.
-        normalise_into(&mut wire, &headers.to_string(), true);
-    } else {
-        // lettre ends every header line (and folds) with CRLF, and neither its own names nor a
-        // continuation line start with a dot: the block goes on the wire as it is. Writing to
-        // a String cannot fail.
-        let _ = write!(wire, "{headers}");
-    }
+    wire.reserve(body.len() + body.len() / 64 + 8);
     // The header block ends with CRLF, so the body starts at a line start.
     terminate(&mut wire, body);
     Ok(wire)
@@ -359,8 +405,9 @@ fn format(parts: &Parts<'_>, message_id: &str, date: SystemTime) -> Result<Strin
 /// Builds the message (Date, Message-ID, From, To, Cc, Reply-To, UTF-8 Subject,
 /// MIME-Version, bodies, attachments, extra headers) and its envelope. Checks everything
 /// first: addresses, headers, then the attachment files.
-pub(crate) async fn prepare(from: &Mailbox, email: &Email) -> Result<Prepared, Error> {
-    let parts = check(from, email).await?;
+pub(crate) async fn prepare(sender: &Sender, email: &Email) -> Result<Prepared, Error> {
+    let parts = check(sender, email).await?;
+    let from = &sender.mailbox;
     let message_id = new_message_id(from.email.domain());
     let wire = format(&parts, &message_id, SystemTime::now())?;
     let Parts { to, cc, .. } = parts;
@@ -434,8 +481,8 @@ mod tests {
     use super::*;
     use crate::Attachment;
 
-    fn from() -> Mailbox {
-        parse_mailbox("Notifier <noreply@example.com>").unwrap()
+    fn from() -> Sender {
+        Sender::new(parse_mailbox("Notifier <noreply@example.com>").unwrap())
     }
 
     /// `prepare` on a runtime of its own (it is async only to read attachment files).
@@ -737,7 +784,7 @@ mod tests {
     /// the same Date and Message-ID, dot-stuffed: `format` must produce exactly this.
     fn lettre_reference(email: &Email, message_id: &str, date: SystemTime) -> String {
         let mut b = lettre::Message::builder()
-            .from(from())
+            .from(from().mailbox)
             .subject(email.subject.as_str())
             .date(date)
             .message_id(Some(message_id.to_owned()));

@@ -5,7 +5,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use lettre::Address;
-use lettre::message::Mailbox;
 use lettre::transport::smtp::extension::ClientId;
 use logger::Logger;
 use tokio_util::sync::CancellationToken;
@@ -13,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::connection::{Conn, TransactionError};
 use crate::error::{Error, Fault, Stage};
-use crate::message::{Prepared, parse_mailbox, prepare};
+use crate::message::{Prepared, Sender, parse_mailbox, prepare};
 use crate::pool::{Crowded, Lease, Pool, Pooled};
 use crate::rate::Rate;
 use crate::stats::{Counters, bump};
@@ -46,7 +45,7 @@ pub struct SmtpMailer {
     log: Arc<dyn Logger>,
     /// The from mailbox and TLS set-up, or why the configuration cannot work (returned by
     /// every send before any I/O, since `new` cannot fail).
-    ready: Result<(Mailbox, TlsSetup), Error>,
+    ready: Result<(Sender, TlsSetup), Error>,
     client_id: ClientId,
     backoff: Backoff,
     pool: Arc<Pool>,
@@ -83,7 +82,7 @@ impl SmtpMailer {
     pub fn new(config: Config, log: Arc<dyn Logger>) -> Self {
         let ready = config.validate().and_then(|()| {
             let from = parse_mailbox(&config.from)?;
-            Ok((from, TlsSetup::new(&config)?))
+            Ok((Sender::new(from), TlsSetup::new(&config)?))
         });
         let client_id = match &config.helo_name {
             Some(name) => ClientId::Domain(name.clone()),
