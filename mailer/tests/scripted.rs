@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Action, Scripted, config, delays, events, field, mock, position, wait_until, within};
+use common::{
+    Action, Scripted, closed_in_a_long_backoff, config, delays, events, field, mock, position,
+    wait_until, within,
+};
 use mailer::{Error, Fault, Mailer, SmtpMailer, Stage};
 
 const T: Duration = Duration::from_secs(20);
@@ -213,18 +216,9 @@ async fn a_refusal_after_a_loss_after_the_dot_is_no_proof_the_message_was_not_de
 
 #[tokio::test]
 async fn close_during_the_backoff_after_a_loss_after_the_dot_says_it_may_have_been_delivered() {
+    // Attempt 0 (after the dot) retries at once and fails at MAIL; close comes in the next.
     let srv = Scripted::start(lost_after_the_dot_then("mail", Action::Close)).await;
-    let (log, shared) = mock();
-    let cfg = config(srv.port()).with_retry_base(Duration::from_secs(600)).with_max_attempts(5);
-    let m = Arc::new(SmtpMailer::new(cfg, shared));
-    let sender = {
-        let m = m.clone();
-        tokio::spawn(async move { m.send_mail(&["a@example.net"], "s", "b").await })
-    };
-    // Attempt 0 (after the dot) retries at once and fails at MAIL; attempt 1 sleeps long.
-    assert!(wait_until(T, || log.expect_match("event=backoff attempt=1 ").is_ok()).await);
-    within(Duration::from_secs(5), m.close()).await;
-    let err = within(Duration::from_secs(5), sender).await.unwrap().unwrap_err();
+    let (err, log, _) = closed_in_a_long_backoff(&srv).await;
     assert!(err.is_closed() && err.possibly_delivered(), "{err:#}");
     assert_eq!(err.stage(), Some(Stage::Mail), "the last failure");
     let failed = log.get_all_matching("event=failed ");

@@ -212,8 +212,7 @@ async fn an_unreachable_server_opens_the_circuit_and_the_resume_file_holds_every
     args.extend(["--parallel", "2"].map(String::from));
     let out = notify_mailer(args).await;
 
-    assert_eq!(out.code(), Some(1), "{}", out.transcript());
-    assert_eq!(out.lines_with("event=circuit_open").len(), 1, "{}", out.transcript());
+    stopped_as_unreachable(&out, &files);
     // One message's tries (4 refused connects, 20 + 40 + 80 ms of backoff), not 50 messages'.
     assert!(out.elapsed < Duration::from_secs(15), "took {:?}", out.elapsed);
     assert!(
@@ -221,6 +220,13 @@ async fn an_unreachable_server_opens_the_circuit_and_the_resume_file_holds_every
         "every message spent its attempts:\n{}",
         out.transcript()
     );
+}
+
+/// A run of the 50 of `files.list` stopped by the circuit breaker: exit 1, one
+/// `circuit_open`, everyone in the resume file as not attempted, nobody failed.
+fn stopped_as_unreachable(out: &Output, files: &Files) {
+    assert_eq!(out.code(), Some(1), "{}", out.transcript());
+    assert_eq!(out.lines_with("event=circuit_open").len(), 1, "{}", out.transcript());
     let resume = std::fs::read_to_string(files.path("resume.txt")).expect("resume file");
     assert!(resume.contains("(not attempted: server unreachable)"), "{resume}");
     let expected: Vec<String> = (1..=50).map(|i| format!("user{i}@example.test")).collect();
@@ -231,7 +237,7 @@ async fn an_unreachable_server_opens_the_circuit_and_the_resume_file_holds_every
 }
 
 /// A run of 50 against `server` that only the breaker's window can stop (every message would
-/// retry for a minute): exits 1 with the circuit open and everyone in the resume file.
+/// retry for a minute).
 async fn the_circuit_opens_after_its_window(server: SocketAddr, extra: &[&str]) {
     let files = Files::new();
     let list = files.list(50);
@@ -243,21 +249,14 @@ async fn the_circuit_opens_after_its_window(server: SocketAddr, extra: &[&str]) 
     args.extend(extra.iter().map(|s| s.to_string()));
     let out = notify_mailer(args).await;
 
-    assert_eq!(out.code(), Some(1), "{}", out.transcript());
+    stopped_as_unreachable(&out, &files);
     let open = out.lines_with("event=circuit_open");
-    assert_eq!(open.len(), 1, "{}", out.transcript());
     let number = |key| test_support::field(open[0], key).and_then(|v| v.parse::<u64>().ok());
     assert!(number("quiet_ms").is_some_and(|ms| ms >= 1000), "{}", open[0]);
     assert!(number("failed_attempts").is_some_and(|n| n >= 3), "{}", open[0]);
     // The window (1 s) and a tick, plus start-up and the stop: far from the minute that
     // every message's retries would take.
     assert!(out.elapsed < Duration::from_secs(15), "took {:?}", out.elapsed);
-    let resume = std::fs::read_to_string(files.path("resume.txt")).expect("resume file");
-    assert!(resume.contains("(not attempted: server unreachable)"), "{resume}");
-    let expected: Vec<String> = (1..=50).map(|i| format!("user{i}@example.test")).collect();
-    assert_eq!(rows(&resume), expected, "{resume}");
-    assert!(!files.path("failed.csv").exists(), "an unreachable server is nobody's failure");
-    assert!(out.stdout.contains("(stopped: the server is unreachable)"), "{}", out.transcript());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -527,40 +526,6 @@ async fn untrusted_certificate_fails_without_sending() {
     assert!(failed.to_lowercase().contains("certificate"), "{failed}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn syslog_target_receives_the_run() {
-    let syslog = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    syslog.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let target = format!("udp:{}", syslog.local_addr().unwrap());
-    let files = Files::new();
-    let list = files.list(3);
-    let body = files.put("body.txt", "x\n");
-    let args = [
-        "--dry-run",
-        "--from",
-        "ops@example.test",
-        "--subject",
-        "s",
-        "--body",
-        &body,
-        "--recipients",
-        &list,
-        "--syslog",
-        &target,
-    ];
-    let out = notify_mailer(args.map(String::from).to_vec()).await;
-    assert_eq!(out.code(), Some(0), "{}", out.transcript());
-
-    let mut lines = Vec::new();
-    let mut buf = [0u8; 8192];
-    while !lines.iter().any(|l: &String| l.contains("event=summary")) {
-        let n = syslog.recv(&mut buf).unwrap_or_else(|e| panic!("{e}; got {lines:#?}"));
-        lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
-    }
-    assert!(lines[0].contains("notify-mailer") && lines[0].contains("event=start"), "{lines:#?}");
-    assert_eq!(lines.iter().filter(|l| l.contains("event=dry_run")).count(), 3, "{lines:#?}");
-}
-
 /// A dry run of three messages with `extra` flags.
 async fn dry_run_with(files: &Files, extra: &[&str]) -> Output {
     let list = files.list(3);
@@ -619,23 +584,42 @@ async fn log_format_json_writes_only_json_lines_on_stdout() {
     assert_eq!(bad.code(), Some(2), "{}", bad.transcript());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn log_checksum_goes_to_syslog_too() {
+/// A UDP socket standing in for a syslog daemon, and its `--syslog` target.
+fn udp_syslog() -> (std::net::UdpSocket, String) {
     let syslog = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     syslog.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let target = format!("udp:{}", syslog.local_addr().unwrap());
-    let files = Files::new();
-    let out = dry_run_with(&files, &["--syslog", &target, "--log-checksum"]).await;
-    assert_eq!(out.code(), Some(0), "{}", out.transcript());
-    let mut messages = Vec::new();
+    (syslog, target)
+}
+
+/// The frames `syslog` receives up to the run's `event=summary`.
+fn frames_until_the_summary(syslog: &std::net::UdpSocket) -> Vec<String> {
+    let mut frames = Vec::new();
     let mut buf = [0u8; 8192];
-    while !messages.iter().any(|m: &String| m.contains("event=summary")) {
-        let n = syslog.recv(&mut buf).unwrap_or_else(|e| panic!("{e}; got {messages:#?}"));
-        let frame = String::from_utf8_lossy(&buf[..n]).into_owned();
-        let parsed = test_support::syslog_frame::parse_5424(&frame).expect("an RFC 5424 frame");
-        messages.push(parsed.msg);
+    while !frames.iter().any(|f: &String| f.contains("event=summary")) {
+        let n = syslog.recv(&mut buf).unwrap_or_else(|e| panic!("{e}; got {frames:#?}"));
+        frames.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
-    for msg in &messages {
+    frames
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog_target_receives_the_run() {
+    let (syslog, target) = udp_syslog();
+    let out = dry_run_with(&Files::new(), &["--syslog", &target]).await;
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    let lines = frames_until_the_summary(&syslog);
+    assert!(lines[0].contains("notify-mailer") && lines[0].contains("event=start"), "{lines:#?}");
+    assert_eq!(lines.iter().filter(|l| l.contains("event=dry_run")).count(), 3, "{lines:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_checksum_goes_to_syslog_too() {
+    let (syslog, target) = udp_syslog();
+    let out = dry_run_with(&Files::new(), &["--syslog", &target, "--log-checksum"]).await;
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    for frame in frames_until_the_summary(&syslog) {
+        let msg = test_support::syslog_frame::parse_5424(&frame).expect("an RFC 5424 frame").msg;
         let (sum, text) = msg.split_once(' ').unwrap_or_else(|| panic!("{msg:?}"));
         assert_eq!(sum.as_bytes(), logger::checksum(text.as_bytes()), "{msg:?}");
     }
