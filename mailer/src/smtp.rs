@@ -218,14 +218,9 @@ impl SmtpMailer {
                 self.log_final(&error);
                 return Err(error);
             }
-            if error.loses_delivery() {
-                if !delivery_unknown {
-                    bump(&self.counters.possibly_duplicated);
-                }
+            if error.loses_delivery() && !delivery_unknown {
+                bump(&self.counters.possibly_duplicated);
                 delivery_unknown = true;
-                logger::warning!(self.log,
-                    "delivery unknown after the final dot; sending again with the same Message-ID";
-                    event = events::RESEND, message_id = p.message_id, stage = Stage::AfterDot);
             }
             if cancel.is_cancelled() {
                 return Err(self.closed(Some(error), delivery_unknown));
@@ -242,6 +237,11 @@ impl SmtpMailer {
                     last: Box::new(error),
                     possibly_delivered: delivery_unknown,
                 });
+            }
+            if error.loses_delivery() {
+                logger::warning!(self.log,
+                    "delivery unknown after the final dot; sending again with the same Message-ID";
+                    event = events::RESEND, message_id = p.message_id, stage = Stage::AfterDot);
             }
             let delay = self.backoff.delay_random(reconnects);
             logger::info!(self.log, "backing off before reconnecting";
