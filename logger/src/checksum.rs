@@ -155,17 +155,26 @@ fn split_header(line: &[u8], stdout: bool) -> Option<(&[u8], &[u8])> {
     // A syslog file line: the tag is the first word ending in `:` after the timestamp (one
     // word, or three for `Mmm dd HH:MM:SS`, with an empty word for a space-padded day) and
     // the host, and before the message. Boulder's format puts two more words in between.
+    // rsyslog writes the tag of an RFC 5424 record without the colon (`ts host app[pid] msg`):
+    // the third word is then the tag when a checksum follows it.
     let mut rest = line;
     for i in 0..7 {
         let (word, after) = split_word(rest)?;
         if i >= 2 && word.len() > 1 && word.ends_with(b":") {
-            let tag = &word[..word.len() - 1];
-            let program = tag.split(|&b| b == b'[').next().unwrap_or(tag);
-            return Some((program, after));
+            return Some((program_of_tag(&word[..word.len() - 1]), after));
+        }
+        let next = split_word(after).map_or(after, |(next, _)| next);
+        if i == 2 && !word.is_empty() && looks_like_checksum(next) {
+            return Some((program_of_tag(word), after));
         }
         rest = after;
     }
     None
+}
+
+/// `prog` of a syslog tag `prog[pid]` (or `prog`).
+fn program_of_tag(tag: &[u8]) -> &[u8] {
+    tag.split(|&b| b == b'[').next().unwrap_or(tag)
 }
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -315,12 +324,16 @@ mod tests {
             "Dec 11 10:00:00 host svc: 0MNK7A Hello, World!",
             "2026-12-01T10:00:00+00:00 host svc[42]: AAAAAA ",
             "2026-12-01T10:00:00+00:00 host svc[42]: AAAAAA",
+            // RFC 5424 records, as rsyslog's RSYSLOG_FileFormat writes them: no colon.
+            "2026-12-01T10:00:00.123456Z host svc[42] 0MNK7A Hello, World!",
+            "2026-12-01T10:00:00.123456Z host svc 0MNK7A Hello, World!",
         ];
         for line in ok {
             assert_eq!(check(line), LineCheck::Ok, "{line}");
         }
         assert!(bad("2026-12-01T10:00:00.123456+00:00 host svc[42]: 0MNK7A Hello, World"));
         assert!(bad("Dec  1 10:00:00 host svc[42]: 0MNK7A Hello,  World!"));
+        assert!(bad("2026-12-01T10:00:00.123456Z host svc[42] 0MNK7A Hello, World?"));
         // A program that does not checksum: its first word is not a checksum.
         assert!(malformed("Dec  1 10:00:00 host cron[7]: (root) CMD (run-parts)"));
         assert!(malformed("no header at all"));

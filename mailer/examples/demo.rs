@@ -5,13 +5,16 @@
 //! cargo run --release --example demo                 # every connect, 421, EOF, backoff shown
 //! cargo run --release --example demo -- --quiet      # the summary only
 //! cargo run --release --example demo -- --messages 5000 --close-chance 50 --seed 7
+//! cargo run --release --example demo -- --serve      # then browse the inbox; Ctrl-C ends it
 //! ```
 //!
 //! It starts a `mail-test-srv` in this process on loopback, with a chance per MAIL command of a
 //! fault (half a clean close without a reply, half `421` and a close). It sends through
 //! `SmtpMailer`, which logs every event in the short stdout format, then asks the server over
 //! its HTTP API (the way a CI job would) how many messages it holds, for whom, and which faults it
-//! injected, and prints one summary. It exits 1 if any message was lost.
+//! injected, and prints one summary. It exits 1 if any message was lost. It prints the address of
+//! the server's web inbox; with `--serve` the server stays up after the summary, so the 1,000
+//! messages and the faults they survived can be browsed there, until Ctrl-C.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -39,6 +42,12 @@ struct Args {
     /// Print only the summary (errors still show).
     #[arg(long)]
     quiet: bool,
+    /// Keep the server (and its web inbox) up after the summary, until Ctrl-C.
+    #[arg(long)]
+    serve: bool,
+    /// Where the server's HTTP API and inbox listen (loopback, a free port by default).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    http: std::net::SocketAddr,
 }
 
 fn parse_percent(s: &str) -> Result<f64, String> {
@@ -93,11 +102,14 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let seed = args.seed.unwrap_or_else(rand::random);
-    let server =
-        TestServer::start(Options::default().with_close_chance(args.close_chance).with_seed(seed))
-            .await?;
+    let options = Options::default()
+        .with_close_chance(args.close_chance)
+        .with_seed(seed)
+        .with_http_addr(Some(args.http));
+    let server = TestServer::start(options).await?;
     let http = server.http_addr().ok_or("the test server has no HTTP API")?;
     let smtp = server.smtp_addr();
+    println!("demo: the server's web inbox is at http://{http}/");
 
     // --quiet keeps errors: a message that fails for good must never pass silently.
     let level = if args.quiet { Level::Err } else { Level::Info };
@@ -166,6 +178,7 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         "  elapsed      {:.2}s ({per_sec:.0} msg/s, retry_base {RETRY_BASE:?})",
         elapsed.as_secs_f64()
     );
+    println!("  inbox        http://{http}/ (every message, search, the fault counters)");
     println!(
         "result: sent={sent} received={received} lost={lost} faults_421={} faults_close={} reconnects={} elapsed_ms={}",
         server_stats.faults_421,
@@ -173,7 +186,13 @@ async fn run(args: Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         stats.reconnects,
         elapsed.as_millis()
     );
-    Ok(if lost > 0 || failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    let code = if lost > 0 || failed > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+    if args.serve {
+        println!("serving the inbox at http://{http}/ until Ctrl-C");
+        tokio::signal::ctrl_c().await?;
+        server.shutdown().await;
+    }
+    Ok(code)
 }
 
 /// `GET /count`, `GET /api/messages` and `GET /stats`, on a blocking thread (ureq is a

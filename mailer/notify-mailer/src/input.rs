@@ -158,8 +158,7 @@ pub async fn preflight(inputs: &Inputs, from: &str) -> Result<(), String> {
         return Ok(());
     }
     let email = inputs.message.render(&row.fields).into_email();
-    // A fanout to no sink logs nothing: what matters here is the error. (Not logger::Mock,
-    // which is behind the logger's `mock` feature.)
+    // An empty Fanout has no sink: the rehearsal's `dry_run` line is not the run's to log.
     let dry_run = mailer::DryRunMailer::new(from, Arc::new(logger::Fanout::new()));
     match dry_run.send_message(&email).await {
         Err(e) if e.is_permanent() => Err(format!(

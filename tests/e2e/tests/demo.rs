@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use e2e::bins::{self, Output};
+use e2e::bins::{self, Output, Running};
+use test_support::{signal, wait_until};
 
 /// Generous: a debug build on a busy 2-core CI machine; a run takes a few seconds.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -64,6 +65,34 @@ fn demo_without_faults_needs_no_reconnect() {
     assert_eq!(out.code(), Some(0), "{}", out.transcript());
     assert_eq!(figure(&out, "faults"), 0, "{}", out.transcript());
     assert_eq!(figure(&out, "reconnects"), 0, "{}", out.transcript());
+}
+
+#[test]
+fn demo_serve_keeps_the_inbox_up_with_every_message_until_ctrl_c() {
+    let program = bins::demo().expect("demo example");
+    let args = ["--quiet", "--messages", "40", "--seed", "5", "--serve"];
+    let running = Running::start(&program, &args).expect("demo started");
+    let serving = |out: &str| {
+        out.lines().find_map(|l| l.strip_prefix("serving the inbox at ")).map(|rest| {
+            rest.split_whitespace().next().unwrap_or_default().trim_end_matches('/').to_owned()
+        })
+    };
+    assert!(
+        wait_until(LIMIT, || serving(&running.stdout_so_far()).is_some()),
+        "no 'serving' line\n{}",
+        running.stdout_so_far()
+    );
+    let url = serving(&running.stdout_so_far()).unwrap();
+    assert!(running.stdout_so_far().contains(&format!("inbox        {url}/")));
+    let page = ureq::get(&format!("{url}/")).call().expect("the inbox").into_string().unwrap();
+    assert!(page.contains("<title>mail-test-srv inbox</title>"));
+    let list: serde_json::Value =
+        ureq::get(&format!("{url}/api/v1/messages")).call().unwrap().into_json().unwrap();
+    assert_eq!(list["total"], 40, "{list}");
+    signal(running.pid(), "INT").expect("kill -INT");
+    let out = running.wait(LIMIT).expect("demo exited after Ctrl-C");
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    assert_eq!(figure(&out, "lost"), 0);
 }
 
 #[test]

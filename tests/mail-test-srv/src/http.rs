@@ -1,17 +1,27 @@
-//! The HTTP API: Boulder's `/count`, `/mail/N`, `/clear`, plus JSON messages, a long-poll
-//! `/wait`, `/stats` and runtime fault control at `/chaos`.
+//! The HTTP side: Boulder's `/count`, `/mail/N`, `/clear`, plus JSON messages, a long-poll
+//! `/wait`, `/stats` and runtime fault control at `/chaos`; the Mailpit-compatible API
+//! (`mailpit.rs`) and the web inbox (`inbox.rs`) on the same listener; and [`serve`], which
+//! runs it with header and idle timeouts, a connection cap and bounded request bodies.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::fault::{Chaos, ChaosConfig, FaultMode, Stage};
 use crate::stats::Counters;
@@ -21,33 +31,142 @@ use crate::store::{Filter, Store, StoredMessage};
 pub const MAX_WAIT: Duration = Duration::from_secs(600);
 /// `/wait` without `timeout_ms`.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
+/// The largest request body (every body here is a small JSON document).
+pub const MAX_BODY: usize = 1 << 20;
+/// The largest request head (request line and headers) hyper buffers.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// Limits on HTTP connections, so idle or half-sent requests cannot hold the process's file
+/// descriptors (which the SMTP side needs too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// A request head must arrive in full within this time, counted from when the server
+    /// starts waiting for it: so it is also the idle limit of a kept-alive connection, and
+    /// the limit for reading a request body. Default 10 s.
+    pub header_timeout: Duration,
+    /// Connections served at once (default 256). Further connections wait in the kernel's
+    /// accept queue, holding no descriptor of ours, until one ends.
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits { header_timeout: Duration::from_secs(10), max_connections: 256 }
+    }
+}
 
 /// What the HTTP handlers work on: handles shared with the SMTP side.
 #[derive(Clone)]
-pub struct HttpState {
+pub(crate) struct HttpState {
     /// The mailbox.
     pub store: Store,
     /// The fault controller.
     pub chaos: Chaos,
     /// The counters.
     pub counters: Arc<Counters>,
-    /// Cancelled at shutdown, so long polls end.
+    /// Cancelled at shutdown, so long polls and live updates end.
     pub shutdown: CancellationToken,
+    /// When the server started (for uptime).
+    pub started: Instant,
+    /// The SMTP address, shown by the inbox.
+    pub smtp_addr: SocketAddr,
+    /// The connection limits (the body timeout is the header timeout).
+    pub limits: HttpLimits,
 }
 
-/// The API routes (a plain `axum::Router`, testable without a socket).
-pub fn router(state: HttpState) -> Router {
+/// Every route: Boulder's API, Mailpit's `/api/v1`, and the inbox (a plain `axum::Router`,
+/// testable without a socket).
+pub(crate) fn router(state: HttpState) -> Router {
+    let limits = state.limits;
     Router::new()
         .route("/count", get(count))
         .route("/mail/{n}", get(mail))
         .route("/clear", post(clear))
         .route("/api/messages", get(list_messages))
-        .route("/api/messages/{n}", get(one_message))
+        .route("/api/messages/{id}", get(one_message))
         .route("/wait", get(wait))
         .route("/stats", get(stats))
         .route("/chaos", get(get_chaos).put(put_chaos))
         .route("/chaos/gone-away", post(gone_away))
+        .merge(crate::mailpit::routes())
+        .merge(crate::inbox::routes())
+        .layer(middleware::from_fn_with_state(limits, bounded_body))
         .with_state(state)
+}
+
+/// Reads the request body up front, within the header timeout and [`MAX_BODY`]: a body that
+/// trickles in gets `408`, a big one `413`, and no handler ever waits on a client.
+async fn bounded_body(State(limits): State<HttpLimits>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let read = tokio::time::timeout(limits.header_timeout, axum::body::to_bytes(body, MAX_BODY));
+    let bytes = match read.await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large or broken\n")
+                .into_response();
+        }
+        Err(_) => return (StatusCode::REQUEST_TIMEOUT, "request body timed out\n").into_response(),
+    };
+    next.run(Request::from_parts(parts, Body::from(bytes))).await
+}
+
+/// Serves `app` on `listener` until `shutdown`: HTTP/1.1 with keep-alive, each connection on
+/// `tracker`. A connection that has not sent a whole request head within
+/// [`HttpLimits::header_timeout`] (whether new, half-sent or idle between requests) is
+/// closed; at most [`HttpLimits::max_connections`] are served at once. Accept errors (EMFILE)
+/// are logged and retried after 50 ms. At shutdown, connections finish the response in
+/// flight (at most 1 s; live-update streams end at once).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: HttpLimits,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    log: Arc<dyn logger::Logger>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    loop {
+        let slot = tokio::select! {
+            () = shutdown.cancelled() => return,
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return, // the semaphore is never closed
+            },
+        };
+        let (socket, _) = tokio::select! {
+            () = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    logger::warning!(log, "HTTP accept failed"; error = e);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = socket.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let token = shutdown.clone();
+        tracker.spawn(async move {
+            let _slot = slot;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .max_buf_size(MAX_HEAD)
+                .keep_alive(true);
+            let connection = builder.serve_connection(TokioIo::new(socket), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                // Errors here are the client's (timeouts, resets, garbage): nothing to log.
+                _ = connection.as_mut() => {}
+                () = token.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(1), connection).await;
+                }
+            }
+        });
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -145,18 +264,13 @@ async fn list_messages(State(st): State<HttpState>, Query(q): Query<FilterQuery>
     Json(views).into_response()
 }
 
-async fn one_message(
-    State(st): State<HttpState>,
-    Path(n): Path<String>,
-    Query(q): Query<FilterQuery>,
-) -> Response {
-    let index = match parse_index(&n) {
-        Ok(i) => i,
-        Err(bad) => return bad.into_response(),
+async fn one_message(State(st): State<HttpState>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<u64>() else {
+        return (StatusCode::BAD_REQUEST, format!("bad message id {id:?}\n")).into_response();
     };
-    match st.store.nth_matching(&q.into(), index) {
+    match st.store.get(id) {
         Some(m) => Json(view(&m, true)).into_response(),
-        None => (StatusCode::NOT_FOUND, format!("no message {index}\n")).into_response(),
+        None => (StatusCode::NOT_FOUND, format!("no message {id}\n")).into_response(),
     }
 }
 
@@ -243,28 +357,9 @@ async fn gone_away(
     Json(st.chaos.get())
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC (no date crate needed for one format).
-pub fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC.
+pub(crate) fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
 }
 
 #[cfg(test)]
@@ -276,7 +371,5 @@ mod tests {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
         let t = UNIX_EPOCH + Duration::from_millis(1_795_912_321_617);
         assert_eq!(rfc3339(t), "2026-11-29T00:32:01.617Z");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
     }
 }

@@ -9,23 +9,35 @@
 //! "gone away" window refuses new connections. Every fault is counted by kind and stage in
 //! [`Stats`]; [`Chaos`] changes all of it at run time (also over HTTP, `PUT /chaos`).
 //!
+//! Faithful where the clients under test meet real servers: only `CRLF.CRLF` ends DATA, as in
+//! Postfix ≥ 3.9, so no smuggled second message can ever be stored; a bare LF is a line end
+//! inside content by default and refused with [`BareLf::Reject`]; `SMTPUTF8` (RFC 6531)
+//! addresses are accepted when the client declares them. The id in `250 2.0.0 Ok: queued as
+//! <id>` is [`StoredMessage::id`], the one id of the message in the HTTP API.
+//!
 //! Limits: command lines up to [`MAX_COMMAND_LINE`] bytes (longer ones get `500 5.5.2` and are
 //! discarded as they stream in), messages up to [`Options::max_message_size`] (`552`), at most
+//! [`Options::max_in_flight_bytes`] of messages being received at once (`452`), at most
 //! [`Options::max_messages`] stored (`452`), [`Options::max_connections`] at once (`421`).
 //!
 //! # Layout
 //!
-//! - `command.rs`: [`Command`] and [`parse`], pure and fuzzable.
-//! - `reply.rs`: [`Reply`] and its wire form.
-//! - `session.rs`: [`Session`], the SMTP state machine (command in, reply and action out).
-//! - `connection.rs`: [`Connection`], capped line reading, DATA with dot-unstuffing, batched replies.
-//! - `headers.rs`: [`parse_headers`], RFC 2047 [`decode_words`], [`decode_body`]; pure.
-//! - `store.rs`: [`Store`] and [`StoredMessage`], the mailbox, counts by recipient in O(1).
+//! - `command.rs`: SMTP command lines to commands, pure and fuzzed.
+//! - `reply.rs`: replies and their wire form.
+//! - `session.rs`: the SMTP state machine (command in, reply and action out), pure.
+//! - `data.rs`: message content: the end-of-data rule, dot-unstuffing, bare LF ([`BareLf`]);
+//!   pure and fuzzed.
+//! - `connection.rs`: one socket: capped command lines, content under the size cap and the
+//!   server-wide memory budget, batched replies.
+//! - `mime.rs`: RFC 5322 unfolding and MIME parsing (`mail-parser`): [`Address`], [`Attachment`].
+//! - `store.rs`: [`Store`] and [`StoredMessage`], the mailbox by id, counts by recipient in O(1).
+//! - `search.rs`: Mailpit's search syntax; `index.rs`: the inverted index, built in the background.
 //! - `fault.rs`: [`Chaos`], [`ChaosConfig`], [`Stage`], [`FaultMode`]: when and how to fault.
 //! - `stats.rs`: [`Stats`], counters since start-up.
 //! - `tls.rs`: [`TlsOptions`], certificates, the plaintext-or-TLS stream.
-//! - `server.rs`: the accept loop and per-connection handler.
-//! - `http.rs`: the HTTP API router.
+//! - `server.rs`: the accept loop and the per-connection handler.
+//! - `http.rs`: the HTTP API router (Boulder's endpoints), [`HttpLimits`] and the server loop.
+//! - `mailpit.rs`: the Mailpit-compatible `/api/v1`; `inbox.rs` (+ `inbox/`): the web inbox.
 //! - `options.rs`: [`Options`].
 //!
 //! # Example
@@ -53,11 +65,16 @@
 
 mod command;
 mod connection;
+mod data;
 mod fault;
-mod headers;
 mod http;
+mod inbox;
+mod index;
+mod mailpit;
+mod mime;
 mod options;
 mod reply;
+mod search;
 mod server;
 mod session;
 mod stats;
@@ -72,18 +89,22 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use command::{Command, ParseError, parse};
-pub use connection::{Connection, Data, MAX_COMMAND_LINE, ReadLine};
+pub use connection::MAX_COMMAND_LINE;
+pub use data::BareLf;
 pub use fault::{Chaos, ChaosConfig, FaultKind, FaultMode, Stage};
-pub use headers::{decode_body, decode_words, parse_headers};
-pub use http::{HttpState, router};
+pub use http::HttpLimits;
+pub use mime::{Address, Attachment};
 pub use options::Options;
-pub use reply::Reply;
-pub use server::{Shared, run};
-pub use session::{Action, Envelope, Session, SessionConfig, Step};
-pub use stats::{Counters, FaultsByStage, Stats};
+pub use stats::{FaultsByStage, Stats};
 pub use store::{Filter, Store, StoreError, StoredMessage};
-pub use tls::{ServerTls, Stream, TlsOptions, self_signed};
+pub use tls::{TlsOptions, self_signed};
+
+use connection::Budget;
+use http::{HttpState, router};
+use server::{Shared, run};
+use session::SessionConfig;
+use stats::Counters;
+use tls::ServerTls;
 
 /// A running server: SMTP (and HTTP unless disabled) on the addresses it bound. Dropping it
 /// shuts it down (listeners close, connections get `421` and close); [`TestServer::shutdown`]
@@ -156,6 +177,7 @@ impl TestServer {
                 max_message_size: options.max_message_size.min(u32::MAX as usize / 2),
                 starttls: matches!(options.tls, TlsOptions::StartTls(_)),
                 auth: options.auth.clone(),
+                bare_lf: options.bare_lf,
             }),
             certificate_pem: tls.as_ref().map(|t| t.certificate_pem.clone()),
             implicit_tls: matches!(options.tls, TlsOptions::Implicit(_)),
@@ -163,6 +185,11 @@ impl TestServer {
             store: store.clone(),
             chaos: chaos.clone(),
             counters: Arc::clone(&counters),
+            // One message of the largest size must always fit.
+            budget: Arc::new(Budget::new(
+                options.max_in_flight_bytes.max(options.max_message_size),
+                Arc::clone(&counters),
+            )),
             logger: options.logger.clone().unwrap_or_else(|| Arc::new(Quiet)),
             max_connections: options.max_connections,
             idle_timeout: options.idle_timeout,
@@ -178,17 +205,18 @@ impl TestServer {
                 chaos: chaos.clone(),
                 counters: Arc::clone(&counters),
                 shutdown: shutdown.clone(),
+                started: std::time::Instant::now(),
+                smtp_addr,
+                limits: options.http_limits,
             };
-            let app = router(state);
-            let token = shutdown.clone();
-            let log = Arc::clone(&shared.logger);
-            tracker.spawn(async move {
-                let served =
-                    axum::serve(http, app).with_graceful_shutdown(token.cancelled_owned()).await;
-                if let Err(e) = served {
-                    logger::err!(log, "HTTP server failed"; error = e);
-                }
-            });
+            tracker.spawn(http::serve(
+                http,
+                router(state),
+                options.http_limits,
+                shutdown.clone(),
+                tracker.clone(),
+                Arc::clone(&shared.logger),
+            ));
         }
         Ok(TestServer {
             smtp_addr,

@@ -5,7 +5,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::data::BareLf;
 use crate::fault::{FaultMode, Stage};
+use crate::http::HttpLimits;
 use crate::tls::TlsOptions;
 
 /// Server settings. `Default` is what tests want: loopback port 0 for SMTP and HTTP, no
@@ -38,6 +40,14 @@ pub struct Options {
     pub auth: Option<(String, String)>,
     /// Largest message in bytes (default 10 MiB); bigger ones get `552`.
     pub max_message_size: usize,
+    /// Memory for messages being received, all connections together (default 64 MiB, and at
+    /// least `max_message_size`). Each connection holds its first 64 KiB of content outside
+    /// it; a message that needs more than is left gets `452 4.3.1` after its final dot, and
+    /// `/stats` counts it in `rejected_memory`. This bounds what many clients sending big
+    /// messages at once can take.
+    pub max_in_flight_bytes: usize,
+    /// What a bare LF (or bare CR) from a client does; either way only `CRLF.CRLF` ends DATA.
+    pub bare_lf: BareLf,
     /// Concurrent SMTP connections (default 1,000); more get `421` and are closed.
     pub max_connections: usize,
     /// Messages kept (default 100,000); past it messages get `452` and `/stats` says so.
@@ -46,6 +56,8 @@ pub struct Options {
     pub idle_timeout: Duration,
     /// Where the server logs its events; `None` is quiet.
     pub logger: Option<Arc<dyn logger::Logger>>,
+    /// HTTP connection limits: header/idle timeout, connection cap.
+    pub http_limits: HttpLimits,
 }
 
 impl Default for Options {
@@ -65,10 +77,13 @@ impl Default for Options {
             tls: TlsOptions::None,
             auth: None,
             max_message_size: 10 * 1024 * 1024,
+            max_in_flight_bytes: 64 * 1024 * 1024,
+            bare_lf: BareLf::Normalize,
             max_connections: 1000,
             max_messages: 100_000,
             idle_timeout: Duration::from_secs(300),
             logger: None,
+            http_limits: HttpLimits::default(),
         }
     }
 }
@@ -90,10 +105,13 @@ impl fmt::Debug for Options {
             .field("tls", &self.tls_name())
             .field("auth_user", &self.auth.as_ref().map(|(u, _)| u))
             .field("max_message_size", &self.max_message_size)
+            .field("max_in_flight_bytes", &self.max_in_flight_bytes)
+            .field("bare_lf", &self.bare_lf)
             .field("max_connections", &self.max_connections)
             .field("max_messages", &self.max_messages)
             .field("idle_timeout", &self.idle_timeout)
             .field("logger", &self.logger.is_some())
+            .field("http_limits", &self.http_limits)
             .finish()
     }
 }
@@ -186,6 +204,18 @@ impl Options {
         self
     }
 
+    /// Sets the memory for messages being received, all connections together.
+    pub fn with_max_in_flight_bytes(mut self, bytes: usize) -> Self {
+        self.max_in_flight_bytes = bytes;
+        self
+    }
+
+    /// Sets what a bare LF (or bare CR) from a client does.
+    pub fn with_bare_lf(mut self, policy: BareLf) -> Self {
+        self.bare_lf = policy;
+        self
+    }
+
     /// Sets the concurrent connection cap.
     pub fn with_max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
@@ -207,6 +237,12 @@ impl Options {
     /// Logs the server's events to `logger`.
     pub fn with_logger(mut self, logger: Arc<dyn logger::Logger>) -> Self {
         self.logger = Some(logger);
+        self
+    }
+
+    /// Sets the HTTP connection limits.
+    pub fn with_http_limits(mut self, limits: HttpLimits) -> Self {
+        self.http_limits = limits;
         self
     }
 }

@@ -2,52 +2,58 @@
 
 use std::borrow::Cow;
 
-/// One SMTP reply. Most replies are a single static line, so they cost no allocation.
+/// One SMTP reply. A one-line reply with static text costs no allocation (most of them).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
+pub(crate) struct Reply {
     /// The three-digit code.
-    pub code: u16,
-    /// The text lines (enhanced status code included in the text); never empty.
-    pub lines: Vec<Cow<'static, str>>,
+    pub(crate) code: u16,
+    /// The first (often the only) text line, enhanced status code included.
+    first: Cow<'static, str>,
+    /// The lines after the first, for multi-line replies (EHLO).
+    rest: Vec<Cow<'static, str>>,
 }
 
 impl Reply {
     /// A one-line reply.
-    pub fn new(code: u16, text: impl Into<Cow<'static, str>>) -> Reply {
-        Reply { code, lines: vec![text.into()] }
+    pub(crate) fn new(code: u16, text: impl Into<Cow<'static, str>>) -> Reply {
+        Reply { code, first: text.into(), rest: Vec::new() }
     }
 
     /// A multi-line reply (`250-first`, ..., `250 last`).
-    pub fn multi(code: u16, lines: Vec<Cow<'static, str>>) -> Reply {
+    pub(crate) fn multi(code: u16, mut lines: Vec<Cow<'static, str>>) -> Reply {
         debug_assert!(!lines.is_empty());
-        Reply { code, lines }
+        let first = if lines.is_empty() { Cow::Borrowed("") } else { lines.remove(0) };
+        Reply { code, first, rest: lines }
     }
 
     /// Appends the wire form (CRLF-terminated lines) to `out`.
-    pub fn write_to(&self, out: &mut Vec<u8>) {
-        let last = self.lines.len().saturating_sub(1);
-        for (i, line) in self.lines.iter().enumerate() {
-            let sep = if i == last { ' ' } else { '-' };
-            // Reply text is ours, but it can quote client input (a VRFY argument, an
-            // address): strip CR/LF so a client can never forge a second reply line.
+    pub(crate) fn write_to(&self, out: &mut Vec<u8>) {
+        let last = self.rest.len();
+        for (i, line) in std::iter::once(&self.first).chain(&self.rest).enumerate() {
             let mut code = itoa3(self.code);
-            code[3] = sep as u8;
+            code[3] = if i == last { b' ' } else { b'-' };
             out.extend_from_slice(&code);
-            out.extend(line.bytes().map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+            // Reply text is ours, but it can quote client input (a parameter, an address):
+            // CR and LF become spaces so a client can never forge a second reply line.
+            let start = out.len();
+            out.extend_from_slice(line.as_bytes());
+            if memchr::memchr2(b'\r', b'\n', line.as_bytes()).is_some() {
+                for b in &mut out[start..] {
+                    if *b == b'\r' || *b == b'\n' {
+                        *b = b' ';
+                    }
+                }
+            }
             out.extend_from_slice(b"\r\n");
         }
     }
 
     /// The wire form as a string (for tests and logs).
-    pub fn to_wire(&self) -> String {
+    #[cfg(test)]
+    pub(crate) fn to_wire(&self) -> String {
         let mut out = Vec::new();
         self.write_to(&mut out);
         String::from_utf8_lossy(&out).into_owned()
-    }
-
-    /// Whether this reply is a 2xx or 3xx.
-    pub fn is_positive(&self) -> bool {
-        self.code < 400
     }
 }
 
@@ -65,6 +71,7 @@ mod tests {
         assert_eq!(Reply::new(250, "2.0.0 Ok").to_wire(), "250 2.0.0 Ok\r\n");
         let r = Reply::multi(250, vec!["host".into(), "PIPELINING".into(), "8BITMIME".into()]);
         assert_eq!(r.to_wire(), "250-host\r\n250-PIPELINING\r\n250 8BITMIME\r\n");
+        assert_eq!(Reply::multi(250, vec!["one".into()]).to_wire(), "250 one\r\n");
     }
 
     #[test]

@@ -5,13 +5,13 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::connection::{Connection, Data, MAX_COMMAND_LINE, ReadLine};
+use crate::connection::{Budget, Connection, Data, MAX_COMMAND_LINE, ReadLine};
 use crate::fault::{Chaos, FaultKind, Stage};
 use crate::reply::Reply;
 use crate::session::{Action, Session, SessionConfig};
@@ -23,52 +23,83 @@ use crate::tls::{ServerTls, Stream};
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a closing connection keeps draining client input (see [`Connection::close`]).
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// How long a session told `421` at shutdown may take to get it out.
+const SHUTDOWN_LINGER: Duration = Duration::from_millis(500);
+
+/// How long the accept loop pauses after an accept error that is not about one connection
+/// (out of descriptors or memory), so the tasks holding descriptors get the CPU to free them.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
+/// At most one "accept failed" warning per this long; the ones in between are counted.
+const ACCEPT_WARNING_EVERY: Duration = Duration::from_secs(1);
 
 /// Everything the sessions share.
-pub struct Shared {
+pub(crate) struct Shared {
     /// What each session needs.
-    pub session: Arc<SessionConfig>,
+    pub(crate) session: Arc<SessionConfig>,
     /// The TLS acceptor when TLS is on.
-    pub tls: Option<ServerTls>,
+    pub(crate) tls: Option<ServerTls>,
     /// The certificate the server presents, PEM.
-    pub certificate_pem: Option<String>,
+    pub(crate) certificate_pem: Option<String>,
     /// TLS from the first byte (else STARTTLS when `tls` is set).
-    pub implicit_tls: bool,
+    pub(crate) implicit_tls: bool,
     /// The mailbox.
-    pub store: Store,
+    pub(crate) store: Store,
     /// The fault controller.
-    pub chaos: Chaos,
+    pub(crate) chaos: Chaos,
     /// The counters.
-    pub counters: Arc<Counters>,
+    pub(crate) counters: Arc<Counters>,
+    /// Memory for messages being received, all connections together.
+    pub(crate) budget: Arc<Budget>,
     /// Where events go.
-    pub logger: Arc<dyn logger::Logger>,
+    pub(crate) logger: Arc<dyn logger::Logger>,
     /// Concurrent connection cap.
-    pub max_connections: usize,
+    pub(crate) max_connections: usize,
     /// Per-connection idle limit.
-    pub idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
 }
 
 /// Accepts SMTP connections on `listener` until `shutdown` is cancelled, spawning one task per
 /// connection on `tracker`.
 ///
-/// Accept errors (EMFILE and the like) are logged and retried after 50 ms: they are
-/// transient, and a tight retry loop would only burn the CPU the other tasks need to free
-/// descriptors. During a gone-away window each new connection is accepted and closed at once,
-/// before any greeting. Over `max_connections` a connection gets `421` and is closed.
-pub async fn run(
+/// The loop never ends on an accept error. One that concerns a single connection (reset or
+/// aborted before it was accepted) is skipped. Any other (out of descriptors, EMFILE, or
+/// memory) is logged at most once a second, with a count of those in between, and the loop
+/// pauses 50 ms before it accepts again: the connection stays in the listen backlog until a
+/// descriptor is free, and a tight retry loop would only burn the CPU that the sessions need
+/// to finish and free theirs. During a gone-away window each new connection is accepted and
+/// closed at once, before any greeting. Over `max_connections` a connection gets `421` and is
+/// closed.
+pub(crate) async fn run(
     listener: TcpListener,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) {
+    let mut warned: Option<Instant> = None;
+    let mut unlogged = 0u64;
     loop {
         let (socket, peer) = tokio::select! {
             () = shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
+                Err(e) if is_per_connection(&e) => {
+                    logger::debug!(shared.logger, "accept failed for one connection"; error = e);
+                    continue;
+                }
                 Err(e) => {
-                    logger::warning!(shared.logger, "accept failed"; error = e);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    shared.counters.accept_errors.fetch_add(1, Relaxed);
+                    if warned.is_none_or(|t| t.elapsed() >= ACCEPT_WARNING_EVERY) {
+                        logger::warning!(shared.logger, "accept failed, pausing";
+                            error = e, pause_ms = ACCEPT_PAUSE.as_millis(), since_last = unlogged);
+                        warned = Some(Instant::now());
+                        unlogged = 0;
+                    } else {
+                        unlogged += 1;
+                    }
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(ACCEPT_PAUSE) => {}
+                    }
                     continue;
                 }
             },
@@ -92,11 +123,14 @@ pub async fn run(
             let shutdown = shutdown.clone();
             tracker.spawn(async move {
                 let _guard = guard;
-                let mut conn =
-                    Connection::new(Stream::Plain(socket), shared.idle_timeout, shutdown);
+                let budget = Arc::clone(&shared.budget);
+                let mut conn = Connection::new(Stream::Plain(socket), shared.idle_timeout, budget);
                 let text = format!("4.7.0 {} Error: too many connections", shared.session.hostname);
                 conn.push_reply(&Reply::new(421, text));
-                let _ = conn.close(Duration::from_millis(100)).await;
+                tokio::select! {
+                    _ = conn.close(Duration::from_millis(100)) => {}
+                    () = shutdown.cancelled() => {}
+                }
             });
             continue;
         }
@@ -112,6 +146,13 @@ pub async fn run(
     }
 }
 
+/// Whether an accept error concerns only the connection being accepted (the client reset or
+/// gave up between its SYN and our accept), not the server's own state.
+fn is_per_connection(e: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(e.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted)
+}
+
 struct ActiveGuard(Arc<Counters>);
 
 impl Drop for ActiveGuard {
@@ -120,6 +161,10 @@ impl Drop for ActiveGuard {
     }
 }
 
+/// Serves one connection. Shutdown is watched here, around the whole session, rather than in
+/// every read and write (a waiter on the shared token per read serialised every session on
+/// its lock): the session is dropped where it waits, and the connection, whose methods are
+/// cancel-safe, says `421` and closes.
 async fn handle(
     shared: &Shared,
     socket: TcpStream,
@@ -128,29 +173,42 @@ async fn handle(
     shutdown: CancellationToken,
 ) -> io::Result<()> {
     let stream = match (&shared.tls, shared.implicit_tls) {
-        (Some(tls), true) => match handshake(shared, tls, socket, peer, &shutdown).await {
-            Some(stream) => stream,
-            None => return Ok(()),
-        },
+        // Boxed, here and at STARTTLS: a handshake's state is three times the rest of the
+        // session's, and every connection's task would carry (and copy) it otherwise.
+        (Some(tls), true) => {
+            match Box::pin(handshake(shared, tls, socket, peer, &shutdown)).await {
+                Some(stream) => stream,
+                None => return Ok(()),
+            }
+        }
         _ => Stream::Plain(socket),
     };
-    let mut conn = Connection::new(stream, shared.idle_timeout, shutdown.clone());
-    match serve(shared, &mut conn, peer, doomed).await {
-        Ok(()) => Ok(()),
-        Err(e) if shutdown.is_cancelled() => {
+    let budget = Arc::clone(&shared.budget);
+    let mut conn = Connection::new(stream, shared.idle_timeout, budget);
+    let served = tokio::select! {
+        biased;
+        served = serve(shared, &mut conn, peer, doomed, &shutdown) => served,
+        () = shutdown.cancelled() => {
             let text = format!("4.3.2 {} Service shutting down", shared.session.hostname);
             conn.push_reply(&Reply::new(421, text));
-            let _ =
-                tokio::time::timeout(Duration::from_millis(500), conn.close(Duration::ZERO)).await;
-            Err(e)
+            // What fits in the socket buffer goes out; a client that reads nothing is not
+            // waited for.
+            let _ = tokio::time::timeout(SHUTDOWN_LINGER, conn.close(Duration::ZERO)).await;
+            return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "server shutting down"));
         }
+    };
+    match served {
         Err(e) if e.kind() == io::ErrorKind::TimedOut => {
             let text = format!("4.4.2 {} Error: timeout exceeded", shared.session.hostname);
             conn.push_reply(&Reply::new(421, text));
-            let _ = tokio::time::timeout(Duration::from_secs(1), conn.close(Duration::ZERO)).await;
+            let closing = tokio::time::timeout(Duration::from_secs(1), conn.close(Duration::ZERO));
+            tokio::select! {
+                _ = closing => {}
+                () = shutdown.cancelled() => {}
+            }
             Err(e)
         }
-        Err(e) => Err(e),
+        other => other,
     }
 }
 
@@ -227,6 +285,7 @@ async fn serve(
     conn: &mut Connection<Stream>,
     peer: SocketAddr,
     mut doomed: bool,
+    shutdown: &CancellationToken,
 ) -> io::Result<()> {
     let mut session = Session::new(Arc::clone(&shared.session), shared.implicit_tls);
     if let Some(kind) = draw(shared, conn, Stage::Greeting, &mut doomed, peer).await? {
@@ -234,10 +293,20 @@ async fn serve(
     }
     conn.push_reply(&session.greeting());
     loop {
-        let step = match conn.read_line(MAX_COMMAND_LINE).await? {
+        let (step, bare_lf) = match conn.read_line(MAX_COMMAND_LINE).await? {
             ReadLine::Eof => return Ok(()),
-            ReadLine::TooLong => session.line_too_long(),
-            ReadLine::Line(range) => session.handle_line(conn.line(range)),
+            ReadLine::TooLong => (session.line_too_long(), false),
+            ReadLine::Line { range, bare_lf: false } => {
+                (session.handle_line(conn.line(range)), false)
+            }
+            ReadLine::Line { range, bare_lf: true } => {
+                let step = session.handle_bare_lf_line(conn.line(range));
+                if step.action == Action::Close {
+                    shared.counters.rejected_bare_lf.fetch_add(1, Relaxed);
+                    logger::info!(shared.logger, "bare LF in a command, closing"; peer = peer);
+                }
+                (step, true)
+            }
         };
         if let Some(stage) = step.stage {
             match draw(shared, conn, stage, &mut doomed, peer).await? {
@@ -254,6 +323,7 @@ async fn serve(
         conn.push_reply(&step.reply);
         match step.action {
             Action::Continue => conn.flush_if_large().await?,
+            Action::Quit => return conn.quit(CLOSE_LINGER).await,
             Action::Close => return conn.close(CLOSE_LINGER).await,
             Action::StartTls => {
                 conn.flush().await?;
@@ -262,25 +332,40 @@ async fn serve(
                 let Stream::Plain(tcp) = conn.replace_stream(Stream::Closed) else {
                     return Ok(());
                 };
-                let shutdown = conn.shutdown_token().clone();
-                let Some(stream) = handshake(shared, tls, tcp, peer, &shutdown).await else {
+                let Some(stream) = Box::pin(handshake(shared, tls, tcp, peer, shutdown)).await
+                else {
                     return Ok(());
                 };
                 conn.replace_stream(stream);
                 session.tls_started();
             }
             Action::ReadData => {
-                let data = conn.read_data(shared.session.max_message_size).await?;
+                let config = &shared.session;
+                let data =
+                    conn.read_data(config.max_message_size, config.bare_lf, !bare_lf).await?;
                 let envelope = session.finish_data();
-                let bytes = match data {
+                match data {
                     Data::Eof => return Ok(()),
+                    Data::Complete => {}
                     Data::TooBig => {
                         shared.counters.rejected_too_big.fetch_add(1, Relaxed);
                         conn.push_reply(&Session::too_big());
                         continue;
                     }
-                    Data::Complete(bytes) => bytes,
-                };
+                    Data::NoRoom => {
+                        shared.counters.rejected_memory.fetch_add(1, Relaxed);
+                        logger::warning!(shared.logger, "no memory left for messages being received, message refused";
+                            max_in_flight_bytes = shared.budget.limit(), peer = peer);
+                        conn.push_reply(&Session::store_full());
+                        continue;
+                    }
+                    Data::Bare(bare) => {
+                        shared.counters.rejected_bare_lf.fetch_add(1, Relaxed);
+                        logger::info!(shared.logger, "bare line ending in content, message refused"; peer = peer);
+                        conn.push_reply(&session.bare_received(bare));
+                        continue;
+                    }
+                }
                 // Drawn before storing: a rejected message is not stored, while after a close
                 // or 421 it is (the client cannot know: "delivery unknown").
                 let fault = draw(shared, conn, Stage::AfterDot, &mut doomed, peer).await?;
@@ -288,9 +373,11 @@ async fn serve(
                     conn.push_reply(&Session::fault_reject(code, &shared.session.hostname));
                     continue;
                 }
-                let size = bytes.len();
+                let size = conn.content().len();
                 let recipients = envelope.to.len();
-                let mut message = StoredMessage::unparsed(envelope.from, envelope.to, bytes);
+                let mut message =
+                    StoredMessage::unparsed(envelope.from, envelope.to, conn.content().to_vec());
+                conn.release_content();
                 message.tls = conn.stream().is_tls();
                 message.helo = envelope.helo;
                 message.auth_user = envelope.auth_user;

@@ -9,7 +9,7 @@ use crate::fault::{FaultKind, Stage};
 
 /// The live counters (shared by every session).
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     pub(crate) connections: AtomicU64,
     pub(crate) active: AtomicU64,
     pub(crate) messages: AtomicU64,
@@ -24,6 +24,10 @@ pub struct Counters {
     pub(crate) rejected_too_big: AtomicU64,
     pub(crate) rejected_connections: AtomicU64,
     pub(crate) tls_handshake_failures: AtomicU64,
+    pub(crate) rejected_memory: AtomicU64,
+    pub(crate) rejected_bare_lf: AtomicU64,
+    pub(crate) accept_errors: AtomicU64,
+    pub(crate) in_flight_bytes: AtomicU64,
 }
 
 impl Counters {
@@ -44,7 +48,7 @@ impl Counters {
     }
 
     /// A snapshot, completed with the store's current figures.
-    pub fn snapshot(&self, store: &crate::Store) -> Stats {
+    pub(crate) fn snapshot(&self, store: &crate::Store) -> Stats {
         let by_stage = |s: Stage| self.faults_by_stage[s.index()].load(Relaxed);
         let full_since = store.full_since();
         Stats {
@@ -68,6 +72,10 @@ impl Counters {
             rejected_too_big: self.rejected_too_big.load(Relaxed),
             rejected_connections: self.rejected_connections.load(Relaxed),
             tls_handshake_failures: self.tls_handshake_failures.load(Relaxed),
+            rejected_memory: self.rejected_memory.load(Relaxed),
+            rejected_bare_lf: self.rejected_bare_lf.load(Relaxed),
+            accept_errors: self.accept_errors.load(Relaxed),
+            in_flight_bytes: self.in_flight_bytes.load(Relaxed),
             stored_messages: store.len() as u64,
             stored_deliveries: store.count() as u64,
             stored_bytes: store.bytes() as u64,
@@ -124,6 +132,18 @@ pub struct Stats {
     pub rejected_connections: u64,
     /// TLS handshakes that failed (implicit TLS or STARTTLS).
     pub tls_handshake_failures: u64,
+    /// Messages refused with 452 because messages being received at once had used up
+    /// `max_in_flight_bytes`.
+    pub rejected_memory: u64,
+    /// Messages (550 after the final dot) and commands (550, then close) refused for a bare LF
+    /// or bare CR under `--bare-lf reject`.
+    pub rejected_bare_lf: u64,
+    /// Accept errors other than a client giving up (out of descriptors, EMFILE, or memory):
+    /// each paused the accept loop briefly.
+    pub accept_errors: u64,
+    /// Memory held now by messages being received, beyond each connection's first 64 KiB:
+    /// what counts against `max_in_flight_bytes`.
+    pub in_flight_bytes: u64,
     /// Messages in the store now.
     pub stored_messages: u64,
     /// Deliveries in the store now.

@@ -1,19 +1,28 @@
-//! The mailbox: every accepted message in memory, deliveries counted by recipient in O(1),
-//! a cap on the number of messages, and waiting for a count without sleeps.
+//! The mailbox: every accepted message in memory under one id, deliveries counted by
+//! recipient in O(1), a cap on the number of messages, waiting for a count without sleeps,
+//! and the search index kept up to date (`index.rs`).
+//!
+//! Only the bytes and the envelope are kept; headers, text, HTML and attachments are parsed
+//! again (`mime.rs`) when a message is read. Parsing a 1 KB message takes microseconds, so a
+//! page of 50 costs well under a millisecond, while a cache of parsed messages would double the
+//! memory of the store.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
 
-use crate::headers::{decode_body, decode_words, parse_headers};
+use crate::index::{Feed, Hits, Index, Op, Source};
+use crate::mime::{self, Address, Attachment};
+use crate::search;
 
 /// One accepted message (with all its recipients).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
-    /// Sequence number, from 1, unique for the server's lifetime (survives `clear`).
+    /// The message's id: from 1, unique for the server's lifetime (survives `clear`). The
+    /// SMTP reply says `queued as <id>`, and every HTTP path and JSON `id`/`ID` uses it.
     pub id: u64,
     /// The envelope sender (`MAIL FROM`), empty for `<>`.
     pub from: String,
@@ -21,15 +30,35 @@ pub struct StoredMessage {
     pub to: Vec<String>,
     /// The content exactly as received, dot-unstuffed, CRLF line endings, without the final dot.
     pub data: Vec<u8>,
-    /// The `Subject` header, unfolded and RFC 2047-decoded (`=?utf-8?B?...?=` becomes text).
+    /// The `Subject` header, unfolded (RFC 5322) and RFC 2047-decoded, any charset.
     pub subject: Option<String>,
-    /// The `Message-ID` header, unfolded.
+    /// The `Message-ID` header as sent (unfolded, with its angle brackets).
     pub message_id: Option<String>,
     /// Every header in order, names as sent, values unfolded and trimmed (not decoded).
     pub headers: Vec<(String, String)>,
-    /// The body after the blank line as text: a single-part `base64` or `quoted-printable`
-    /// body is decoded; invalid UTF-8 becomes U+FFFD. `data` keeps the raw bytes.
+    /// The body as text: the first text/plain part decoded to UTF-8 (transfer encoding and
+    /// charset), else the HTML source, else the raw body after the blank line.
     pub body: String,
+    /// The first text/plain part, decoded; for an HTML-only message, its HTML as text.
+    pub text: Option<String>,
+    /// The first text/html part, decoded.
+    pub html: Option<String>,
+    /// Attachments and inline parts, in MIME order.
+    pub attachments: Vec<Attachment>,
+    /// The addresses of the `From` header (the envelope sender is `from`).
+    pub header_from: Vec<Address>,
+    /// The `To` header's addresses (the envelope recipients are `to`).
+    pub header_to: Vec<Address>,
+    /// The `Cc` header's addresses.
+    pub cc: Vec<Address>,
+    /// The `Bcc` header's addresses.
+    pub bcc: Vec<Address>,
+    /// The `Reply-To` header's addresses.
+    pub reply_to: Vec<Address>,
+    /// The `Date` header, when it parses.
+    pub date: Option<SystemTime>,
+    /// Whether a reader opened it (`GET /api/v1/message/{ID}`) or marked it read.
+    pub read: bool,
     /// Whether the session was encrypted (STARTTLS or implicit TLS).
     pub tls: bool,
     /// When the final dot arrived.
@@ -43,7 +72,7 @@ pub struct StoredMessage {
 }
 
 impl StoredMessage {
-    /// Builds a message from an envelope and raw content, parsing the headers.
+    /// Builds a message from an envelope and raw content, parsing it.
     pub fn new(from: String, to: Vec<String>, data: Vec<u8>) -> StoredMessage {
         let mut m = StoredMessage::unparsed(from, to, data);
         m.parse();
@@ -61,6 +90,16 @@ impl StoredMessage {
             message_id: None,
             headers: Vec::new(),
             body: String::new(),
+            text: None,
+            html: None,
+            attachments: Vec::new(),
+            header_from: Vec::new(),
+            header_to: Vec::new(),
+            cc: Vec::new(),
+            bcc: Vec::new(),
+            reply_to: Vec::new(),
+            date: None,
+            read: false,
             tls: false,
             received_at: SystemTime::now(),
             helo: String::new(),
@@ -69,21 +108,33 @@ impl StoredMessage {
         }
     }
 
-    /// Fills `headers`, `subject`, `message_id` and `body` from `data`.
+    /// Fills the derived fields from `data`.
     fn parse(&mut self) {
-        let (headers, body_start) = parse_headers(&self.data);
-        let find = |name: &str| {
-            headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
-        };
-        self.subject = find("Subject").map(|v| decode_words(&v));
-        self.message_id = find("Message-ID");
-        self.body = decode_body(&headers, &self.data[body_start..]);
-        self.headers = headers;
+        let m = mime::parse(&self.data);
+        self.subject = m.subject;
+        self.message_id = m.message_id;
+        self.headers = m.headers;
+        self.body = m.body;
+        self.text = m.text;
+        self.html = m.html;
+        self.attachments = m.attachments;
+        self.header_from = m.addresses.from;
+        self.header_to = m.addresses.to;
+        self.cc = m.addresses.cc;
+        self.bcc = m.addresses.bcc;
+        self.reply_to = m.addresses.reply_to;
+        self.date = m.date;
     }
 
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The decoded content of MIME part `part_id` (`2`, `1.2`, as in
+    /// [`Attachment::part_id`]): its content type, file name and bytes.
+    pub fn part(&self, part_id: &str) -> Option<(String, String, Vec<u8>)> {
+        mime::part(&self.data, part_id).map(|p| (p.content_type, p.filename, p.bytes))
     }
 }
 
@@ -148,11 +199,7 @@ impl Filter {
 /// The decoded subject, as [`StoredMessage::subject`] holds it, so every filter (counts,
 /// `/mail/N`, `/wait` and the listings) matches the same text.
 fn subject_of(data: &[u8]) -> Option<String> {
-    parse_headers(data)
-        .0
-        .into_iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("Subject"))
-        .map(|(_, v)| decode_words(&v))
+    mime::subject(data)
 }
 
 /// Bytes of stored messages live in blocks of this size (a message larger than a block gets
@@ -224,6 +271,7 @@ struct Entry {
     helo: Span,
     auth_user: Option<Span>,
     tls: bool,
+    read: bool,
 }
 
 impl Entry {
@@ -242,6 +290,7 @@ impl Entry {
         );
         m.id = self.id;
         m.tls = self.tls;
+        m.read = self.read;
         m.received_at = self.received_at;
         m.helo = arena.str(self.helo).to_owned();
         m.auth_user = self.auth_user.map(|s| arena.str(s).to_owned());
@@ -254,28 +303,85 @@ impl Entry {
 #[derive(Clone, Debug)]
 pub struct Store {
     inner: Arc<Mutex<Inner>>,
+    /// Wakes `wait_for` (and `/wait`) on every change.
     changed: Arc<watch::Sender<()>>,
+    /// Wakes the web inbox's live updates; separate so that [`Store::waiters`] counts waits.
+    events: Arc<watch::Sender<()>>,
+    index: Index,
     max_messages: usize,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     arena: Arena,
+    /// Ascending by id (ids only grow, and deletes keep the order).
     entries: Vec<Entry>,
     deliveries: usize,
     bytes: usize,
     by_rcpt: HashMap<String, usize>,
     next_id: u64,
     full_since: Option<SystemTime>,
+    /// Arena bytes of deleted messages (given back when they outweigh the live ones).
+    garbage: usize,
+    feed: Feed,
+    /// Operations sent to the index so far (see [`Index::search`]).
+    ops: u64,
+    /// Messages deleted or cleared since start-up.
+    deleted: u64,
+}
+
+impl Inner {
+    fn position(&self, id: u64) -> Option<usize> {
+        self.entries.binary_search_by_key(&id, |e| e.id).ok()
+    }
+
+    fn send(&mut self, op: Op) {
+        self.feed.send(op);
+        self.ops += 1;
+    }
+
+    /// Copies the live messages into a fresh arena once deleted ones take more than half of
+    /// it, so deleting does give memory back.
+    fn compact(&mut self) {
+        let live: usize = self.arena.blocks.iter().map(Vec::len).sum::<usize>() - self.garbage;
+        if self.garbage < BLOCK || self.garbage < live {
+            return;
+        }
+        let old = std::mem::take(&mut self.arena);
+        for e in &mut self.entries {
+            e.from = self.arena.push(old.get(e.from));
+            e.to = self.arena.push(old.get(e.to));
+            e.data = self.arena.push(old.get(e.data));
+            e.helo = self.arena.push(old.get(e.helo));
+            e.auth_user = e.auth_user.map(|s| self.arena.push(old.get(s)));
+        }
+        self.garbage = 0;
+    }
 }
 
 impl Store {
-    /// An empty store holding at most `max_messages` messages.
+    /// An empty store holding at most `max_messages` messages. Starts the indexer thread,
+    /// which ends when the last clone of the store is dropped.
     pub fn new(max_messages: usize) -> Store {
-        let inner = Inner { next_id: 1, ..Inner::default() };
+        let (index, feed) = Index::new();
+        let inner = Inner {
+            arena: Arena::default(),
+            entries: Vec::new(),
+            deliveries: 0,
+            bytes: 0,
+            by_rcpt: HashMap::new(),
+            next_id: 1,
+            full_since: None,
+            garbage: 0,
+            feed,
+            ops: 0,
+            deleted: 0,
+        };
         Store {
             inner: Arc::new(Mutex::new(inner)),
             changed: Arc::new(watch::channel(()).0),
+            events: Arc::new(watch::channel(()).0),
+            index,
             max_messages,
         }
     }
@@ -286,9 +392,14 @@ impl Store {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Stores a message, assigning its id; `Err(Full)` at the cap. Only the envelope, the
-    /// content and the session fields are kept: `headers`, `subject`, `message_id` and `body`
-    /// are derived from `data` again when the message is read.
+    fn notify(&self) {
+        self.changed.send_replace(());
+        self.events.send_replace(());
+    }
+
+    /// Stores a message and returns its id; `Err(Full)` at the cap. Only the envelope, the
+    /// content and the session fields are kept: the derived fields are parsed from `data`
+    /// again when the message is read. The index learns of it in the background.
     pub fn insert(&self, message: StoredMessage) -> Result<u64, StoreError> {
         let id;
         {
@@ -313,6 +424,7 @@ impl Store {
                 helo: arena.push_str(&message.helo),
                 auth_user: message.auth_user.as_deref().map(|u| arena.push_str(u)),
                 tls: message.tls,
+                read: false,
             };
             inner.entries.push(entry);
             inner.deliveries += message.to.len();
@@ -326,8 +438,12 @@ impl Store {
                     }
                 }
             }
+            // Sent under the lock, so the index sees operations in store order; the bytes
+            // move to the indexer, which frees them once indexed.
+            let StoredMessage { from, to, data, received_at, .. } = message;
+            inner.send(Op::Insert { id, from, to, data, received_at });
         }
-        self.changed.send_replace(());
+        self.notify();
         Ok(id)
     }
 
@@ -361,6 +477,16 @@ impl Store {
     /// Whether no message is stored.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Messages stored that nobody has read.
+    pub fn unread(&self) -> usize {
+        self.lock().entries.iter().filter(|e| !e.read).count()
+    }
+
+    /// Messages deleted (one by one or by `clear`) since start-up.
+    pub fn deleted(&self) -> u64 {
+        self.lock().deleted
     }
 
     /// Content bytes stored.
@@ -438,14 +564,154 @@ impl Store {
         Some((message, rcpt))
     }
 
+    /// The message with this id, parsed.
+    pub fn get(&self, id: u64) -> Option<StoredMessage> {
+        let mut message = {
+            let inner = self.lock();
+            inner.entries.get(inner.position(id)?)?.unparsed(&inner.arena)
+        };
+        message.parse();
+        Some(message)
+    }
+
+    /// The raw content of the message with this id.
+    pub fn data(&self, id: u64) -> Option<Vec<u8>> {
+        let inner = self.lock();
+        let e = inner.entries.get(inner.position(id)?)?;
+        Some(inner.arena.get(e.data).to_vec())
+    }
+
+    /// The id of the newest message.
+    pub fn latest_id(&self) -> Option<u64> {
+        self.lock().entries.last().map(|e| e.id)
+    }
+
+    /// A page of messages, newest first: `limit` of them after skipping `start`.
+    pub fn newest(&self, start: usize, limit: usize) -> Vec<StoredMessage> {
+        let mut page: Vec<StoredMessage> = {
+            let inner = self.lock();
+            let arena = &inner.arena;
+            inner.entries.iter().rev().skip(start).take(limit).map(|e| e.unparsed(arena)).collect()
+        };
+        page.iter_mut().for_each(StoredMessage::parse);
+        page
+    }
+
+    /// The messages with these ids that are still stored, parsed, in the order given.
+    pub fn get_many(&self, ids: &[u64]) -> Vec<StoredMessage> {
+        let mut list: Vec<StoredMessage> = {
+            let inner = self.lock();
+            ids.iter()
+                .filter_map(|&id| inner.position(id))
+                .map(|i| inner.entries[i].unparsed(&inner.arena))
+                .collect()
+        };
+        list.iter_mut().for_each(StoredMessage::parse);
+        list
+    }
+
+    /// Searches with Mailpit's syntax (see `search.rs`): the number of matches and a page of
+    /// them, newest first. Sees every message stored before the call.
+    pub fn search(&self, query: &str, start: usize, limit: usize) -> (usize, Vec<StoredMessage>) {
+        let hits = self.search_ids(query, start, limit);
+        (hits.total, self.get_many(&hits.ids))
+    }
+
+    /// [`Store::search`] without fetching the messages.
+    pub(crate) fn search_ids(&self, query: &str, start: usize, limit: usize) -> Hits {
+        let clauses = search::parse(query);
+        let ops = self.lock().ops;
+        self.index.search(&clauses, ops, start, limit, self)
+    }
+
+    /// Deletes the messages with these ids (unknown ids are ignored); returns how many went.
+    pub fn delete(&self, ids: &[u64]) -> usize {
+        let removed = {
+            let mut guard = self.lock();
+            let inner = &mut *guard;
+            let wanted: HashSet<u64> = ids.iter().copied().collect();
+            let mut gone = Vec::new();
+            let (arena, by_rcpt) = (&inner.arena, &mut inner.by_rcpt);
+            let (mut deliveries, mut bytes, mut garbage) = (0, 0, 0);
+            inner.entries.retain(|e| {
+                if !wanted.contains(&e.id) {
+                    return true;
+                }
+                for rcpt in e.recipients(arena) {
+                    if let Some(n) = by_rcpt.get_mut(rcpt) {
+                        *n -= 1;
+                        if *n == 0 {
+                            by_rcpt.remove(rcpt);
+                        }
+                    }
+                }
+                deliveries += e.rcpt_count as usize;
+                bytes += e.data.len as usize;
+                garbage +=
+                    [e.from, e.to, e.data, e.helo].iter().map(|s| s.len as usize).sum::<usize>()
+                        + e.auth_user.map_or(0, |s| s.len as usize);
+                gone.push(e.id);
+                false
+            });
+            inner.deliveries -= deliveries;
+            inner.bytes -= bytes;
+            inner.garbage += garbage;
+            if inner.entries.len() < self.max_messages {
+                inner.full_since = None;
+            }
+            let n = gone.len();
+            inner.deleted += n as u64;
+            if n > 0 {
+                inner.send(Op::Delete(gone));
+                inner.compact();
+            }
+            n
+        };
+        if removed > 0 {
+            self.notify();
+        }
+        removed
+    }
+
+    /// Marks messages read or unread: these ids, or all of them for `None`.
+    pub fn mark_read(&self, ids: Option<&[u64]>, read: bool) {
+        {
+            let mut inner = self.lock();
+            match ids {
+                None => inner.entries.iter_mut().for_each(|e| e.read = read),
+                Some(ids) => {
+                    for &id in ids {
+                        if let Some(i) = inner.position(id) {
+                            inner.entries[i].read = read;
+                        }
+                    }
+                }
+            }
+        }
+        self.events.send_replace(());
+    }
+
     /// Forgets every message (ids keep counting up) and frees their memory.
     pub fn clear(&self) {
         {
             let mut inner = self.lock();
-            let next_id = inner.next_id;
-            *inner = Inner { next_id, ..Inner::default() };
+            inner.deleted += inner.entries.len() as u64;
+            inner.arena = Arena::default();
+            inner.entries = Vec::new();
+            inner.deliveries = 0;
+            inner.bytes = 0;
+            inner.by_rcpt = HashMap::new();
+            inner.full_since = None;
+            inner.garbage = 0;
+            inner.send(Op::Clear);
         }
-        self.changed.send_replace(());
+        self.notify();
+    }
+
+    /// A receiver that sees a change each time a message is stored, deleted, marked or the
+    /// store is cleared (changes in a burst coalesce). For live views.
+    pub fn changes(&self) -> watch::Receiver<()> {
+        self.events.subscribe()
     }
 
     /// How many `wait_for`/`wait_matching` calls (and `/wait` requests) are pending now.
@@ -484,6 +750,16 @@ impl Store {
     }
 }
 
+impl Source for Store {
+    fn data(&self, id: u64) -> Option<Vec<u8>> {
+        Store::data(self, id)
+    }
+
+    fn read_ids(&self) -> HashSet<u64> {
+        self.lock().entries.iter().filter(|e| e.read).map(|e| e.id).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,7 +779,8 @@ mod tests {
             &["b@x"],
             "Subject: hello\r\n  world\r\nMessage-ID: <1@x>\r\nX-Empty:\r\n\r\nbody\r\n.line\r\n",
         );
-        assert_eq!(m.subject.as_deref(), Some("hello world"));
+        // RFC 5322 unfolding removes the CRLF and keeps the white space.
+        assert_eq!(m.subject.as_deref(), Some("hello  world"));
         assert_eq!(m.message_id.as_deref(), Some("<1@x>"));
         assert_eq!(m.header("x-empty"), Some(""));
         assert_eq!(m.body, "body\r\n.line\r\n");

@@ -36,7 +36,7 @@ impl TlsOptions {
 
 /// A built server TLS configuration and the certificate it presents.
 #[derive(Clone)]
-pub struct ServerTls {
+pub(crate) struct ServerTls {
     /// The acceptor for handshakes.
     pub acceptor: TlsAcceptor,
     /// The leaf certificate, PEM (give it to clients as their root).
@@ -90,7 +90,7 @@ pub fn self_signed() -> io::Result<(String, String)> {
 
 /// A server-side stream that is plaintext or TLS.
 #[derive(Debug)]
-pub enum Stream {
+pub(crate) enum Stream {
     /// Plaintext TCP.
     Plain(TcpStream),
     /// TLS over TCP.

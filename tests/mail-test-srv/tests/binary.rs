@@ -90,7 +90,11 @@ fn bad_flags_are_refused_with_a_clear_error() {
         (vec!["--auth", "nocolon"], "expected USER:PASS"),
         (vec!["--cert", "/nonexistent.pem"], "--key"),
         (vec!["--smtp", "not-an-address"], "invalid socket address"),
-        (vec!["--idle-timeout", "999999999999999999m"], "bad duration"),
+        (vec!["--idle-timeout", "999999999999999999999h"], "is not a duration"),
+        (vec!["--idle-timeout", "5"], "\"5\" has no unit: add one, e.g. 5s or 5ms"),
+        (vec!["--idle-timeout", "0s"], "the timeout must be longer than zero"),
+        (vec!["--fault-delay", "fast"], "is not a duration"),
+        (vec!["--bare-lf", "sometimes"], "unknown bare-LF policy"),
     ] {
         let out = Command::new(BIN).args(&args).stdin(Stdio::null()).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

@@ -1,38 +1,32 @@
 //! Interop with real SMTP clients: swaks, curl, Python's smtplib and Postfix's smtp-source.
-//! Each test starts an in-process server on loopback port 0, runs the peer against it, and
-//! checks the result through the HTTP API, as a user's CI would. Run by `.ci/run` with
-//! `--include-ignored`, where the peers are installed; a missing peer fails the test.
+//! Each test starts an in-process server on loopback port 0, runs the peer against it through
+//! `test_support::run`, and checks the result through the HTTP API, as a user's CI would. Run
+//! by `.ci/run` with `--include-ignored`, where the peers are installed; a missing peer fails
+//! the test.
 
 mod common;
 
 use std::path::Path;
-use std::process::Output;
+use std::process::Command;
 use std::time::Duration;
 
 use common::get;
-use mail_test_srv::{FaultMode, Options, TestServer, TlsOptions};
+use mail_test_srv::{BareLf, FaultMode, Options, TestServer, TlsOptions};
+use test_support::Finished;
 
-/// Runs a peer to completion (killed if it outlives `timeout`).
-async fn run(program: &str, args: &[&str], timeout: Duration) -> Output {
-    let child = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    match tokio::time::timeout(timeout, child).await {
-        Ok(Ok(out)) => out,
-        Ok(Err(e)) => panic!("cannot run {program}: {e} (is it installed? .ci/run installs it)"),
-        Err(_) => panic!("{program} {args:?} did not finish in {timeout:?}"),
-    }
+/// Runs a peer to completion (killed if it outlives `timeout`), off the async runtime.
+async fn run(program: &str, args: &[&str], timeout: Duration) -> Finished {
+    let mut command = Command::new(program);
+    command.args(args);
+    let program = program.to_owned();
+    tokio::task::spawn_blocking(move || test_support::run(&mut command, timeout))
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{program}: {e} (is it installed? .ci/run installs it)"))
 }
 
-fn explain(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+fn explain(out: &Finished) -> String {
+    out.transcript()
 }
 
 /// `/count` over HTTP.
@@ -69,7 +63,7 @@ async fn swaks_plain_starttls_implicit_and_auth() {
         "from swaks",
     ];
     let out = run("swaks", &[&base[..], &["--body", "hello from swaks"]].concat(), T).await;
-    assert!(out.status.success(), "{}", explain(&out));
+    assert!(out.success(), "{}", explain(&out));
     assert_eq!(http_wait(&srv, 1).await, 1);
     let m = &srv.store().messages()[0];
     assert_eq!(m.subject.as_deref(), Some("from swaks"));
@@ -81,7 +75,7 @@ async fn swaks_plain_starttls_implicit_and_auth() {
     let out =
         run("swaks", &["--server", &server, "--from", "a@x.test", "--to", "b@x.test", "--tls"], T)
             .await;
-    assert!(out.status.success(), "{}", explain(&out));
+    assert!(out.success(), "{}", explain(&out));
     assert_eq!(http_wait(&tls, 1).await, 1);
     assert!(tls.store().messages()[0].tls);
 
@@ -91,7 +85,7 @@ async fn swaks_plain_starttls_implicit_and_auth() {
     let out =
         run("swaks", &["--server", &server, "--from", "a@x.test", "--to", "b@x.test", "-tlsc"], T)
             .await;
-    assert!(out.status.success(), "{}", explain(&out));
+    assert!(out.success(), "{}", explain(&out));
     assert_eq!(http_wait(&implicit, 1).await, 1);
     assert!(implicit.store().messages()[0].tls);
 
@@ -105,7 +99,7 @@ async fn swaks_plain_starttls_implicit_and_auth() {
             T,
         )
         .await;
-        assert!(out.status.success(), "{mech}: {}", explain(&out));
+        assert!(out.success(), "{mech}: {}", explain(&out));
     }
     let args = ["--server", &server, "--from", "a@x.test", "--to", "b@x.test", "--auth", "PLAIN"];
     let out = run(
@@ -114,7 +108,7 @@ async fn swaks_plain_starttls_implicit_and_auth() {
         T,
     )
     .await;
-    assert!(!out.status.success(), "a wrong password must fail: {}", explain(&out));
+    assert!(!out.success(), "a wrong password must fail: {}", explain(&out));
     assert_eq!(http_wait(&auth, 2).await, 2);
 }
 
@@ -138,7 +132,7 @@ async fn swaks_sees_each_fault_kind() {
         let server = srv.smtp_addr().to_string();
         let out =
             run("swaks", &["--server", &server, "--from", "a@x.test", "--to", "b@x.test"], T).await;
-        assert_eq!(out.status.code(), Some(code), "{mode:?} at {stage:?}: {}", explain(&out));
+        assert_eq!(out.code(), Some(code), "{mode:?} at {stage:?}: {}", explain(&out));
         let stats = srv.stats();
         assert_eq!(stats.faults_close + stats.faults_421 + stats.faults_reject, 1);
         assert_eq!(http_count(&srv).await, 0);
@@ -170,7 +164,7 @@ async fn curl_smtp_plain_starttls_and_smtps() {
 
     let srv = TestServer::start(Options::default()).await.unwrap();
     let out = curl(format!("smtp://{}", srv.smtp_addr()), vec![]).await;
-    assert!(out.status.success(), "{}", explain(&out));
+    assert!(out.success(), "{}", explain(&out));
     assert_eq!(http_wait(&srv, 2).await, 2);
     let m = &srv.store().messages()[0];
     assert_eq!(m.message_id.as_deref(), Some("<curl@x.test>"));
@@ -186,7 +180,7 @@ async fn curl_smtp_plain_starttls_and_smtps() {
     let cacert = ca(&tls, dir.path());
     let url = format!("smtp://localhost:{}", tls.smtp_addr().port());
     let out = curl(url, vec!["--ssl-reqd".into(), "--cacert".into(), cacert]).await;
-    assert!(out.status.success(), "{}", explain(&out));
+    assert!(out.success(), "{}", explain(&out));
     assert_eq!(http_wait(&tls, 2).await, 2);
     assert!(tls.store().messages()[0].tls);
 
@@ -195,7 +189,7 @@ async fn curl_smtp_plain_starttls_and_smtps() {
     let cacert = ca(&smtps, dir.path());
     let url = format!("smtps://localhost:{}", smtps.smtp_addr().port());
     let out = curl(url, vec!["--cacert".into(), cacert]).await;
-    assert!(out.status.success(), "{}", explain(&out));
+    assert!(out.success(), "{}", explain(&out));
     assert_eq!(http_wait(&smtps, 2).await, 2);
 }
 
@@ -242,7 +236,7 @@ print("ok")
 "#;
     let port = srv.smtp_addr().port().to_string();
     let out = run("python3", &["-c", script, &port, ca.to_str().unwrap()], T).await;
-    assert!(out.status.success(), "{}", explain(&out));
+    assert!(out.success(), "{}", explain(&out));
     assert_eq!(http_wait(&srv, 2).await, 2);
     let messages = srv.store().messages();
     // An RFC 2047 subject and a quoted-printable body, decoded.
@@ -259,11 +253,17 @@ print("ok")
 #[ignore = "needs smtp-source (postfix): run by .ci/run"]
 async fn smtp_source_20_sessions_5000_messages_all_counted() {
     let srv = TestServer::start(Options::default()).await.unwrap();
-    let target = srv.smtp_addr().to_string();
-    let args =
-        ["-s", "20", "-m", "5000", "-l", "1000", "-f", "a@x.test", "-t", "b@x.test", &target];
-    let out = run("/usr/sbin/smtp-source", &args, Duration::from_secs(120)).await;
-    assert!(out.status.success(), "{}", explain(&out));
+    let addr = srv.smtp_addr();
+    let source = |args: &'static [&'static str]| async move {
+        let limit = Duration::from_secs(120);
+        tokio::task::spawn_blocking(move || test_support::smtp_source(args, addr, limit))
+            .await
+            .unwrap()
+            .expect("smtp-source (postfix)")
+    };
+    let out =
+        source(&["-s", "20", "-m", "5000", "-l", "1000", "-f", "a@x.test", "-t", "b@x.test"]).await;
+    assert!(out.success(), "{}", explain(&out));
     assert_eq!(http_wait(&srv, 5000).await, 5000);
     assert_eq!(http_count(&srv).await, 5000);
     let stats = srv.stats();
@@ -271,10 +271,83 @@ async fn smtp_source_20_sessions_5000_messages_all_counted() {
 
     // -d: reuse connections (20 sessions for everything).
     srv.store().clear();
-    let args =
-        ["-d", "-s", "20", "-m", "5000", "-l", "1000", "-f", "a@x.test", "-t", "b@x.test", &target];
-    let out = run("/usr/sbin/smtp-source", &args, Duration::from_secs(120)).await;
-    assert!(out.status.success(), "{}", explain(&out));
+    let args = &["-d", "-s", "20", "-m", "5000", "-l", "1000", "-f", "a@x.test", "-t", "b@x.test"];
+    let out = source(args).await;
+    assert!(out.success(), "{}", explain(&out));
     assert_eq!(http_wait(&srv, 5000).await, 5000);
     assert_eq!(srv.stats().connections, 5020);
+}
+
+/// curl sends an upload file as it is, so an LF-only file arrives with bare LF line ends and
+/// without dot-stuffing on those lines. Only `CRLF.CRLF` ends DATA: the lone `.` line is
+/// content, and everything after it is stored (a server that took `<LF>.<LF>` for the end
+/// cut the body there and still said 250). Under `--bare-lf reject` curl's upload is refused.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs curl: run by .ci/run"]
+async fn curl_with_an_lf_only_body_stores_the_whole_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let eml = dir.path().join("lf.eml");
+    let body =
+        "Subject: lf only\nFrom: <a@x.test>\n\nfirst line\n.\nafter the lone dot\n\nlast line\n";
+    std::fs::write(&eml, body).unwrap();
+    let eml = eml.to_str().unwrap().to_owned();
+    let curl = |srv: &TestServer| {
+        let url = format!("smtp://{}", srv.smtp_addr());
+        let eml = eml.clone();
+        async move {
+            let args = ["-sS", "--url", &url, "--mail-from", "a@x.test", "--mail-rcpt", "b@x.test"];
+            run("curl", &[&args[..], &["--upload-file", &eml]].concat(), T).await
+        }
+    };
+
+    let srv = TestServer::start(Options::default()).await.unwrap();
+    let out = curl(&srv).await;
+    assert!(out.success(), "{}", explain(&out));
+    assert_eq!(http_wait(&srv, 1).await, 1);
+    let m = &srv.store().messages()[0];
+    // Each bare LF is stored as CRLF; curl ends the upload with its own CRLF.CRLF, whose
+    // CRLF makes the last line an empty one.
+    assert_eq!(
+        String::from_utf8_lossy(&m.data),
+        "Subject: lf only\r\nFrom: <a@x.test>\r\n\r\nfirst line\r\n.\r\nafter the lone dot\r\n\
+         \r\nlast line\r\n\r\n"
+    );
+
+    let strict = TestServer::start(Options::default().with_bare_lf(BareLf::Reject)).await.unwrap();
+    let out = curl(&strict).await;
+    // curl 7.88 reports the 550 after the final dot as "(8) Weird server reply".
+    assert!(!out.success(), "a bare-LF upload must be refused: {}", explain(&out));
+    assert_eq!((strict.store().len(), strict.stats().rejected_bare_lf), (0, 1));
+}
+
+/// Python's smtplib with `mail_options=['SMTPUTF8']` (it refuses to send them unless the
+/// server advertises SMTPUTF8): non-ASCII envelope addresses and UTF-8 headers arrive as
+/// UTF-8. (Without the option smtplib will not even encode the command; the `553 5.6.7` a
+/// client gets then is pinned on the wire in `protocol.rs`.)
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs python3: run by .ci/run"]
+async fn python_smtplib_sends_smtputf8() {
+    let srv = TestServer::start(Options::default()).await.unwrap();
+    let script = r#"
+import smtplib, sys
+port = int(sys.argv[1])
+frm, to = "jürgen@bücher.test", "δοκιμή@παράδειγμα.test"
+msg = f"From: {frm}\r\nTo: {to}\r\nSubject: grüße\r\n\r\nkörper\r\n".encode()
+with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
+    s.ehlo()
+    assert s.has_extn("smtputf8"), s.esmtp_features
+    refused = s.sendmail(frm, [to], msg, mail_options=["SMTPUTF8"])
+    assert refused == {}, refused
+print("ok")
+"#;
+    let port = srv.smtp_addr().port().to_string();
+    let out = run("python3", &["-c", script, &port], T).await;
+    assert!(out.success(), "{}", explain(&out));
+    assert_eq!(http_wait(&srv, 1).await, 1);
+    let m = &srv.store().messages()[0];
+    assert_eq!(
+        (m.from.as_str(), m.to.as_slice()),
+        ("jürgen@bücher.test", &["δοκιμή@παράδειγμα.test".to_owned()][..])
+    );
+    assert_eq!(m.data, "From: jürgen@bücher.test\r\nTo: δοκιμή@παράδειγμα.test\r\nSubject: grüße\r\n\r\nkörper\r\n".as_bytes());
 }

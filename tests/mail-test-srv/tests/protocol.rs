@@ -5,7 +5,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Client, EHLO_REPLY, eventually};
+use common::{Client, EHLO_REPLY, IO_TIMEOUT, eventually};
 use mail_test_srv::{Options, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -80,7 +80,10 @@ async fn every_error_gets_its_exact_reply() {
         c.cmd("MAIL FROM:<a@x.test> SIZE=x").await,
         "501 5.5.4 Syntax error: bad SIZE parameter\r\n"
     );
-    assert_eq!(c.cmd("MAIL FROM:<a@x.test> FOO=1").await, "555 5.5.4 Unsupported option\r\n");
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@x.test> FOO=1").await,
+        "555 5.5.4 Unsupported option: FOO=1\r\n"
+    );
     assert_eq!(
         c.cmd("MAIL FROM:<a@x.test> SIZE=99999999").await,
         "552 5.3.4 Message size exceeds fixed limit\r\n"
@@ -89,7 +92,10 @@ async fn every_error_gets_its_exact_reply() {
     assert_eq!(c.cmd("MAIL FROM:<a@x.test>").await, "503 5.5.1 Error: nested MAIL command\r\n");
     assert_eq!(c.cmd("DATA").await, "503 5.5.1 Error: need RCPT command\r\n");
     assert_eq!(c.cmd("RCPT TO:<>").await, "501 5.5.4 Syntax error: empty recipient\r\n");
-    assert_eq!(c.cmd("RCPT TO:<b@x.test> NOTIFY=NEVER").await, "555 5.5.4 Unsupported option\r\n");
+    assert_eq!(
+        c.cmd("RCPT TO:<b@x.test> NOTIFY=NEVER").await,
+        "555 5.5.4 Unsupported option: NOTIFY=NEVER\r\n"
+    );
     assert_eq!(c.cmd("DATA now").await, "501 5.5.4 Syntax error: no arguments allowed\r\n");
     assert_eq!(c.cmd("VRFY").await, "501 5.5.4 Syntax error: VRFY needs an argument\r\n");
     assert_eq!(c.cmd("STARTTLS").await, "502 5.5.1 Error: command not implemented\r\n");
@@ -98,21 +104,79 @@ async fn every_error_gets_its_exact_reply() {
 }
 
 #[tokio::test]
-async fn dot_unstuffing_and_bare_lf() {
+async fn dot_unstuffing_and_bare_lf_lines() {
     let srv = server().await;
     let mut c = Client::greeted(srv.smtp_addr()).await;
     c.cmd("EHLO client.test").await;
     let reply = c.send_message("a@x.test", "b@x.test", "..one\r\n...two\r\n.\x20\r\nx.y\r\n").await;
     assert_eq!(reply, "250 2.0.0 Ok: queued as 1\r\n");
-    // Bare LF line endings are accepted and stored as CRLF.
-    c.send(b"MAIL FROM:<a@x.test>\nRCPT TO:<b@x.test>\nDATA\nlf\n..dot\n.\n").await;
-    assert_eq!(c.reply().await, "250 2.1.0 Ok\r\n");
-    assert_eq!(c.reply().await, "250 2.1.5 Ok\r\n");
-    assert_eq!(c.reply().await, "354 End data with <CR><LF>.<CR><LF>\r\n");
-    assert_eq!(c.reply().await, "250 2.0.0 Ok: queued as 2\r\n");
+    // Bare LF ends a line inside the content, stored as CRLF; only CRLF.CRLF ends it.
+    let reply = c.send_message("a@x.test", "b@x.test", "lf\n..dot\n.\nstill content\r\n").await;
+    assert_eq!(reply, "250 2.0.0 Ok: queued as 2\r\n");
     let messages = srv.store().messages();
     assert_eq!(messages[0].data, b".one\r\n..two\r\n \r\nx.y\r\n");
-    assert_eq!(messages[1].data, b"lf\r\n.dot\r\n");
+    assert_eq!(messages[1].data, b"lf\r\n.dot\r\n.\r\nstill content\r\n");
+}
+
+#[tokio::test]
+async fn smtputf8_addresses_are_stored_as_utf8_when_declared() {
+    let srv = server().await;
+    let mut c = Client::greeted(srv.smtp_addr()).await;
+    assert!(c.cmd("EHLO client.test").await.contains("\r\n250-SMTPUTF8\r\n"));
+    let undeclared = "553 5.6.7 Must declare SMTPUTF8 to send unicode address\r\n";
+    assert_eq!(c.cmd("MAIL FROM:<jürgen@bücher.test>").await, undeclared);
+    assert_eq!(c.cmd("MAIL FROM:<a@x.test> BODY=8BITMIME").await, "250 2.1.0 Ok\r\n");
+    assert_eq!(c.cmd("RCPT TO:<δοκιμή@παράδειγμα.test>").await, undeclared);
+    assert_eq!(c.cmd("RSET").await, "250 2.0.0 Ok\r\n");
+    assert_eq!(
+        c.cmd("MAIL FROM:<jürgen@bücher.test> SMTPUTF8 BODY=8BITMIME").await,
+        "250 2.1.0 Ok\r\n"
+    );
+    assert_eq!(c.cmd("RCPT TO:<δοκιμή@παράδειγμα.test>").await, "250 2.1.5 Ok\r\n");
+    assert_eq!(c.cmd("DATA").await, "354 End data with <CR><LF>.<CR><LF>\r\n");
+    c.send("Subject: grüße\r\n\r\nkörper\r\n".as_bytes()).await;
+    assert_eq!(c.cmd(".").await, "250 2.0.0 Ok: queued as 1\r\n");
+    assert_eq!(
+        c.cmd("MAIL FROM:<a@x.test> BODY=BINARYMIME").await,
+        "555 5.5.4 Unsupported option: BODY=BINARYMIME\r\n"
+    );
+    let m = &srv.store().messages()[0];
+    assert_eq!(
+        (m.from.as_str(), m.to.as_slice()),
+        ("jürgen@bücher.test", &["δοκιμή@παράδειγμα.test".to_owned()][..])
+    );
+    assert_eq!(m.data, "Subject: grüße\r\n\r\nkörper\r\n".as_bytes());
+    assert_eq!(srv.store().count_to("δοκιμή@παράδειγμα.test"), 1);
+}
+
+/// Messages being received share a memory budget beyond 64 KiB each: a message that needs
+/// more than is left is read to its final dot and refused with `452`, the session goes on,
+/// and the memory is back once the other message is done.
+#[tokio::test]
+async fn messages_past_the_in_flight_budget_get_452() {
+    let opts = Options::default().with_max_message_size(1 << 20).with_max_in_flight_bytes(1 << 20);
+    let srv = TestServer::start(opts).await.unwrap();
+    let line = format!("{}\r\n", "x".repeat(998));
+    let (mut a, mut b) =
+        (Client::greeted(srv.smtp_addr()).await, Client::greeted(srv.smtp_addr()).await);
+    for c in [&mut a, &mut b] {
+        c.cmd("EHLO client.test").await;
+        c.cmd("MAIL FROM:<a@x.test>").await;
+        c.cmd("RCPT TO:<b@x.test>").await;
+        assert_eq!(c.cmd("DATA").await, "354 End data with <CR><LF>.<CR><LF>\r\n");
+    }
+    // `a` holds 700 KB of the 1 MiB: `b` gets 64 KiB free, and not 700 KB more.
+    a.send(line.repeat(700).as_bytes()).await;
+    assert!(eventually(IO_TIMEOUT, || srv.stats().in_flight_bytes >= 600_000).await);
+    b.send(line.repeat(700).as_bytes()).await;
+    assert_eq!(b.cmd(".").await, "452 4.3.1 Error: insufficient system storage\r\n");
+    assert_eq!(a.cmd(".").await, "250 2.0.0 Ok: queued as 1\r\n");
+    let stats = srv.stats();
+    assert_eq!((stats.rejected_memory, stats.in_flight_bytes), (1, 0));
+    assert_eq!(
+        b.send_message("a@x.test", "b@x.test", &line.repeat(700)).await,
+        "250 2.0.0 Ok: queued as 2\r\n"
+    );
 }
 
 #[tokio::test]
@@ -420,4 +484,58 @@ async fn raw_stream_survives_a_reset_mid_command() {
     drop(s);
     let mut c = Client::greeted(srv.smtp_addr()).await;
     assert_eq!(c.cmd("EHLO client.test").await, EHLO_REPLY);
+}
+
+/// The id in `250 ... queued as <id>` is the message's id over HTTP: `GET /api/messages/<id>`
+/// (and Mailpit's `/api/v1/message/<id>`) return that message, whose JSON `id`/`ID` is the
+/// same decimal number, past 9 (where hex would differ) and after a `clear` (ids go on).
+#[tokio::test]
+async fn the_id_in_the_250_reply_fetches_the_message_over_http() {
+    let srv = server().await;
+    let base = srv.http_url().unwrap();
+    let mut c = Client::greeted(srv.smtp_addr()).await;
+    c.cmd("EHLO client.test").await;
+    let mut sent = Vec::new();
+    for n in 0..20 {
+        if n == 12 {
+            srv.store().clear();
+        }
+        let reply = c
+            .send_message("a@x.test", "b@x.test", &format!("Subject: number {n}\r\n\r\nx\r\n"))
+            .await;
+        let id = reply
+            .strip_prefix("250 2.0.0 Ok: queued as ")
+            .and_then(|r| r.strip_suffix("\r\n"))
+            .unwrap_or_else(|| panic!("{reply:?}"));
+        sent.push((n, id.parse::<u64>().expect("a decimal id")));
+    }
+    assert_eq!(sent.last().unwrap().1, 20);
+    for &(n, id) in &sent[12..] {
+        let (status, body) = common::get(format!("{base}/api/messages/{id}")).await;
+        assert_eq!(status, 200, "{id}: {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (json["id"].as_u64(), json["subject"].as_str()),
+            (Some(id), Some(&*format!("number {n}")))
+        );
+        let (status, body) = common::get(format!("{base}/api/v1/message/{id}")).await;
+        assert_eq!(status, 200, "{id}: {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["ID"].as_str(), Some(&*id.to_string()));
+    }
+    // Cleared ones are gone, not renumbered.
+    assert_eq!(common::get(format!("{base}/api/messages/{}", sent[0].1)).await.0, 404);
+}
+
+/// After QUIT the server closes at once; input a client still pipelined behind it is read and
+/// dropped first, so the client gets its 221 and a clean EOF, never a reset.
+#[tokio::test]
+async fn quit_closes_cleanly_even_with_input_behind_it() {
+    let srv = server().await;
+    for tail in ["", "NOOP\r\nRSET\r\n"] {
+        let mut c = Client::greeted(srv.smtp_addr()).await;
+        c.send(format!("QUIT\r\n{tail}").as_bytes()).await;
+        assert_eq!(c.reply().await, "221 2.0.0 Bye\r\n", "{tail:?}");
+        assert!(c.at_eof().await, "{tail:?}");
+    }
 }

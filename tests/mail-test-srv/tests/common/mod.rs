@@ -98,7 +98,7 @@ impl Client {
 
 /// The EHLO reply of a default server (no TLS, no AUTH).
 pub const EHLO_REPLY: &str = "250-mail-test-srv.test\r\n250-PIPELINING\r\n250-SIZE 10485760\r\n\
-250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n";
+250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n";
 
 /// A blocking HTTP request on a blocking thread: `(status, body)`.
 pub async fn http(method: &str, url: String, body: Option<String>) -> (u16, String) {
