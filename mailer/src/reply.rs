@@ -28,7 +28,7 @@ pub(crate) enum Reply {
 pub(crate) fn parse(raw: &[u8]) -> Result<Option<(Reply, usize)>, &'static str> {
     let mut start = 0;
     loop {
-        let Some(len) = memchr::memmem::find(&raw[start..], b"\r\n") else {
+        let Some(len) = crlf(&raw[start..]) else {
             if raw.len() - start > MAX_LINE {
                 return Err("reply line too long");
             }
@@ -46,6 +46,20 @@ pub(crate) fn parse(raw: &[u8]) -> Result<Option<(Reply, usize)>, &'static str> 
             _ => return decode(&raw[..end]).map(|reply| Some((reply, end))),
         }
     }
+}
+
+/// Where the first CRLF of `raw` starts (a byte search for the LF: for a line this short,
+/// cheaper than a substring search).
+fn crlf(raw: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b'\n', &raw[from..]) {
+        let lf = from + i;
+        if lf > 0 && raw[lf - 1] == b'\r' {
+            return Some(lf - 1);
+        }
+        from = lf + 1;
+    }
+    None
 }
 
 /// Decodes one complete reply: a positive single line here, the rest through lettre.
@@ -136,6 +150,14 @@ mod tests {
         assert_eq!(r, Reply::Negative(550, "5.1.1 no such user try another".into()));
         let r = one("451-first\r\n451 second\r\n").unwrap().unwrap().0;
         assert_eq!(r, Reply::Negative(451, "first second".into()));
+    }
+
+    #[test]
+    fn only_crlf_ends_a_line() {
+        assert_eq!(crlf(b"250 a\nb\r\n"), Some(7));
+        assert_eq!(crlf(b"\n\r\n"), Some(1));
+        assert_eq!(crlf(b"250 Ok\n"), None);
+        assert!(one("250 a\nb\r\n").unwrap().is_some(), "lettre's verdict on a bare LF inside");
     }
 
     #[test]

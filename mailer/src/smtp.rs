@@ -447,6 +447,16 @@ impl Mailer for SmtpMailer {
         Box::pin(SmtpMailer::send_message(self, email))
     }
 
+    // One boxed future per send, not the default's two (its own and send_message's).
+    fn send_mail<'a>(
+        &'a self,
+        to: &'a [&'a str],
+        subject: &'a str,
+        body: &'a str,
+    ) -> BoxFuture<'a, Result<Sent, Error>> {
+        Box::pin(SmtpMailer::send(self, to, subject, body))
+    }
+
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(SmtpMailer::close(self))
     }
