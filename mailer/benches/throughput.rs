@@ -5,7 +5,13 @@
 //! (stock, delivering to `discard:`) for the Postfix rows; both from `test-support`.
 //!
 //! `cargo bench -p mailer --bench throughput [-- --messages 5000 --rounds 3 --shipped 200
-//! --postfix-messages 2000]` (`MAILER_BENCH_RT=current_thread` for a single-thread runtime)
+//! --postfix-messages 2000 --only TEXT]` (`MAILER_BENCH_RT=current_thread` for a single-thread
+//! runtime; `--only` runs the rows whose name contains TEXT, or one of `A|B|...`).
+//!
+//! `-- --callgrind` counts instructions instead (valgrind; stable on a loaded machine): it runs
+//! itself under callgrind for the one-connection rows and message building, with `--messages`
+//! N and 2N, counting only what runs on the runtime, and prints the difference per message:
+//! what one more message costs this process (client side only: smtp-sink is another process).
 //!
 //! Needs `/usr/sbin/smtp-sink`, `/usr/sbin/smtp-source` and Postfix (Debian package
 //! `postfix`), and root for Postfix (its rows are skipped, saying so, without it).
@@ -13,6 +19,7 @@
 //! sends `--shipped` messages (default 200) instead of `--messages`.
 
 use std::net::SocketAddr;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -156,19 +163,66 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn arg(name: &str, default: usize) -> usize {
+/// The value after flag `name`, if given.
+fn arg_text(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+fn arg(name: &str, default: usize) -> usize {
+    arg_text(name)
         .map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{name} takes a number")))
+}
+
+/// The rows `--callgrind` counts, as `--only` filters.
+const COUNTED: [&str; 4] = [
+    "message building only",
+    "SmtpMailer, 1 connection (PIPELINING)",
+    "SmtpMailer, 1 connection, lock-step",
+    "lettre AsyncSmtpConnection + TCP_NODELAY",
+];
+
+/// Runs this benchmark under callgrind for each row of [`COUNTED`], with `n` and `2n`
+/// messages, and prints the instructions the `n` more cost, per message.
+fn callgrind(n: usize) {
+    let exe = std::env::current_exe().expect("the benchmark's own path");
+    let count = |row: &str, messages: usize| -> u64 {
+        let out = Command::new("valgrind")
+            // Only what runs on the runtime: not the peers' start-up, whose polling varies.
+            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+            .arg("--toggle-collect=*Runtime::block_on*")
+            .arg(&exe)
+            .args(["--only", row, "--rounds", "1", "--messages", &messages.to_string()])
+            .env("MAILER_BENCH_RT", "current_thread")
+            .output()
+            .expect("valgrind (apt-get install valgrind)");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        stderr
+            .lines()
+            .find_map(|l| l.split_once("Collected : ")?.1.trim().parse().ok())
+            .expect("callgrind's count")
+    };
+    println!(
+        "instructions per message (callgrind, {n} vs {} messages, current_thread runtime):",
+        2 * n
+    );
+    for row in COUNTED {
+        let (one, two) = (count(row, n), count(row, 2 * n));
+        println!("{row:<44} {:>10.0}", two.saturating_sub(one) as f64 / n as f64);
+    }
 }
 
 fn main() {
     let n = arg("--messages", 5_000);
+    if std::env::args().any(|a| a == "--callgrind") {
+        return callgrind(arg("--messages", 2_000));
+    }
     let rounds = arg("--rounds", 3).max(1);
     let shipped_n = arg("--shipped", 200);
     let postfix_n = arg("--postfix-messages", 2_000);
+    let only = arg_text("--only");
+    let wanted = |row: &str| only.as_ref().is_none_or(|o| o.split('|').any(|o| row.contains(o)));
     // MAILER_BENCH_RT=current_thread runs every client on one thread (fewer cross-thread
     // wake-ups for lock-step clients; no parallelism for the 4-connection rows).
     let rt = if std::env::var("MAILER_BENCH_RT").as_deref() == Ok("current_thread") {
@@ -177,9 +231,10 @@ fn main() {
         tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
     };
     let sink = SmtpSink::start(&[]).unwrap_or_else(|e| panic!("smtp-sink: {e}"));
-    let postfix = match Postfix::start() {
-        Ok(p) => Some(p),
-        Err(e) => {
+    let postfix = match wanted("Postfix: ").then(Postfix::start) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => {
             println!("Postfix rows skipped: {e}");
             None
         }
@@ -207,9 +262,10 @@ fn main() {
         ("Postfix: SmtpMailer, pool of 4", postfix_n, vec![]),
     ];
     for _ in 0..rounds {
-        for (i, (_, count, results)) in rows.iter_mut().enumerate() {
+        for (i, (name, count, results)) in rows.iter_mut().enumerate() {
             let count = *count;
             let rate = match (i, &postfix) {
+                _ if !wanted(name) => f64::NAN,
                 (0, _) => smtp_source_rate(s, 1, count, "rcpt@example.net"),
                 (1, _) => rt.block_on(smtp_mailer(s, 1, count, true, "rcpt@example.net")),
                 (2, _) => rt.block_on(smtp_mailer(s, 1, count, false, "rcpt@example.net")),
@@ -227,20 +283,32 @@ fn main() {
     }
     let med: Vec<f64> = rows.iter().map(|(_, _, r)| median(r.clone())).collect();
     println!("{:<44} {:>8} {:>12}   rounds (msg/s)", "client", "messages", "median msg/s");
-    for ((name, count, results), m) in rows.iter().zip(&med) {
+    for ((name, count, results), m) in rows.iter().zip(&med).filter(|(_, m)| !m.is_nan()) {
         let all: Vec<String> = results.iter().map(|r| format!("{r:.0}")).collect();
         println!("{name:<44} {count:>8} {m:>12.0}   {}", all.join(" "));
     }
-    let build: Vec<f64> = (0..rounds).map(|_| rt.block_on(build_only(n))).collect();
-    let build = median(build);
-    println!(
-        "{:<44} {n:>8} {build:>12.0}   ({:.1} us per message, no I/O)",
-        "message building only (DryRunMailer)",
-        1e6 / build
-    );
+    let build = match wanted("message building only") {
+        true => median((0..rounds).map(|_| rt.block_on(build_only(n))).collect()),
+        false => f64::NAN,
+    };
+    if !build.is_nan() {
+        println!(
+            "{:<44} {n:>8} {build:>12.0}   ({:.1} us per message, no I/O)",
+            "message building only (DryRunMailer)",
+            1e6 / build
+        );
+    }
     println!();
+    // On a shared machine the rate of a whole round can change several times over (the
+    // client and the sink on one core or on two): the ratio within each round, where the two
+    // rows ran seconds apart, is printed beside the ratio of the medians.
+    println!("{:<52} {:>9} {:>10}", "", "medians", "per round");
     let ratio = |name: &str, a: usize, b: usize, goal: &str| {
-        println!("{name:<52} {:>8.2}x {goal}", med[a] / med[b]);
+        if med[a].is_nan() || med[b].is_nan() {
+            return;
+        }
+        let per_round = median(rows[a].2.iter().zip(&rows[b].2).map(|(x, y)| x / y).collect());
+        println!("{name:<52} {:>8.2}x {per_round:>9.2}x {goal}", med[a] / med[b]);
     };
     ratio("SmtpMailer 1 conn / smtp-source -s 1", 1, 0, "(goal >= 1.5: pipelining)");
     ratio("SmtpMailer 1 conn lock-step / smtp-source -s 1", 2, 0, "(both lock-step)");

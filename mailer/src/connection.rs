@@ -2,23 +2,23 @@
 //! with STARTTLS, as RFC 3207 requires), every exchange under a timeout, each command's
 //! failure tagged with its [`Stage`].
 
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::future::Future;
 use std::time::Duration;
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::AsyncSmtpConnection;
-use lettre::transport::smtp::commands::{Auth, Data, Ehlo, Mail, Rcpt, Rset, Starttls};
+use lettre::transport::smtp::commands::{Auth, Data, Ehlo, Mail, Rcpt, Starttls};
 use lettre::transport::smtp::extension::{
     ClientId, Extension, MailBodyParameter, MailParameter, ServerInfo,
 };
-use lettre::transport::smtp::response::Response;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::Config;
 use crate::error::{Error, Stage};
 use crate::message::Prepared;
+use crate::reply::{self, Reply};
 use crate::tls::TlsSetup;
 use crate::wire::{Wire, is_one_starttls_reply, names_pipelining, offers_pipelining};
 
@@ -37,6 +37,8 @@ pub(crate) struct Conn {
     /// The conversation is in an unknown state (a pipelined group was cut short, or the
     /// server entered DATA mode for a transaction we abandoned): never reuse.
     poisoned: bool,
+    /// Bytes read off the wire for transaction replies and not yet taken (see `reply.rs`).
+    replies: Vec<u8>,
 }
 
 /// Runs one exchange under `limit`; a timeout or a lettre error becomes an [`Error`] at `stage`.
@@ -50,27 +52,6 @@ async fn timed<T>(
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(Error::from_lettre(stage, e, wire.saw_eof())),
         Err(_) => Err(Error::timeout(stage, limit)),
-    }
-}
-
-/// lettre counts `221` (closing) as a positive reply. A server that said `221` and closed
-/// while the connection was idle leaves that line waiting, and it would be read as the reply
-/// to our next command (lettre #743): treat it as the connection being gone.
-fn closing(stage: Stage, reply: &Response) -> Result<(), Error> {
-    if reply.has_code(221) {
-        let text = reply.message().collect::<Vec<_>>().join(" ");
-        return Err(Error::eof(stage, format!("server closed the connection: 221 {text}")));
-    }
-    Ok(())
-}
-
-/// Preformatted wire text (a pipelined command group, or the dot-stuffed message with its
-/// final dot) sent through lettre's `command`, so it leaves in one write.
-struct Raw<'a>(&'a str);
-
-impl fmt::Display for Raw<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
     }
 }
 
@@ -148,6 +129,7 @@ impl Conn {
             command_timeout: limit,
             last_used: Instant::now(),
             poisoned: false,
+            replies: Vec::with_capacity(512),
         };
         if let Some(creds) = &config.credentials {
             let creds = Credentials::new(creds.user.clone(), creds.password.clone());
@@ -200,9 +182,7 @@ impl Conn {
         if self.poisoned {
             return Err(Error::protocol(Stage::Mail, "connection state unknown"));
         }
-        let reply =
-            timed(Stage::Mail, self.command_timeout, &self.wire, self.smtp.command(Rset)).await?;
-        closing(Stage::Mail, &reply)
+        self.exchange(Stage::Mail, b"RSET\r\n").await
     }
 
     /// QUIT, bounded by the command timeout; the outcome does not matter to anyone.
@@ -242,27 +222,54 @@ impl Conn {
     ///
     /// `Err(Refused)` means nothing was written: the connection is as clean as before.
     pub(crate) async fn transaction(&mut self, p: &Prepared) -> Result<(), TransactionError> {
-        let limit = self.command_timeout;
         let params = self.mail_params(p).map_err(TransactionError::Refused)?;
         let mail = Mail::new(Some(p.from.clone()), params);
         let sent = async {
             if self.pipelining {
                 self.pipelined_envelope(p, mail).await?;
             } else {
-                let reply = timed(Stage::Mail, limit, &self.wire, self.smtp.command(mail)).await?;
-                closing(Stage::Mail, &reply)?;
+                self.exchange(Stage::Mail, mail.to_string().as_bytes()).await?;
                 for to in &p.to {
                     let rcpt = Rcpt::new(to.clone(), vec![]);
-                    timed(Stage::Rcpt, limit, &self.wire, self.smtp.command(rcpt)).await?;
+                    self.exchange(Stage::Rcpt, rcpt.to_string().as_bytes()).await?;
                 }
-                timed(Stage::Data, limit, &self.wire, self.smtp.command(Data)).await?;
+                self.exchange(Stage::Data, Data.to_string().as_bytes()).await?;
             }
-            timed(Stage::AfterDot, limit, &self.wire, self.smtp.command(Raw(&p.wire))).await?;
-            Ok(())
+            self.exchange(Stage::AfterDot, p.wire.as_bytes()).await
         };
         let result = sent.await.map_err(TransactionError::Failed);
         self.last_used = Instant::now();
         result
+    }
+
+    /// Writes `bytes` (a command, a pipelined command group, a dot-stuffed message) straight
+    /// to the wire in one write, and reads the reply, under the command timeout.
+    async fn exchange(&mut self, stage: Stage, bytes: &[u8]) -> Result<(), Error> {
+        let limit = self.command_timeout;
+        let (wire, buffer) = (&self.wire, &mut self.replies);
+        let exchange = async {
+            wire.write_all(bytes).await.map_err(|e| Error::from_io(stage, e))?;
+            next_reply(wire, buffer, stage).await
+        };
+        match tokio::time::timeout(limit, exchange).await {
+            Ok(reply) => accepted(stage, reply?),
+            Err(_) => Err(Error::timeout(stage, limit)),
+        }
+    }
+
+    /// The reply to a command written earlier (of a pipelined group): from what has been read
+    /// already when it is there, as the replies of a group usually arrive together; otherwise
+    /// off the wire, under the command timeout.
+    async fn read_reply(&mut self, stage: Stage) -> Result<(), Error> {
+        if let Some(reply) = buffered_reply(&mut self.replies, stage)? {
+            return accepted(stage, reply);
+        }
+        let limit = self.command_timeout;
+        let (wire, buffer) = (&self.wire, &mut self.replies);
+        match tokio::time::timeout(limit, next_reply(wire, buffer, stage)).await {
+            Ok(reply) => accepted(stage, reply?),
+            Err(_) => Err(Error::timeout(stage, limit)),
+        }
     }
 
     /// MAIL, every RCPT and DATA in one write; then one reply each, in order, so a failure is
@@ -270,7 +277,6 @@ impl Conn {
     /// so the conversation stays in step (RSET can then clean it); if that is impossible the
     /// connection is marked poisoned.
     async fn pipelined_envelope(&mut self, p: &Prepared, mail: Mail) -> Result<(), Error> {
-        let limit = self.command_timeout;
         let mut group = String::with_capacity(64 + 48 * p.to.len());
         // Writing to a String cannot fail.
         let _ = write!(group, "{mail}");
@@ -284,11 +290,10 @@ impl Conn {
         let mut first_error = None;
         for (i, stage) in stages.enumerate() {
             let reply = if i == 0 {
-                timed(stage, limit, &self.wire, self.smtp.command(Raw(&group))).await
+                self.exchange(stage, group.as_bytes()).await
             } else {
-                timed(stage, limit, &self.wire, self.smtp.read_response()).await
+                self.read_reply(stage).await
             };
-            let reply = reply.and_then(|r| closing(stage, &r));
             match reply {
                 Ok(()) if first_error.is_some() && stage == Stage::Data => {
                     // DATA was accepted for a transaction we are abandoning: the server now
@@ -306,6 +311,41 @@ impl Conn {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// The next reply, read off the wire onto `buffer` as needed (no timeout here: the caller's).
+async fn next_reply(wire: &Wire, buffer: &mut Vec<u8>, stage: Stage) -> Result<Reply, Error> {
+    loop {
+        if let Some(reply) = buffered_reply(buffer, stage)? {
+            return Ok(reply);
+        }
+        if wire.read_some(buffer).await.map_err(|e| Error::from_io(stage, e))? == 0 {
+            return Err(Error::eof(stage, "server closed the connection".into()));
+        }
+    }
+}
+
+/// A complete reply at the front of `buffer`, taken out of it.
+fn buffered_reply(buffer: &mut Vec<u8>, stage: Stage) -> Result<Option<Reply>, Error> {
+    match reply::parse(buffer) {
+        Ok(Some((reply, used))) => {
+            buffer.drain(..used);
+            Ok(Some(reply))
+        }
+        Ok(None) => Ok(None),
+        Err(why) => Err(Error::protocol(stage, why)),
+    }
+}
+
+/// A negative reply as an error, and `221` too: lettre counts it as positive, but a server
+/// that said it and closed while the connection was idle left that line to be read as the
+/// reply to our next command (lettre #743): the connection is gone.
+fn accepted(stage: Stage, reply: Reply) -> Result<(), Error> {
+    match reply {
+        Reply::Positive(221) => Err(Error::eof(stage, "server closed the connection: 221".into())),
+        Reply::Positive(_) => Ok(()),
+        Reply::Negative(code, reply) => Err(Error::Reply { stage, code, reply }),
     }
 }
 

@@ -4,10 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use lettre::message::Mailbox;
 use logger::Logger;
 
-use crate::message::{parse_mailbox, prepare};
+use crate::message::{Sender, parse_mailbox, prepare};
 use crate::{BoxFuture, Email, Error, Mailer, Sent, events};
 
 /// A [`Mailer`] that sends nothing: for `--dry-run` and for tests of code that takes a
@@ -26,7 +25,7 @@ use crate::{BoxFuture, Email, Error, Mailer, Sent, events};
 /// # });
 /// ```
 pub struct DryRunMailer {
-    from: Result<Mailbox, Error>,
+    from: Result<Sender, Error>,
     log: Arc<dyn Logger>,
     count: AtomicU64,
 }
@@ -34,7 +33,7 @@ pub struct DryRunMailer {
 impl DryRunMailer {
     /// A dry-run mailer sending "as" `from`; an invalid `from` is returned by every send.
     pub fn new(from: &str, log: Arc<dyn Logger>) -> Self {
-        DryRunMailer { from: parse_mailbox(from), log, count: AtomicU64::new(0) }
+        DryRunMailer { from: parse_mailbox(from).map(Sender::new), log, count: AtomicU64::new(0) }
     }
 
     /// How many messages it would have sent.

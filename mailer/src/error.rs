@@ -271,17 +271,25 @@ pub enum Error {
     },
     /// [`crate::Mailer::close`] ended this send before it got through: it was waiting (for a
     /// connection, a rate-limit token or a backoff) or its transaction failed while closing.
+    #[non_exhaustive]
     Closed {
         /// The failure that would have been retried, if there was one.
         last: Option<Box<Error>>,
+        /// A try of this send lost its connection after the final dot: the server may have
+        /// the message (see [`Error::possibly_delivered`]).
+        possibly_delivered: bool,
     },
     /// The send made `attempts` tries (the first plus `attempts - 1` reconnects) and failed
     /// each time.
+    #[non_exhaustive]
     GaveUp {
         /// Tries made, the first included.
         attempts: u32,
         /// The last failure.
         last: Box<Error>,
+        /// A try of this send lost its connection after the final dot: the server may have
+        /// the message (see [`Error::possibly_delivered`]).
+        possibly_delivered: bool,
     },
 }
 
@@ -307,8 +315,21 @@ impl fmt::Display for Error {
             Error::Protocol { stage, detail, .. } => {
                 write!(f, "protocol error at {stage}: {detail}")?
             }
-            Error::Closed { .. } => f.write_str("mailer closed before the message was sent")?,
-            Error::GaveUp { attempts, .. } => write!(f, "gave up after {attempts} attempts")?,
+            Error::Closed { possibly_delivered: false, .. } => {
+                f.write_str("mailer closed before the message was sent")?;
+            }
+            Error::Closed { possibly_delivered: true, .. } => f.write_str(
+                "mailer closed before the message was confirmed; it may have been delivered \
+                 (a connection was lost after the final dot)",
+            )?,
+            Error::GaveUp { attempts, possibly_delivered, .. } => {
+                write!(f, "gave up after {attempts} attempts")?;
+                if *possibly_delivered {
+                    f.write_str(
+                        "; it may have been delivered (a connection was lost after the final dot)",
+                    )?;
+                }
+            }
         }
         if f.alternate() {
             write_chain(f, self)?;
@@ -344,7 +365,7 @@ impl std::error::Error for Error {
             Error::Connection { source, .. } | Error::Tls { source, .. } => Some(&**source),
             Error::Protocol { source, .. } => source.as_ref().map(|s| &**s as _),
             Error::Attachment { source, .. } => Some(&**source),
-            Error::Closed { last } => last.as_deref().map(|e| e as _),
+            Error::Closed { last, .. } => last.as_deref().map(|e| e as _),
             Error::GaveUp { last, .. } => Some(&**last),
             _ => None,
         }
@@ -425,7 +446,7 @@ impl Error {
             Error::Tls { .. } => Some(Fault::Tls),
             Error::Protocol { .. } => Some(Fault::Protocol),
             Error::GaveUp { last, .. } => last.fault(),
-            Error::Closed { last } => last.as_ref().and_then(|l| l.fault()),
+            Error::Closed { last, .. } => last.as_ref().and_then(|l| l.fault()),
             Error::InvalidAddress { .. }
             | Error::InvalidHeader { .. }
             | Error::Attachment { .. }
@@ -442,7 +463,7 @@ impl Error {
             | Error::Tls { stage, .. }
             | Error::Protocol { stage, .. } => Some(*stage),
             Error::GaveUp { last, .. } => last.stage(),
-            Error::Closed { last } => last.as_ref().and_then(|l| l.stage()),
+            Error::Closed { last, .. } => last.as_ref().and_then(|l| l.stage()),
             _ => None,
         }
     }
@@ -476,10 +497,32 @@ impl Error {
         }
     }
 
-    /// [`crate::Mailer::close`] ended the send; the message was not sent (or, when
-    /// [`Error::fault`] is `AfterDot`-staged, may have been). Sending it again later is fine.
+    /// [`crate::Mailer::close`] ended the send; the message was not sent, unless
+    /// [`Error::possibly_delivered`] says it may have been. Sending it again later is fine.
     pub fn is_closed(&self) -> bool {
         matches!(self, Error::Closed { .. })
+    }
+
+    /// The server may have the message although the send failed: a try lost its connection
+    /// (EOF, reset, timeout, a `421`) after the final dot, when delivery is unknown, and no
+    /// later try got a definite answer. For [`Error::GaveUp`] and [`Error::Closed`] this covers
+    /// every try of the send, not only the last failure; a caller that records outcomes
+    /// should count such a message as "may have been delivered", not as failed, so that
+    /// sending it again is known to risk a duplicate.
+    pub fn possibly_delivered(&self) -> bool {
+        match self {
+            Error::GaveUp { possibly_delivered, .. } | Error::Closed { possibly_delivered, .. } => {
+                *possibly_delivered
+            }
+            _ => self.loses_delivery(),
+        }
+    }
+
+    /// This failure itself left delivery unknown: the connection was lost (or the server
+    /// answered `421`) after the whole message was written. A `4xx` or `5xx` reply to the final
+    /// dot is a definite answer: the server did not take the message.
+    pub(crate) fn loses_delivery(&self) -> bool {
+        self.stage() == Some(Stage::AfterDot) && self.needs_reconnect()
     }
 
     /// The send ended without getting a connection to talk over: the last try could not
@@ -499,7 +542,7 @@ impl Error {
         match self {
             Error::Reply { code, .. } => Some(*code),
             Error::GaveUp { last, .. } => last.code(),
-            Error::Closed { last } => last.as_ref().and_then(|l| l.code()),
+            Error::Closed { last, .. } => last.as_ref().and_then(|l| l.code()),
             _ => None,
         }
     }
@@ -573,7 +616,8 @@ mod tests {
         assert!(e550.is_permanent() && !e550.is_retryable() && e550.is_bad_address());
         let e554 = r(Stage::AfterDot, 554);
         assert!(e554.is_permanent() && !e554.is_bad_address());
-        let gave_up = Error::GaveUp { attempts: 3, last: Box::new(e421.clone()) };
+        let gave_up =
+            Error::GaveUp { attempts: 3, last: Box::new(e421.clone()), possibly_delivered: false };
         assert!(!gave_up.needs_reconnect() && !gave_up.is_permanent() && !gave_up.is_closed());
         assert_eq!(gave_up.code(), Some(421));
         assert_eq!(gave_up.stage(), Some(Stage::Mail));
@@ -582,9 +626,32 @@ mod tests {
             format!("{gave_up:#}"),
             "gave up after 3 attempts: server replied 421 at mail: x"
         );
-        let closed = Error::Closed { last: Some(Box::new(e421)) };
+        let closed = Error::Closed { last: Some(Box::new(e421)), possibly_delivered: false };
         assert!(closed.is_closed() && !closed.is_retryable() && !closed.is_permanent());
         assert_eq!(closed.code(), Some(421));
+        assert!(!gave_up.possibly_delivered() && !closed.possibly_delivered());
+    }
+
+    #[test]
+    fn delivery_is_unknown_only_when_the_connection_went_after_the_final_dot() {
+        let lost = Error::eof(Stage::AfterDot, "closed".into());
+        let closing = Error::Reply { stage: Stage::AfterDot, code: 421, reply: "bye".into() };
+        assert!(lost.possibly_delivered() && closing.possibly_delivered());
+        let deferred = Error::Reply { stage: Stage::AfterDot, code: 451, reply: "later".into() };
+        let before = Error::eof(Stage::Data, "closed".into());
+        assert!(!deferred.possibly_delivered() && !before.possibly_delivered());
+        // The flag of a whole send, whatever its last failure was.
+        let refused = Error::from_io(Stage::Connect, io::ErrorKind::ConnectionRefused.into());
+        let gave_up =
+            Error::GaveUp { attempts: 3, last: Box::new(refused), possibly_delivered: true };
+        assert!(gave_up.possibly_delivered() && gave_up.is_unreachable());
+        assert_eq!(
+            gave_up.to_string(),
+            "gave up after 3 attempts; it may have been delivered (a connection was lost after \
+             the final dot)"
+        );
+        let closed = Error::Closed { last: None, possibly_delivered: true };
+        assert!(closed.possibly_delivered() && closed.is_closed());
     }
 
     #[test]
@@ -593,7 +660,8 @@ mod tests {
         assert!(refused.is_unreachable());
         let busy = Error::Reply { stage: Stage::Greeting, code: 421, reply: "busy".into() };
         assert!(busy.is_unreachable());
-        let gave_up = Error::GaveUp { attempts: 11, last: Box::new(refused) };
+        let gave_up =
+            Error::GaveUp { attempts: 11, last: Box::new(refused), possibly_delivered: false };
         assert!(gave_up.is_unreachable());
         let at_mail = Error::eof(Stage::Mail, "closed".into());
         assert!(!at_mail.is_unreachable());

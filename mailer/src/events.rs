@@ -14,8 +14,8 @@
 //! | [`RESEND`] | warning | `message_id`, `stage` (delivery unknown: sent again, same Message-ID) |
 //! | [`SENT`] | info | `message_id`, `recipients` (a count), `attempts`, `possibly_duplicated` |
 //! | [`REJECTED`] | err | `code`, `reply`, `stage`, `bad_address` |
-//! | [`FAILED`] | err | `error` (TLS, protocol or configuration failures: not retried; a send ended by `close`, at warning) |
-//! | [`GAVE_UP`] | err | `attempts`, `error` |
+//! | [`FAILED`] | err | `error` (TLS, protocol or configuration failures: not retried); a send ended by `close`, at warning, adds `possibly_delivered` |
+//! | [`GAVE_UP`] | err | `attempts`, `error`, `possibly_delivered` (a try lost its connection after the final dot: the server may have the message) |
 //! | [`CLOSED`] | info | `server` |
 //! | [`POOL_SHRUNK`] | warning | `server`, `connections` (the pool's new size) |
 //! | [`POOL_GROWN`] | info | `server`, `connections` (the pool's new size) |

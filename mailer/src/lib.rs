@@ -46,6 +46,7 @@
 //! - `wire.rs`: the byte stream under lettre: the EHLO tap, TLS upgrade, EOF.
 //! - `connection.rs`: one connection: open (TCP_NODELAY, one EHLO), timed commands, one
 //!   transaction (pipelined when offered).
+//! - `reply.rs`: the replies of a transaction, read off the wire without lettre.
 //! - `pool.rs`: up to n connections lent one send at a time; idle reaper; shrink and grow.
 //! - `rate.rs`: the token bucket of `with_rate`.
 //! - `smtp.rs`: [`SmtpMailer`]: connect late, the retry policy, logging.
@@ -65,6 +66,7 @@ pub mod events;
 mod message;
 mod pool;
 mod rate;
+mod reply;
 mod smtp;
 mod stats;
 mod tls;

@@ -1,11 +1,15 @@
 //! Address validation and message building: the bytes and envelope of one send, kept so a
 //! resend after a lost connection sends exactly the same message (same Message-ID).
 
+use std::fmt::Write as _;
 use std::sync::Arc;
+use std::time::SystemTime;
 
-use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
-use lettre::message::{Body, Mailbox, MultiPart, SinglePart};
-use lettre::{Address, Message};
+use lettre::Address;
+use lettre::message::header::{
+    self, ContentTransferEncoding, ContentType, HeaderName, HeaderValue, Headers,
+};
+use lettre::message::{Body, Mailbox, Mailboxes, MultiPart, SinglePart};
 
 use crate::Error;
 use crate::email::{Attachment, Email, Source};
@@ -24,6 +28,10 @@ pub fn parse_mailbox(s: &str) -> Result<Mailbox, Error> {
     if trimmed.is_empty() {
         return Err(bad("empty"));
     }
+    if is_plain_addr_spec(trimmed) {
+        let address: Address = trimmed.parse().map_err(|e| bad(&format!("does not parse: {e}")))?;
+        return Ok(Mailbox::new(None, address));
+    }
     let mailbox: Mailbox = trimmed.parse().map_err(|e| bad(&format!("does not parse: {e}")))?;
     let complete = if trimmed.contains('<') {
         trimmed.ends_with('>')
@@ -37,6 +45,15 @@ pub fn parse_mailbox(s: &str) -> Result<Mailbox, Error> {
         return Err(bad("display name contains a control character"));
     }
     Ok(mailbox)
+}
+
+/// Whether `s` is written only with RFC 5322 `atext`, dots and one `@` (`user@example.com`,
+/// the common case): for such a string lettre's full mailbox parser finds no display name and
+/// no comment, and reaches the same verdict as `Address`'s own checks, which cost a fraction
+/// of it (a test pins the agreement).
+fn is_plain_addr_spec(s: &str) -> bool {
+    s.bytes().filter(|&b| b == b'@').count() == 1
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"@.!#$%&'*+-/=?^_`{|}~".contains(&b))
 }
 
 fn addr_str(a: &Address) -> &str {
@@ -66,7 +83,16 @@ pub(crate) struct Prepared {
 /// A fresh Message-ID: `<32 hex digits@domain>`.
 pub(crate) fn new_message_id(domain: &str) -> String {
     let id: u128 = rand::random();
-    format!("<{id:032x}@{domain}>")
+    let mut out = String::with_capacity(36 + domain.len());
+    out.push('<');
+    // 32 hex digits, most significant first (`format!("{id:032x}")` costs ten times this).
+    out.extend(
+        (0..32).rev().map(|i| char::from(b"0123456789abcdef"[(id >> (4 * i)) as usize & 15])),
+    );
+    out.push('@');
+    out.push_str(domain);
+    out.push('>');
+    out
 }
 
 /// Headers the builder writes itself (or that only servers add): an extra header of one of
@@ -118,26 +144,78 @@ fn check_header(name: &str, value: &str) -> Result<(), Error> {
 /// LF endings itself with one `String::insert` per line, which is quadratic; handed CRLF, it
 /// finds nothing to insert.
 pub(crate) fn crlf(text: &str) -> String {
-    let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len() + text.len() / 32 + 2);
+    normalise_into(&mut out, text, false);
+    out
+}
+
+/// Appends `text` to `out` with every line break (CRLF, LF or a lone CR) as CRLF and, with
+/// `stuff_dots`, a `.` that starts a line doubled (SMTP transparency, RFC 5321 4.5.2; `text`
+/// is taken to start at a line start). Copies whole lines: the cost is one `memchr2` step and
+/// one copy per line, not a branch per byte. Returns whether `text` ended at a line start.
+fn normalise_into(out: &mut String, text: &str, stuff_dots: bool) -> bool {
+    let bytes = text.as_bytes();
+    if stuff_dots && bytes.first() == Some(&b'.') {
+        out.push('.');
+    }
     let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\r' if bytes.get(i + 1) == Some(&b'\n') => i += 2,
-            b'\r' | b'\n' => {
-                // Both are ASCII, so `start..i` and `i + 1..` are on char boundaries.
-                out.push_str(&text[start..i]);
-                out.push_str("\r\n");
-                i += 1;
-                start = i;
-            }
-            _ => i += 1,
+    let mut breaks = memchr::memchr2_iter(b'\r', b'\n', bytes);
+    while let Some(i) = breaks.next() {
+        // CR, LF and '.' are ASCII: every slice boundary here is a char boundary.
+        out.push_str(&text[start..i]);
+        out.push_str("\r\n");
+        start = i + 1;
+        if bytes[i] == b'\r' && bytes.get(start) == Some(&b'\n') {
+            breaks.next();
+            start += 1;
+        }
+        if stuff_dots && bytes.get(start) == Some(&b'.') {
+            out.push('.');
         }
     }
     out.push_str(&text[start..]);
-    out
+    start == bytes.len()
 }
+
+/// lettre's (email-encoding's) rule for when text needs an encoding because of its line
+/// lengths: 76 bytes or more from one LF to the next (or from the start, or to the end). Kept
+/// identical, so a body this module encodes itself is what lettre's builder would produce.
+fn line_too_long(b: &[u8]) -> bool {
+    let mut last = 0;
+    memchr::memchr_iter(b'\n', b).any(|i| i - std::mem::replace(&mut last, i) >= 76)
+        || b.len() - last >= 76
+}
+
+/// A text body: line endings made CRLF once, then sent as `7bit` when lettre's own choice would
+/// be `7bit` (ASCII, short lines: the common notification), without lettre scanning and
+/// converting it again; otherwise lettre's encoder picks quoted-printable or base64.
+fn text_body(text: &str) -> Body {
+    body_of(seven_bit(text))
+}
+
+/// The body for what [`seven_bit`] found.
+fn body_of(text: Result<String, String>) -> Body {
+    match text {
+        Ok(text) => {
+            Body::dangerous_pre_encoded(text.into_bytes(), ContentTransferEncoding::SevenBit)
+        }
+        Err(text) => Body::new(text),
+    }
+}
+
+/// `text` with CRLF line endings: `Ok` when lettre would send it as `7bit` (ASCII, short
+/// lines), `Err` when it needs an encoding.
+fn seven_bit(text: &str) -> Result<String, String> {
+    let text = crlf(text);
+    match text.is_ascii() && !line_too_long(text.as_bytes()) {
+        true => Ok(text),
+        false => Err(text),
+    }
+}
+
+/// The part headers lettre writes for a `7bit` text/plain body.
+const PLAIN_7BIT: &str =
+    "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n";
 
 /// The body of `email`: one text or HTML part, or both as `multipart/alternative` (an empty
 /// text part when neither is given).
@@ -146,9 +224,10 @@ enum BodyPart {
     Alternative(MultiPart),
 }
 
-fn body_part(email: &Email) -> BodyPart {
-    let text = email.text.as_deref().map(|t| SinglePart::plain(crlf(t)));
-    let html = email.html.as_deref().map(|h| SinglePart::html(crlf(h)));
+fn body_part(email: &Email, text: Option<Body>) -> BodyPart {
+    let part = |content_type, text| SinglePart::builder().content_type(content_type).body(text);
+    let text = text.map(|t| part(ContentType::TEXT_PLAIN, t));
+    let html = email.html.as_deref().map(|h| part(ContentType::TEXT_HTML, text_body(h)));
     match (text, html) {
         (Some(t), Some(h)) => {
             BodyPart::Alternative(MultiPart::alternative().singlepart(t).singlepart(h))
@@ -158,8 +237,8 @@ fn body_part(email: &Email) -> BodyPart {
     }
 }
 
-/// One attachment as a MIME part: `text/*` with CRLF line endings (lettre picks 7bit,
-/// quoted-printable or base64); anything else base64, byte for byte.
+/// One attachment as a MIME part: `text/*` with CRLF line endings (7bit, quoted-printable or
+/// base64, as lettre would choose); anything else base64, byte for byte.
 fn attachment_part(a: &Attachment, bytes: &[u8]) -> Result<SinglePart, Error> {
     if a.filename.chars().any(char::is_control) {
         return Err(Error::InvalidMessage(format!(
@@ -178,7 +257,7 @@ fn attachment_part(a: &Attachment, bytes: &[u8]) -> Result<SinglePart, Error> {
     })?;
     let is_text = ct_text.trim_start().to_ascii_lowercase().starts_with("text/");
     let body = match std::str::from_utf8(bytes) {
-        Ok(text) if is_text => Body::new(crlf(text)),
+        Ok(text) if is_text => text_body(text),
         _ => Body::new_with_encoding(bytes.to_vec(), ContentTransferEncoding::Base64)
             .map_err(|_| Error::InvalidMessage("cannot encode attachment".into()))?,
     };
@@ -200,10 +279,35 @@ async fn load(attachments: &[Attachment]) -> Result<Vec<Arc<[u8]>>, Error> {
     Ok(loaded)
 }
 
-/// Builds the message (Date, Message-ID, From, To, Cc, Reply-To, UTF-8 Subject,
-/// MIME-Version, bodies, attachments, extra headers) and its envelope. Checks everything
-/// first: addresses, headers, then the attachment files.
-pub(crate) async fn prepare(from: &Mailbox, email: &Email) -> Result<Prepared, Error> {
+/// Who every message of one mailer is from: the mailbox, and its `From:` header line as
+/// lettre encodes it, formatted once rather than for each message.
+#[derive(Debug, Clone)]
+pub(crate) struct Sender {
+    pub(crate) mailbox: Mailbox,
+    from_line: String,
+}
+
+impl Sender {
+    pub(crate) fn new(mailbox: Mailbox) -> Sender {
+        let mut headers = Headers::new();
+        headers.set(header::From::from(Mailboxes::from(mailbox.clone())));
+        Sender { mailbox, from_line: headers.to_string() }
+    }
+}
+
+/// The checked parts of an [`Email`], ready to format.
+struct Parts<'a> {
+    from: &'a Sender,
+    to: Vec<Mailbox>,
+    cc: Vec<Mailbox>,
+    reply_to: Vec<Mailbox>,
+    email: &'a Email,
+    loaded: Vec<Arc<[u8]>>,
+}
+
+/// Checks everything about `email` before anything is built: addresses, headers, then the
+/// attachment files.
+async fn check<'a>(from: &'a Sender, email: &'a Email) -> Result<Parts<'a>, Error> {
     if email.to.is_empty() && email.cc.is_empty() {
         return Err(Error::InvalidMessage("no recipients".into()));
     }
@@ -221,51 +325,92 @@ pub(crate) async fn prepare(from: &Mailbox, email: &Email) -> Result<Prepared, E
         seen.push(lower);
     }
     let loaded = load(&email.attachments).await?;
+    Ok(Parts { from, to, cc, reply_to, email, loaded })
+}
 
-    let message_id = new_message_id(from.email.domain());
-    let mut builder = Message::builder()
-        .from(from.clone())
-        .subject(email.subject.as_str())
-        .date_now()
-        .message_id(Some(message_id.clone()));
-    for m in &to {
-        builder = builder.to(m.clone());
+/// Formats the message: lettre's typed headers (From, Subject, Date, Message-ID, To, Cc,
+/// Reply-To, MIME-Version, then the extra headers) and MIME parts, as lettre's
+/// `MessageBuilder` would order and encode them, dot-stuffed and terminated for the wire.
+/// Built from the parts directly rather than through `MessageBuilder::build`, which parses
+/// the From, Date, To and Cc headers back out of their text to check them and to derive an
+/// envelope: more than half the cost of a small message, for checks already made here.
+fn format(parts: &Parts<'_>, message_id: &str, date: SystemTime) -> Result<String, Error> {
+    let Parts { from, to, cc, reply_to, email, loaded } = parts;
+    let mut headers = Headers::new();
+    headers.set(header::Subject::from(email.subject.clone()));
+    headers.set(header::Date::new(date));
+    headers.set(header::MessageId::from(message_id.to_owned()));
+    if !to.is_empty() {
+        headers.set(header::To::from(Mailboxes::from(to.clone())));
     }
-    for m in &cc {
-        builder = builder.cc(m.clone());
+    if !cc.is_empty() {
+        headers.set(header::Cc::from(Mailboxes::from(cc.clone())));
     }
-    for m in &reply_to {
-        builder = builder.reply_to(m.clone());
+    if !reply_to.is_empty() {
+        headers.set(header::ReplyTo::from(Mailboxes::from(reply_to.clone())));
     }
-    // lettre's `singlepart` and `multipart` add `MIME-Version: 1.0`.
-    let built = match (body_part(email), email.attachments.is_empty()) {
-        (BodyPart::Single(part), true) => builder.singlepart(part),
-        (BodyPart::Alternative(alt), true) => builder.multipart(alt),
-        (body, false) => {
-            let mut mixed = match body {
-                BodyPart::Single(part) => MultiPart::mixed().singlepart(part),
-                BodyPart::Alternative(alt) => MultiPart::mixed().multipart(alt),
-            };
-            for (a, bytes) in email.attachments.iter().zip(&loaded) {
-                mixed = mixed.singlepart(attachment_part(a, bytes)?);
-            }
-            builder.multipart(mixed)
-        }
-    };
-    let mut message = built.map_err(|e| Error::InvalidMessage(e.to_string()))?;
+    headers.set(header::MIME_VERSION_1_0);
     for (name, value) in &email.headers {
         // `check_header` vetted the name: lettre's own rules (ASCII, <= 76, no ':' or ' ')
         // hold, so this cannot fail.
         let header = HeaderName::new_from_ascii(name.clone())
             .map_err(|_| Error::InvalidHeader { name: name.clone(), reason: "bad name".into() })?;
-        message.headers_mut().insert_raw(HeaderValue::new(header, value.clone()));
+        headers.insert_raw(HeaderValue::new(header, value.clone()));
     }
-    let formatted = message.formatted();
-    let is_8bit = !formatted.is_ascii();
+    // The header block: the sender's line (formatted once), then the rest. lettre ends every
+    // header line (and folds) with CRLF, and neither its own names nor a continuation line
+    // start with a dot: the block goes on the wire as it is, unless an extra field name starts
+    // with a dot (RFC 5322 allows it), whose line then needs stuffing.
+    let mut wire = String::with_capacity(512 + email.text.as_ref().map_or(0, |t| t.len() * 9 / 8));
+    wire.push_str(&from.from_line);
+    if email.headers.iter().any(|(name, _)| name.starts_with('.')) {
+        normalise_into(&mut wire, &headers.to_string(), true);
+    } else {
+        // Writing to a String cannot fail.
+        let _ = write!(wire, "{headers}");
+    }
+    // A text-only 7bit body (most notifications): its part headers are fixed, and the text
+    // goes to the wire without lettre copying it into a part first.
+    let text = email.text.as_deref().map(seven_bit);
+    if let (Some(Ok(text)), None, true) = (&text, &email.html, email.attachments.is_empty()) {
+        wire.push_str(PLAIN_7BIT);
+        stuff_dots_into(&mut wire, text);
+        wire.push_str("\r\n.\r\n");
+        return Ok(wire);
+    }
+    let body = match (body_part(email, text.map(body_of)), email.attachments.is_empty()) {
+        (BodyPart::Single(part), true) => part.formatted(),
+        (BodyPart::Alternative(alt), true) => alt.formatted(),
+        (body, false) => {
+            let mut mixed = match body {
+                BodyPart::Single(part) => MultiPart::mixed().singlepart(part),
+                BodyPart::Alternative(alt) => MultiPart::mixed().multipart(alt),
+            };
+            for (a, bytes) in email.attachments.iter().zip(loaded) {
+                mixed = mixed.singlepart(attachment_part(a, bytes)?);
+            }
+            mixed.formatted()
+        }
+    };
     // lettre formats from `&str` parts, so this holds; an error here would be a lettre bug,
     // reported rather than unwrapped.
-    let text = String::from_utf8(formatted)
+    let body = std::str::from_utf8(&body)
         .map_err(|_| Error::InvalidMessage("formatted message is not UTF-8".into()))?;
+    wire.reserve(body.len() + body.len() / 64 + 8);
+    // The header block ends with CRLF, so the body starts at a line start.
+    terminate(&mut wire, body);
+    Ok(wire)
+}
+
+/// Builds the message (Date, Message-ID, From, To, Cc, Reply-To, UTF-8 Subject,
+/// MIME-Version, bodies, attachments, extra headers) and its envelope. Checks everything
+/// first: addresses, headers, then the attachment files.
+pub(crate) async fn prepare(sender: &Sender, email: &Email) -> Result<Prepared, Error> {
+    let parts = check(sender, email).await?;
+    let from = &sender.mailbox;
+    let message_id = new_message_id(from.email.domain());
+    let wire = format(&parts, &message_id, SystemTime::now())?;
+    let Parts { to, cc, .. } = parts;
     let envelope: Vec<Address> = to.into_iter().chain(cc).map(|m| m.email).collect();
     let has_non_ascii_addresses =
         !addr_str(&from.email).is_ascii() || envelope.iter().any(|a| !addr_str(a).is_ascii());
@@ -273,58 +418,71 @@ pub(crate) async fn prepare(from: &Mailbox, email: &Email) -> Result<Prepared, E
         from: from.email.clone(),
         to: envelope,
         message_id,
-        wire: dot_stuff(&text),
+        is_8bit: !wire.is_ascii(),
+        wire,
         has_non_ascii_addresses,
-        is_8bit,
     })
 }
 
-/// SMTP transparency (RFC 5321 4.5.2): a line starting with `.` gets another `.`; lines end in
-/// CRLF (a bare LF or CR becomes CRLF); the result ends with the terminating `.\r\n`. One pass,
-/// copying unchanged runs whole.
-pub(crate) fn dot_stuff(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len() + text.len() / 64 + 8);
-    let mut start = 0;
-    let mut at_line_start = true;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\r' | b'\n' => {
-                // CR, LF and '.' are ASCII: every slice boundary here is a char boundary.
-                out.push_str(&text[start..i]);
-                out.push_str("\r\n");
-                let crlf = bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n');
-                i += if crlf { 2 } else { 1 };
-                start = i;
-                at_line_start = true;
-                continue;
-            }
-            b'.' if at_line_start => {
-                out.push_str(&text[start..i]);
-                out.push('.');
-                start = i;
-            }
-            _ => {}
-        }
-        at_line_start = false;
-        i += 1;
-    }
-    out.push_str(&text[start..]);
+/// Appends `text` dot-stuffed (RFC 5321 4.5.2: a line starting with `.` gets another `.`),
+/// with CRLF line endings (a bare LF or CR becomes CRLF) and the terminating `.\r\n`.
+fn terminate(out: &mut String, text: &str) {
+    let at_line_start = if is_crlf_only(text.as_bytes()) {
+        stuff_dots_into(out, text);
+        text.is_empty() || text.ends_with('\n')
+    } else {
+        normalise_into(out, text, true)
+    };
     if !at_line_start {
         out.push_str("\r\n");
     }
     out.push_str(".\r\n");
+}
+
+/// Whether every CR in `b` is followed by LF and every LF preceded by CR (what lettre
+/// formats from CRLF parts). No early exit, so the compiler vectorises it: a fraction of the
+/// cost of normalising line by line.
+fn is_crlf_only(b: &[u8]) -> bool {
+    if b.first() == Some(&b'\n') || b.last() == Some(&b'\r') {
+        return false;
+    }
+    let pairs = b.iter().zip(b.iter().skip(1));
+    pairs.fold(0u8, |bad, (&x, &y)| bad | (u8::from(x == b'\r') ^ u8::from(y == b'\n'))) == 0
+}
+
+/// Appends `text`, whose line breaks are all CRLF, with every `.` that starts a line doubled:
+/// one substring search over the whole text (usually no match) instead of a step per line.
+fn stuff_dots_into(out: &mut String, text: &str) {
+    if text.starts_with('.') {
+        out.push('.');
+    }
+    let mut start = 0;
+    for i in memchr::memmem::find_iter(text.as_bytes(), b"\n.") {
+        // `i` is the LF: ASCII, so `i + 1` is a char boundary.
+        out.push_str(&text[start..=i]);
+        out.push('.');
+        start = i + 1;
+    }
+    out.push_str(&text[start..]);
+}
+
+/// `text` as it goes on the wire after DATA: dot-stuffed, CRLF, terminated (see [`terminate`]).
+#[cfg(test)]
+pub(crate) fn dot_stuff(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 64 + 8);
+    terminate(&mut out, text);
     out
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::Attachment;
 
-    fn from() -> Mailbox {
-        parse_mailbox("Notifier <noreply@example.com>").unwrap()
+    fn from() -> Sender {
+        Sender::new(parse_mailbox("Notifier <noreply@example.com>").unwrap())
     }
 
     /// `prepare` on a runtime of its own (it is async only to read attachment files).
@@ -367,6 +525,9 @@ mod tests {
         let a = text(&["a@example.net"], "s", "b").unwrap();
         let b = text(&["a@example.net"], "s", "b").unwrap();
         assert_ne!(a.message_id, b.message_id);
+        let id = new_message_id("example.com");
+        let hex = id.strip_prefix('<').and_then(|i| i.strip_suffix("@example.com>")).unwrap();
+        assert!(hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
     }
 
     #[test]
@@ -526,6 +687,39 @@ mod tests {
     }
 
     #[test]
+    fn plain_addresses_get_the_full_parsers_verdict() {
+        let cases = [
+            "a@example.com",
+            "A.B+tag@Sub.Example.COM",
+            "a'b@x.test",
+            "a@b",
+            "a@x_y.test",
+            "a..b@example.com",
+            ".a@example.com",
+            "a.@example.com",
+            "a@b..c",
+            "a@-b.c",
+            "a@b.c.",
+            "@example.com",
+            "a@",
+            "{x}|~@example.com",
+        ];
+        for s in cases {
+            assert!(is_plain_addr_spec(s), "{s}");
+            let full = s.parse::<Mailbox>().map(|m| m.email);
+            let ours = parse_mailbox(s).map(|m| (m.name, m.email));
+            match (full, ours) {
+                (Ok(full), Ok((None, ours))) => assert_eq!(full, ours, "{s}"),
+                (Err(_), Err(e)) => assert!(e.is_bad_address(), "{s}: {e}"),
+                (full, ours) => panic!("{s}: lettre {full:?}, ours {ours:?}"),
+            }
+        }
+        for not_plain in ["a@@b.c", "é@x.test", "a@[127.0.0.1]", "A <a@x.test>", "a b@x.test"] {
+            assert!(!is_plain_addr_spec(not_plain), "{not_plain}");
+        }
+    }
+
+    #[test]
     fn rejects_lists_and_garbage() {
         for bad in ["a@example.net, b@example.net", "a@example.net b", "no-at-sign", "", "<>"] {
             assert!(parse_address(bad).is_err(), "{bad:?}");
@@ -562,6 +756,16 @@ mod tests {
     }
 
     #[test]
+    fn only_crlf_line_breaks_take_the_fast_path() {
+        for ok in ["", "a", "a\r\nb\r\n", "\r\n", "\r\n\r\n.x"] {
+            assert!(is_crlf_only(ok.as_bytes()), "{ok:?}");
+        }
+        for bad in ["\n", "\r", "a\nb", "a\rb", "a\r\r\n", "a\r\n\n", "a\r"] {
+            assert!(!is_crlf_only(bad.as_bytes()), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn dot_stuffing_doubles_leading_dots_and_terminates() {
         assert_eq!(dot_stuff("a\r\n.b\r\n"), "a\r\n..b\r\n.\r\n");
         assert_eq!(dot_stuff(".x"), "..x\r\n.\r\n");
@@ -570,12 +774,153 @@ mod tests {
         assert_eq!(dot_stuff("a.b\r\n"), "a.b\r\n.\r\n");
         assert_eq!(dot_stuff("x\r\r\n"), "x\r\n\r\n.\r\n");
         assert_eq!(dot_stuff("é\n.é"), "é\r\n..é\r\n.\r\n");
+        // The same through the CRLF-only path.
+        assert_eq!(dot_stuff(".a\r\n.\r\nb.\r\n..c"), "..a\r\n..\r\nb.\r\n...c\r\n.\r\n");
+        assert_eq!(dot_stuff("a\r\n"), "a\r\n.\r\n");
+    }
+
+    /// What lettre's own `MessageBuilder` makes of `email` (its encoding choices), given text
+    /// with CRLF line endings (as before lettre saw it: lettre leaves a lone CR alone), with
+    /// the same Date and Message-ID, dot-stuffed: `format` must produce exactly this.
+    fn lettre_reference(email: &Email, message_id: &str, date: SystemTime) -> String {
+        let mut b = lettre::Message::builder()
+            .from(from().mailbox)
+            .subject(email.subject.as_str())
+            .date(date)
+            .message_id(Some(message_id.to_owned()));
+        for m in &email.to {
+            b = b.to(m.parse().unwrap());
+        }
+        for m in &email.cc {
+            b = b.cc(m.parse().unwrap());
+        }
+        for m in &email.reply_to {
+            b = b.reply_to(m.parse().unwrap());
+        }
+        let text = email.text.as_deref().map(|t| SinglePart::plain(crlf(t)));
+        let html = email.html.as_deref().map(|h| SinglePart::html(crlf(h)));
+        let body = match (text, html) {
+            (Some(t), Some(h)) => Err(MultiPart::alternative().singlepart(t).singlepart(h)),
+            (Some(part), None) | (None, Some(part)) => Ok(part),
+            (None, None) => Ok(SinglePart::plain(String::new())),
+        };
+        let built = if email.attachments.is_empty() {
+            body.map_or_else(|alt| b.clone().multipart(alt), |part| b.clone().singlepart(part))
+        } else {
+            let mut mixed = body.map_or_else(
+                |alt| MultiPart::mixed().multipart(alt),
+                |part| MultiPart::mixed().singlepart(part),
+            );
+            for a in &email.attachments {
+                let Source::Bytes(bytes) = &a.source else { panic!("bytes only") };
+                let ct = ContentType::parse(&a.content_type()).unwrap();
+                let body = match std::str::from_utf8(bytes) {
+                    Ok(t) if a.content_type().starts_with("text/") => Body::new(crlf(t)),
+                    _ => Body::new_with_encoding(bytes.to_vec(), ContentTransferEncoding::Base64)
+                        .unwrap(),
+                };
+                let part = lettre::message::Attachment::new(a.filename.clone()).body(body, ct);
+                mixed = mixed.singlepart(part);
+            }
+            b.multipart(mixed)
+        };
+        let mut message = built.unwrap();
+        for (name, value) in &email.headers {
+            let name = HeaderName::new_from_ascii(name.clone()).unwrap();
+            message.headers_mut().insert_raw(HeaderValue::new(name, value.clone()));
+        }
+        dot_stuff(&String::from_utf8(message.formatted()).unwrap())
+    }
+
+    /// `format` for `email` with a fixed Date and Message-ID, beside lettre's reference.
+    fn ours_and_lettres(email: &Email) -> (String, String) {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let from = from();
+        let parts = rt.block_on(check(&from, email)).unwrap();
+        let (id, date) =
+            ("<1@example.com>", SystemTime::UNIX_EPOCH + Duration::from_secs(1e9 as u64));
+        let ours = format(&parts, id, date).unwrap();
+        (without_boundaries(&ours), without_boundaries(&lettre_reference(email, id, date)))
+    }
+
+    /// `wire` with each random MIME boundary replaced by its number, in order of appearance.
+    fn without_boundaries(wire: &str) -> String {
+        let mut out = wire.to_owned();
+        let mut rest = wire;
+        let mut n = 0;
+        while let Some(at) = rest.find("boundary=\"") {
+            let value = &rest[at + 10..];
+            let value = &value[..value.find('"').unwrap()];
+            out = out.replace(value, &format!("BOUNDARY{n}"));
+            rest = &rest[at + 10..];
+            n += 1;
+        }
+        out
+    }
+
+    #[test]
+    fn every_shape_is_formatted_exactly_as_lettres_builder_would() {
+        let base = || {
+            Email::new(
+                "Zoë Doe <zoe@example.net>",
+                "Grüße, and a subject long enough to be folded by the encoder",
+            )
+        };
+        let shapes = [
+            base(),
+            base().with_text("short\nlines\n.dot\n"),
+            // Around lettre's line length limit for 7bit.
+            base().with_text(format!(
+                "{}\n{}\n{}\n",
+                "a".repeat(73),
+                "b".repeat(74),
+                "c".repeat(75)
+            )),
+            base().with_text(format!("{}\n", "d".repeat(76))),
+            base().with_text(format!("{}\n{}", "e".repeat(10), "f".repeat(76))),
+            base().with_text(format!("{}\n", "x".repeat(200))),
+            base().with_text("Grüße aus Köln\r\nzweite Zeile\r"),
+            base().with_text("\u{1F4EC}".repeat(40)),
+            base().with_html("<p>h</p>\n"),
+            base()
+                .with_text("t")
+                .with_html("<p>h</p>")
+                .with_cc("c@example.net")
+                .with_cc("Bob <b@example.net>"),
+            base().with_to("second@example.net").with_reply_to("Help <help@example.com>"),
+            base()
+                .with_text("t")
+                .with_header("List-Unsubscribe", "<https://example.com/u/zoe>")
+                .with_header("X-Campaign", "Grüße 2026")
+                .with_attachment(Attachment::from_bytes("a.bin", vec![0u8, 159, 146, 150, b'\n']))
+                .with_attachment(Attachment::from_bytes("notes.txt", "line 1\nline 2\n")),
+            base().with_text("t").with_header(".X-Dotted", "a field name may start with a dot"),
+        ];
+        for email in &shapes {
+            let (ours, lettres) = ours_and_lettres(email);
+            assert_eq!(ours, lettres, "{email:?}");
+        }
     }
 
     mod props {
         use proptest::prelude::*;
 
         use super::*;
+
+        proptest! {
+            #[test]
+            fn any_body_is_formatted_exactly_as_lettres_builder_would(
+                text in "([a-zé.\r\n ]{0,90}\n){0,4}[a-z.\r\n]{0,90}",
+                html in proptest::option::of("[<>a-z/. \n]{0,100}"),
+            ) {
+                let mut email = Email::new("a@example.net", "s").with_text(text);
+                if let Some(html) = html {
+                    email = email.with_html(html);
+                }
+                let (ours, lettres) = ours_and_lettres(&email);
+                prop_assert_eq!(ours, lettres);
+            }
+        }
 
         /// Reverses `dot_stuff`: the lines before the terminating dot, unstuffed.
         fn unstuff(wire: &str) -> Option<String> {
@@ -601,6 +946,20 @@ mod tests {
                     want.push_str("\r\n");
                 }
                 prop_assert_eq!(unstuff(&wire), Some(want));
+            }
+
+            #[test]
+            fn crlf_text_is_stuffed_as_any_other(lines in proptest::collection::vec("[a-z. ]{0,8}", 0..8), end in any::<bool>()) {
+                let mut text = lines.join("\r\n");
+                if end && !text.is_empty() {
+                    text.push_str("\r\n");
+                }
+                let mut slow = String::new();
+                if !normalise_into(&mut slow, &text, true) {
+                    slow.push_str("\r\n");
+                }
+                slow.push_str(".\r\n");
+                prop_assert_eq!(dot_stuff(&text), slow);
             }
 
             #[test]

@@ -75,9 +75,11 @@ impl Drop for Alive {
     }
 }
 
-/// A connection with its place in the count of live ones.
+/// A connection with its place in the count of live ones. Boxed: it moves in and out of the
+/// idle list and a lease with every send, and a pointer is cheaper to move than the whole
+/// connection (lettre's and ours, some hundreds of bytes).
 pub(crate) struct Pooled {
-    pub(crate) conn: Conn,
+    pub(crate) conn: Box<Conn>,
     _alive: Alive,
 }
 
@@ -143,7 +145,7 @@ impl Pool {
     /// Counts a freshly opened connection as alive.
     pub(crate) fn adopt(&self, conn: Conn) -> Pooled {
         self.alive.fetch_add(1, Ordering::Relaxed);
-        Pooled { conn, _alive: Alive(Arc::clone(&self.alive)) }
+        Pooled { conn: Box::new(conn), _alive: Alive(Arc::clone(&self.alive)) }
     }
 
     /// Waits for a slot (first come, first served) and takes the most recently used idle

@@ -5,7 +5,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use lettre::Address;
-use lettre::message::Mailbox;
 use lettre::transport::smtp::extension::ClientId;
 use logger::Logger;
 use tokio_util::sync::CancellationToken;
@@ -13,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::connection::{Conn, TransactionError};
 use crate::error::{Error, Fault, Stage};
-use crate::message::{Prepared, parse_mailbox, prepare};
+use crate::message::{Prepared, Sender, parse_mailbox, prepare};
 use crate::pool::{Crowded, Lease, Pool, Pooled};
 use crate::rate::Rate;
 use crate::stats::{Counters, bump};
@@ -46,7 +45,7 @@ pub struct SmtpMailer {
     log: Arc<dyn Logger>,
     /// The from mailbox and TLS set-up, or why the configuration cannot work (returned by
     /// every send before any I/O, since `new` cannot fail).
-    ready: Result<(Mailbox, TlsSetup), Error>,
+    ready: Result<(Sender, TlsSetup), Error>,
     client_id: ClientId,
     backoff: Backoff,
     pool: Arc<Pool>,
@@ -83,7 +82,7 @@ impl SmtpMailer {
     pub fn new(config: Config, log: Arc<dyn Logger>) -> Self {
         let ready = config.validate().and_then(|()| {
             let from = parse_mailbox(&config.from)?;
-            Ok((from, TlsSetup::new(&config)?))
+            Ok((Sender::new(from), TlsSetup::new(&config)?))
         });
         let client_id = match &config.helo_name {
             Some(name) => ClientId::Domain(name.clone()),
@@ -140,7 +139,7 @@ impl SmtpMailer {
             event = events::ENVELOPE, message_id = prepared.message_id,
             from = prepared.from, to = Joined(&prepared.to));
         let Some(cancel) = self.pool.cancel_token() else {
-            let e = Error::Closed { last: None };
+            let e = Error::Closed { last: None, possibly_delivered: false };
             logger::err!(self.log, "send failed"; event = events::FAILED, error = e);
             return Err(e);
         };
@@ -171,11 +170,13 @@ impl SmtpMailer {
     /// drops every MAIL gets growing delays, not a reconnect storm. A `421` to a new
     /// connection while the pool has others alive shrinks the pool instead: the send waits
     /// for a connection and spends no attempt. A 5xx reply, a TLS or protocol failure returns
-    /// at once. A failure after the final dot leaves delivery unknown: the same bytes (same
-    /// Message-ID) are sent again and the result is marked `possibly_duplicated`. `close`
-    /// ends waiting and backing off at once with [`Error::Closed`]; a transaction already on
-    /// the wire finishes and is not retried. Dropping the future cancels the send and
-    /// discards the connection it was using.
+    /// at once. A connection lost after the final dot leaves delivery unknown: the same bytes
+    /// (same Message-ID) are sent again and the result is marked `possibly_duplicated`; if the
+    /// send fails in the end (a 5xx then included), it is [`Error::GaveUp`] with
+    /// [`Error::possibly_delivered`], whatever the last failure was. `close` ends waiting and
+    /// backing off at once with [`Error::Closed`]; a transaction already on the wire finishes
+    /// and is not retried. Dropping the future cancels the send and discards the connection
+    /// it was using.
     async fn send_prepared(
         &self,
         p: &Prepared,
@@ -184,7 +185,8 @@ impl SmtpMailer {
     ) -> Result<Sent, Error> {
         let mut reconnects: u32 = 0;
         let mut tries: u32 = 0;
-        let mut possibly_duplicated = false;
+        // A try lost its connection after the final dot: the server may have the message.
+        let mut delivery_unknown = false;
         loop {
             let failure = match self.try_once(tls, p, reconnects, &mut tries, cancel).await {
                 Ok(Tried::Sent) => {
@@ -192,15 +194,15 @@ impl SmtpMailer {
                     logger::info!(self.log, "message sent";
                         event = events::SENT, message_id = p.message_id,
                         recipients = p.to.len(), attempts = tries,
-                        possibly_duplicated = possibly_duplicated);
+                        possibly_duplicated = delivery_unknown);
                     return Ok(Sent {
                         message_id: p.message_id.clone(),
                         attempts: tries,
-                        possibly_duplicated,
+                        possibly_duplicated: delivery_unknown,
                     });
                 }
                 Ok(Tried::Crowded) => continue,
-                Ok(Tried::Closed) => return Err(self.closed(None)),
+                Ok(Tried::Closed) => return Err(self.closed(None, delivery_unknown)),
                 Err(failure) => failure,
             };
             let Failure { error, connecting } = failure;
@@ -212,34 +214,41 @@ impl SmtpMailer {
                     event = events::RECONNECT_FAILED, attempt = reconnects,
                     error = format_args!("{error:#}"));
             }
-            if !error.is_retryable() {
+            if !error.is_retryable() && !delivery_unknown {
                 self.log_final(&error);
                 return Err(error);
             }
-            if error.stage() == Some(Stage::AfterDot) {
-                if !possibly_duplicated {
-                    bump(&self.counters.possibly_duplicated);
-                }
-                possibly_duplicated = true;
+            if error.loses_delivery() && !delivery_unknown {
+                bump(&self.counters.possibly_duplicated);
+                delivery_unknown = true;
+            }
+            if cancel.is_cancelled() {
+                return Err(self.closed(Some(error), delivery_unknown));
+            }
+            // After a try that may have delivered the message, a definite refusal is still
+            // no "not delivered": the send gives up, saying so.
+            if reconnects >= self.config.max_attempts || !error.is_retryable() {
+                bump(&self.counters.gave_up);
+                logger::err!(self.log, "giving up";
+                    event = events::GAVE_UP, attempts = tries, error = format_args!("{error:#}"),
+                    possibly_delivered = delivery_unknown);
+                return Err(Error::GaveUp {
+                    attempts: tries,
+                    last: Box::new(error),
+                    possibly_delivered: delivery_unknown,
+                });
+            }
+            if error.loses_delivery() {
                 logger::warning!(self.log,
                     "delivery unknown after the final dot; sending again with the same Message-ID";
                     event = events::RESEND, message_id = p.message_id, stage = Stage::AfterDot);
-            }
-            if cancel.is_cancelled() {
-                return Err(self.closed(Some(error)));
-            }
-            if reconnects >= self.config.max_attempts {
-                bump(&self.counters.gave_up);
-                logger::err!(self.log, "giving up";
-                    event = events::GAVE_UP, attempts = tries, error = format_args!("{error:#}"));
-                return Err(Error::GaveUp { attempts: tries, last: Box::new(error) });
             }
             let delay = self.backoff.delay_random(reconnects);
             logger::info!(self.log, "backing off before reconnecting";
                 event = events::BACKOFF, attempt = reconnects, delay_ms = delay.as_millis());
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
-                () = cancel.cancelled() => return Err(self.closed(Some(error))),
+                () = cancel.cancelled() => return Err(self.closed(Some(error), delivery_unknown)),
             }
             reconnects += 1;
         }
@@ -370,10 +379,10 @@ impl SmtpMailer {
     }
 
     /// The error for a send that `close` ended, logged as `failed`.
-    fn closed(&self, last: Option<Error>) -> Error {
-        let e = Error::Closed { last: last.map(Box::new) };
+    fn closed(&self, last: Option<Error>, possibly_delivered: bool) -> Error {
+        let e = Error::Closed { last: last.map(Box::new), possibly_delivered };
         logger::warning!(self.log, "send ended by close"; event = events::FAILED,
-            error = format_args!("{e:#}"));
+            error = format_args!("{e:#}"), possibly_delivered = possibly_delivered);
         e
     }
 
@@ -436,6 +445,16 @@ fn reusable_after(e: &Error) -> bool {
 impl Mailer for SmtpMailer {
     fn send_message<'a>(&'a self, email: &'a Email) -> BoxFuture<'a, Result<Sent, Error>> {
         Box::pin(SmtpMailer::send_message(self, email))
+    }
+
+    // One boxed future per send, not the default's two (its own and send_message's).
+    fn send_mail<'a>(
+        &'a self,
+        to: &'a [&'a str],
+        subject: &'a str,
+        body: &'a str,
+    ) -> BoxFuture<'a, Result<Sent, Error>> {
+        Box::pin(SmtpMailer::send(self, to, subject, body))
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {

@@ -106,9 +106,24 @@ fn not_connected() -> io::Error {
     io::Error::new(io::ErrorKind::NotConnected, "stream taken by a TLS handshake")
 }
 
-impl AsyncRead for Wire {
-    fn poll_read(
-        self: Pin<&mut Self>,
+impl Wire {
+    /// Reads what has arrived (at least one byte, or 0 at end-of-file) onto the end of `buf`:
+    /// for the replies the mailer reads itself, bypassing lettre's reader.
+    pub(crate) async fn read_some(&self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        let filled = buf.len();
+        // Replies are short: a small zeroed window keeps the copy and the memset cheap.
+        buf.resize(filled + 512, 0);
+        let read = std::future::poll_fn(|cx| {
+            let mut window = ReadBuf::new(&mut buf[filled..]);
+            self.poll_read_shared(cx, &mut window).map_ok(|()| window.filled().len())
+        })
+        .await;
+        buf.truncate(filled + *read.as_ref().unwrap_or(&0));
+        read
+    }
+
+    fn poll_read_shared(
+        &self,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
@@ -132,17 +147,53 @@ impl AsyncRead for Wire {
     }
 }
 
+impl AsyncRead for Wire {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.poll_read_shared(cx, buf)
+    }
+}
+
+impl Wire {
+    fn poll_write_shared(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.state().stream.as_mut() {
+            Some(Stream::Tcp(s)) => Pin::new(s).poll_write(cx, buf),
+            Some(Stream::Tls(s)) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            None => Poll::Ready(Err(not_connected())),
+        }
+    }
+
+    /// Writes all of `buf` (one `write(2)` when the socket takes it, as it does a message of
+    /// normal size), then flushes TLS. For text the mailer formats itself (a pipelined command
+    /// group, a message): going through lettre's `command` would first copy it into a new
+    /// `String` by `Display`. Only while lettre is not writing (it never writes on its own).
+    pub(crate) async fn write_all(&self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            let n = std::future::poll_fn(|cx| self.poll_write_shared(cx, buf)).await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            buf = &buf[n..];
+        }
+        std::future::poll_fn(|cx| match self.state().stream.as_mut() {
+            Some(Stream::Tcp(_)) => Poll::Ready(Ok(())),
+            Some(Stream::Tls(s)) => Pin::new(s.as_mut()).poll_flush(cx),
+            None => Poll::Ready(Err(not_connected())),
+        })
+        .await
+    }
+}
+
 impl AsyncWrite for Wire {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.state().stream.as_mut() {
-            Some(Stream::Tcp(s)) => Pin::new(s).poll_write(cx, buf),
-            Some(Stream::Tls(s)) => Pin::new(s.as_mut()).poll_write(cx, buf),
-            None => Poll::Ready(Err(not_connected())),
-        }
+        self.poll_write_shared(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

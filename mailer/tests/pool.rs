@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Action, OpenSockets, Scripted, config, mock, wait_until, within};
+use common::{
+    Action, OpenSockets, Scripted, closed_in_a_long_backoff, config, mock, wait_until, within,
+};
 use mail_test_srv::{Options, TestServer};
 use mailer::{Fault, Mailer, SmtpMailer};
 
@@ -160,20 +162,9 @@ async fn a_server_allowing_one_connection_shrinks_the_pool_and_every_message_goe
 #[tokio::test]
 async fn close_during_a_long_backoff_returns_at_once_with_a_closed_error() {
     let srv = Scripted::start(|s| if s.stage == "mail" { Action::Close } else { Action::Ok }).await;
-    let (log, shared) = mock();
-    let cfg = config(srv.port()).with_retry_base(Duration::from_secs(600)).with_max_attempts(5);
-    let m = Arc::new(SmtpMailer::new(cfg, shared));
-    let sender = {
-        let m = m.clone();
-        tokio::spawn(async move { m.send_mail(&["a@example.net"], "s", "b").await })
-    };
-    // Attempt 0 retries at once; attempt 1 sleeps about ten minutes.
-    assert!(wait_until(T, || log.expect_match("event=backoff attempt=1 ").is_ok()).await);
-    let started = Instant::now();
-    within(Duration::from_secs(5), m.close()).await;
-    let err = within(Duration::from_secs(5), sender).await.unwrap().unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
-    assert!(err.is_closed() && !err.is_permanent(), "{err:#}");
+    let (err, log, took) = closed_in_a_long_backoff(&srv).await;
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(err.is_closed() && !err.is_permanent() && !err.possibly_delivered(), "{err:#}");
     assert_eq!(err.fault(), Some(Fault::Eof), "the last failure is kept: {err:#}");
     assert!(log.expect_match("event=closed ").is_ok());
     // A send after close connects again.

@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Action, Scripted, config, delays, events, field, mock, position, wait_until, within};
+use common::{
+    Action, Scripted, closed_in_a_long_backoff, config, delays, events, field, mock, position,
+    wait_until, within,
+};
 use mailer::{Error, Fault, Mailer, SmtpMailer, Stage};
 
 const T: Duration = Duration::from_secs(20);
@@ -161,6 +164,68 @@ async fn resends_after_421_after_the_final_dot() {
     survives("dot", Action::ReplyClose(CLOSE_421.into()), "smtp_421").await;
 }
 
+/// The first connection is lost after the final dot; every later one gets `then` at
+/// `stage`.
+fn lost_after_the_dot_then(stage: &'static str, then: Action) -> impl Fn(&common::Step) -> Action {
+    move |s| match (s.conn, s.stage) {
+        (0, "dot") => Action::Close,
+        (1.., st) if st == stage => then.clone(),
+        _ => Action::Ok,
+    }
+}
+
+#[tokio::test]
+async fn giving_up_after_a_loss_after_the_dot_says_the_message_may_have_been_delivered() {
+    // The last failure is a refused greeting; the first try's loss must not be forgotten.
+    let srv =
+        Scripted::start(lost_after_the_dot_then("greeting", Action::ReplyClose(CLOSE_421.into())))
+            .await;
+    let (log, shared) = mock();
+    let cfg = config(srv.port()).with_retry_base(Duration::from_millis(5)).with_max_attempts(2);
+    let m = SmtpMailer::new(cfg, shared);
+    let err = within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap_err();
+    assert!(matches!(err, Error::GaveUp { attempts: 3, .. }), "{err:?}");
+    assert_eq!(err.stage(), Some(Stage::Greeting), "the last failure is still the cause");
+    assert!(err.possibly_delivered(), "{err:#}");
+    assert!(format!("{err:#}").contains("may have been delivered"), "{err:#}");
+    let gave_up = log.get_all_matching("event=gave_up ");
+    assert_eq!(gave_up.len(), 1, "{:#?}", log.get_all());
+    assert_eq!(field(&gave_up[0], "possibly_delivered").as_deref(), Some("true"), "{gave_up:?}");
+    assert_eq!(srv.bodies.lock().unwrap().len(), 1, "the server had the whole message once");
+    assert_eq!(m.stats().possibly_duplicated, 1);
+}
+
+#[tokio::test]
+async fn a_refusal_after_a_loss_after_the_dot_is_no_proof_the_message_was_not_delivered() {
+    let srv =
+        Scripted::start(lost_after_the_dot_then("rcpt", Action::Reply("550 5.1.1 gone".into())))
+            .await;
+    let (log, shared) = mock();
+    let m = SmtpMailer::new(config(srv.port()).with_retry_base(Duration::from_millis(5)), shared);
+    let err = within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap_err();
+    assert!(matches!(err, Error::GaveUp { attempts: 2, .. }), "{err:?}");
+    assert!(err.possibly_delivered() && !err.is_permanent(), "{err:#}");
+    assert_eq!(err.code(), Some(550));
+    assert_eq!(log.get_all_matching("event=gave_up .*possibly_delivered=true").len(), 1);
+    // A refusal with nothing uncertain before it stays what it was.
+    let srv = Scripted::start(refusing_nobody(Action::Reply("550 5.1.1 gone".into()))).await;
+    let m = SmtpMailer::new(config(srv.port()), mock().1);
+    let err = within(T, m.send_mail(&["nobody@example.net"], "s", "b")).await.unwrap_err();
+    assert!(err.is_permanent() && err.is_bad_address() && !err.possibly_delivered(), "{err:#}");
+}
+
+#[tokio::test]
+async fn close_during_the_backoff_after_a_loss_after_the_dot_says_it_may_have_been_delivered() {
+    // Attempt 0 (after the dot) retries at once and fails at MAIL; close comes in the next.
+    let srv = Scripted::start(lost_after_the_dot_then("mail", Action::Close)).await;
+    let (err, log, _) = closed_in_a_long_backoff(&srv).await;
+    assert!(err.is_closed() && err.possibly_delivered(), "{err:#}");
+    assert_eq!(err.stage(), Some(Stage::Mail), "the last failure");
+    let failed = log.get_all_matching("event=failed ");
+    assert_eq!(failed.len(), 1, "{:#?}", log.get_all());
+    assert_eq!(field(&failed[0], "possibly_delivered").as_deref(), Some("true"), "{failed:?}");
+}
+
 #[tokio::test]
 async fn a_server_that_never_answers_mail_times_out_and_the_connection_is_dropped() {
     let srv = Scripted::start(fault_on_first_connection("mail", Action::Silent)).await;
@@ -197,7 +262,7 @@ async fn a_server_that_drops_every_mail_gets_growing_delays_not_a_storm() {
     let started = Instant::now();
     let err = within(T, m.send_mail(&["rcpt@example.net"], "s", "b")).await.unwrap_err();
     let elapsed = started.elapsed();
-    let Error::GaveUp { attempts, last } = &err else { panic!("{err}") };
+    let Error::GaveUp { attempts, last, .. } = &err else { panic!("{err}") };
     assert_eq!(*attempts, 6, "1 try + 5 reconnects");
     assert_eq!(last.fault(), Some(Fault::Eof));
     assert_eq!(last.stage(), Some(Stage::Mail));
@@ -399,7 +464,9 @@ async fn an_unused_connection_is_quit_after_the_idle_limit_and_the_next_send_con
     within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap();
     // No send comes: the reaper alone frees the server's slot.
     assert!(wait_until(T, || quits.load(Ordering::SeqCst) == 1).await, "no QUIT after idling");
-    assert!(log.expect_match("event=idle_closed .*connections=1").is_ok(), "{:?}", log.get_all());
+    // The reaper logs once the server has answered the QUIT.
+    let logged = wait_until(T, || log.expect_match("event=idle_closed .*connections=1").is_ok());
+    assert!(logged.await, "{:?}", log.get_all());
     let sent = within(T, m.send_mail(&["a@example.net"], "s", "b")).await.unwrap();
     assert_eq!(sent.attempts, 1, "a reaped connection costs no attempt");
     assert_eq!(srv.connections(), 2);

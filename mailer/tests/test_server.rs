@@ -111,6 +111,28 @@ async fn resends_with_the_same_message_id_after_421_after_the_dot() {
 }
 
 #[tokio::test]
+async fn every_try_lost_after_the_dot_gives_up_as_possibly_delivered() {
+    // Every reply to the final dot is a close or a 421, after the server stored the message.
+    let options =
+        Options::default().with_close_chance(100.0).with_fault_stage(Stage::AfterDot).with_seed(3);
+    let srv = TestServer::start(options).await.unwrap();
+    let (log, shared) = mock();
+    let cfg = config(srv.smtp_addr().port())
+        .with_retry_base(Duration::from_millis(5))
+        .with_max_attempts(1);
+    let m = SmtpMailer::new(cfg, shared);
+    let err = within(T, m.send_mail(&["rcpt@example.net"], "hello", "body")).await.unwrap_err();
+    assert!(
+        matches!(err, Error::GaveUp { attempts: 2, .. }) && err.possibly_delivered(),
+        "{err:#}"
+    );
+    assert_eq!(http_count(&srv).await, 2, "both tries reached the server");
+    assert_eq!(log.get_all_matching("event=resend ").len(), 1, "one resend, then it gave up");
+    assert_eq!(log.get_all_matching("event=gave_up .*possibly_delivered=true").len(), 1);
+    assert_eq!(m.stats().possibly_duplicated, 1, "one message whose delivery is unknown");
+}
+
+#[tokio::test]
 async fn connects_late_and_reuses_one_connection() {
     let srv = TestServer::start(Options::default()).await.unwrap();
     let (log, shared) = mock();

@@ -114,6 +114,12 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
     pub connect_timeout: Duration,
 
+    /// Stop the run (the circuit opens) when no connection has succeeded and no message was
+    /// accepted for this long while at least 3 connection attempts failed: the server looks
+    /// down [default: 2m, or 5 times --connect-timeout if longer].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub circuit_after: Option<Duration>,
+
     /// Limit on waiting for the reply to any one SMTP command; also how long a stop waits for
     /// the messages on the wire.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
@@ -153,9 +159,27 @@ pub struct Args {
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     pub log_level: logger::Level,
 
-    /// Also log to syslog: unix:PATH, udp:HOST:PORT or tcp:HOST:PORT.
+    /// The stdout log line format: short (`HH:MM:SS.ffffff 6 notify-mailer message key=value`)
+    /// or json (one object per line, for a log collector; the summary text then goes to
+    /// stderr, so stdout holds nothing but JSON lines).
+    #[arg(long, value_name = "FORMAT", default_value = "short")]
+    pub log_format: logger::StdoutFormat,
+
+    /// Put Boulder's line checksum (`<checksum> <message>`, six characters) on every text log
+    /// line, on stdout in the short format and on syslog, so `log-validator` can tell a line
+    /// that was cut or altered on its way (JSON lines carry none).
+    #[arg(long)]
+    pub log_checksum: bool,
+
+    /// Also log to syslog: unix:PATH, udp:HOST:PORT, tcp:HOST:PORT, or tls:HOST:PORT (RFC 5425,
+    /// the daemon's certificate checked against the system's roots or --syslog-ca).
     #[arg(long, value_name = "TARGET")]
     pub syslog: Option<logger::SyslogTarget>,
+
+    /// PEM file with the CA certificate(s) that sign the syslog daemon's certificate, for
+    /// --syslog tls:HOST:PORT, instead of the system's roots.
+    #[arg(long, value_name = "FILE", requires = "syslog")]
+    pub syslog_ca: Option<PathBuf>,
 }
 
 impl Args {
@@ -165,6 +189,11 @@ impl Args {
             return None;
         }
         Some(self.journal.clone().unwrap_or_else(|| beside(&self.recipients, "journal")))
+    }
+
+    /// How long everything may fail before the circuit opens.
+    pub fn circuit_window(&self) -> Duration {
+        self.circuit_after.unwrap_or_else(|| crate::circuit::default_window(self.connect_timeout))
     }
 
     /// The failures file's path.
@@ -191,8 +220,10 @@ Journal and resume: every recipient's outcome is appended to the journal (RECIPI
 before the run moves on. Rerunning the same command after a crash, a kill or a stop sends only
 what the journal does not record as sent (event=resumed says how many it skipped); rerunning a
 finished campaign sends nothing. Messages in flight when a run died (attempted, no outcome
-recorded) are sent again, since a duplicate is better than a loss: they are the only ones a
-crash can send twice, and the resumed run's summary counts them ('resent'). Resume one way: rerun
+recorded), and unconfirmed ones (a connection was lost after the final dot, so the server may
+have them, and then the send failed or was stopped) are sent again, since a duplicate is better
+than a loss: they are the only ones a rerun can send twice, and the resumed run's summary counts
+them ('resent'). Resume one way: rerun
 the same command, or send the resume file as a new list (with its own journal), not both. Another campaign (a different from
 address, subject, body, header or recipients file) on the same journal is refused: use
 --fresh or --journal.
@@ -205,23 +236,32 @@ marked: the server may have them). A server that refuses the credentials (5xx to
 run the same way: every further message would be refused too, and repeated failed logins can
 lock the account.
 
-Circuit breaker: a message that gives up while no connection to the server succeeded (every
-try refused, timed out or unreachable) means the server is down: the run stops there
-(event=circuit_open) instead of spending every message's attempts, the rows not sent go to the
-resume file, and the exit status is 1. With the default retry settings that takes at most
-about 12 minutes however long the list: 11 tries, 8.5 min of backoff between them (0, 1 s,
-2 s ... 256 s, up to 20 % more with jitter), plus up to --connect-timeout per try.
+Circuit breaker: when the server looks down the run stops (event=circuit_open) instead of
+spending every message's attempts: the rows not sent go to the resume file ('not attempted:
+server unreachable') and the exit status is 1. It opens when no connection has succeeded and
+no message was accepted for --circuit-after (default 2 min, or 5 times --connect-timeout if
+that is longer) while at least 3 connection attempts failed (refused, timed out, or dropped or
+answered 421 before the session was ready), counted over all the connections; or sooner, when
+a message gives up on connecting while nothing else got through. Any connection that succeeds
+or message the server accepts starts the count over, so a server that is merely flaky, or
+restarts for less than that time, keeps it closed. With the defaults a server that refuses
+connections stops the run about 2 minutes after it went away; one that accepts connections
+but never answers takes up to a --command-timeout (60 s) longer per attempt.
 
 Summary (one definition each; the connection numbers are the mailer's own counters):
   recipients     distinct valid addresses in the recipients file
   skipped        recorded as sent in the journal by an earlier run: not sent again
   sent           accepted by the server in this run; 'possibly delivered twice after a fault':
                  of those, sent again after the connection was lost after the final dot
-  resent         sent in this run although an earlier run ended with it in flight: possibly
-                 delivered twice (the only duplicates a crash can cause)
-  failed         refused for good or given up in this run: see the failures file
+  resent         sent in this run although an earlier run did not know whether it arrived (in
+                 flight when that run ended, or unconfirmed): possibly delivered twice (the
+                 only duplicates a crash or a rerun can cause)
+  failed         refused for good or given up in this run: see the failures file ('may have
+                 been delivered': a connection was lost after the final dot, so the server
+                 may have it; marked in the failures file, 'U' in the journal)
   not sent       neither: never started, stopped, or the server was unreachable: see the
-                 resume file ('abandoned in flight': the server may have them)
+                 resume file ('abandoned in flight' and 'unconfirmed': the server may have
+                 them; marked in the resume file)
   connections    connections opened, and connection attempts that failed
   reconnects     connections opened for a send that had already failed once
   faults         failures by kind (421 replies, closed, reset, timeout, refused, other 4xx,
@@ -451,6 +491,8 @@ mod tests {
         assert_eq!(args.retry_max, Duration::from_secs(300));
         assert_eq!(args.sleep, Duration::ZERO);
         assert_eq!(args.log_level, logger::Level::Info);
+        assert_eq!(args.circuit_after, None);
+        assert_eq!(args.circuit_window(), Duration::from_secs(120));
     }
 
     #[test]
@@ -472,7 +514,18 @@ mod tests {
     #[test]
     fn syslog_targets_are_checked_by_the_parser() {
         assert!(parse(&["--syslog", "udp:127.0.0.1:514"]).unwrap().syslog.is_some());
+        assert!(parse(&["--syslog", "tls:127.0.0.1:6514"]).unwrap().syslog.is_some());
         assert!(parse(&["--syslog", "syslog.example.com"]).is_err());
+        assert!(parse(&["--syslog-ca", "ca.pem"]).is_err(), "--syslog-ca without --syslog");
+    }
+
+    #[test]
+    fn log_formats_and_the_checksum() {
+        let args = parse(&[]).unwrap();
+        assert_eq!((args.log_format, args.log_checksum), (logger::StdoutFormat::Short, false));
+        let args = parse(&["--log-format", "json", "--log-checksum"]).unwrap();
+        assert_eq!((args.log_format, args.log_checksum), (logger::StdoutFormat::Json, true));
+        assert!(parse(&["--log-format", "xml"]).is_err());
     }
 
     #[test]

@@ -17,6 +17,10 @@ use crate::run::{Outcomes, Plan, State};
 /// The first words of both files.
 const MARKER: &str = "# notify-mailer ";
 
+/// The mark before a row whose send lost its connection after the final dot.
+const LOST_AFTER_THE_DOT: &str =
+    "may have been delivered already: a connection was lost after the final dot";
+
 /// The name of the column the failures file adds.
 pub const FAILURE_REASON: &str = "failure_reason";
 
@@ -41,7 +45,7 @@ pub fn write(
 ) -> Result<Written, String> {
     let file = &*plan.recipients;
     let left = outcomes.states.iter().any(|s| s.is_left());
-    let failed = outcomes.states.contains(&State::Failed);
+    let failed = outcomes.states.iter().any(|s| s.is_failed());
     let mut written = Written::default();
     let mut resume_out = match left {
         true => Some(Output::create(resume, file.format(), file.header().cloned())?),
@@ -76,8 +80,11 @@ pub fn write(
     while resume_out.is_some() || failures_out.is_some() {
         let Some(i) = recipients.next_into(&mut row).map_err(|e| e.to_string())? else { break };
         match outcomes.states[i] {
-            State::Failed => {
+            state if state.is_failed() => {
                 if let Some(out) = &mut failures_out {
+                    if state == State::FailedUnconfirmed {
+                        out.comment(LOST_AFTER_THE_DOT).map_err(io(failures))?;
+                    }
                     let mut fields = row.fields.clone();
                     if replace_reason {
                         fields.truncate(fields.len() - 1);
@@ -93,16 +100,22 @@ pub fn write(
             }
             state if state.is_left() => {
                 if let Some(out) = &mut resume_out {
-                    if state == State::Abandoned {
-                        out.comment(
+                    let mark = match state {
+                        State::Abandoned => Some(
                             "may have been delivered already: in flight when the run was stopped",
-                        )
-                        .map_err(io(resume))?;
-                    } else if plan.prior.was_in_flight(i) && state == State::Pending {
-                        out.comment(
+                        ),
+                        State::StoppedUnconfirmed => Some(LOST_AFTER_THE_DOT),
+                        State::Pending if plan.prior.was_in_flight(i) => Some(
                             "may have been delivered already: in flight when an earlier run ended",
-                        )
-                        .map_err(io(resume))?;
+                        ),
+                        State::Pending if plan.prior.may_have_arrived(i) => Some(
+                            "may have been delivered already: unconfirmed in an earlier run \
+                             (a connection was lost after the final dot)",
+                        ),
+                        _ => None,
+                    };
+                    if let Some(mark) = mark {
+                        out.comment(mark).map_err(io(resume))?;
                     }
                     out.row(&row.fields).map_err(io(resume))?;
                 }

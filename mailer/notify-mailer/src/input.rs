@@ -62,6 +62,13 @@ pub fn load(args: &Args) -> Result<Inputs, String> {
     keep(p, check_from(&args.from));
     let password = keep(p, args.password_file.as_deref().map(read_password).transpose()).flatten();
     let ca_pem = keep(p, args.ca_file.as_deref().map(read_ca).transpose()).flatten();
+    if let Some(path) = &args.syslog_ca {
+        // Read now only to check it: the logger reads it again when it connects.
+        keep(p, read_ca(path));
+        if !matches!(args.syslog, Some(logger::SyslogTarget::Tls { .. })) {
+            p.push("--syslog-ca needs a TLS syslog target: --syslog tls:HOST:PORT".to_owned());
+        }
+    }
     let file = keep(p, RecipientsFile::open(&args.recipients));
 
     let templates = match (subject, &body, &html) {

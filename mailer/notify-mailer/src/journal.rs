@@ -11,8 +11,11 @@
 //! F  1  user2@example.com  server replied 550 at rcpt: 5.1.1 no such user
 //! ```
 //!
-//! (Fields are separated by tabs, which no valid address holds.) `A` (attempting) is written before a message goes out and `S` (sent), `F` (failed) or `N`
-//! (not sent: stopped before it could be delivered) after; each line is one `write(2)`, done
+//! (Fields are separated by tabs, which no valid address holds.) `A` (attempting) is written
+//! before a message goes out and `S` (sent), `F` (failed), `U` (unconfirmed: a connection was
+//! lost after the final dot, so the server may have it, then the send failed or was stopped;
+//! the reason follows) or `N` (not sent: stopped before it could be delivered) after; each
+//! line is one `write(2)`, done
 //! before the sender moves on, so a killed process has recorded every outcome it learnt. A
 //! background thread makes the writes durable (`fdatasync`) once a second when there are new
 //! ones. The recipient is its number among the distinct valid addresses of the recipients file,
@@ -20,8 +23,9 @@
 //!
 //! On resume the last mark of each recipient counts (a sent one stays sent): `S` is skipped,
 //! everything else is sent again. An `A` with nothing after it was in flight when the earlier
-//! run died: it may have been delivered, so sending it again can duplicate it; those are
-//! counted and reported, and they are the only possible duplicates. A torn last line (a write
+//! run died, and a `U` was never confirmed: either may have been delivered, so sending it again
+//! can duplicate it; those are counted and reported, and they are the only possible
+//! duplicates. A torn last line (a write
 //! cut short by a crash or power loss) is dropped and the file truncated before appending.
 
 use std::fmt;
@@ -91,6 +95,8 @@ pub enum Mark<'a> {
     Sent,
     /// Refused for good (the reason follows).
     Failed(&'a str),
+    /// Failed or stopped after a try that may have delivered it (the reason follows).
+    Unconfirmed(&'a str),
     /// Stopped before it could have been delivered.
     NotSent,
 }
@@ -101,6 +107,7 @@ impl Mark<'_> {
             Mark::Attempt => b'A',
             Mark::Sent => b'S',
             Mark::Failed(_) => b'F',
+            Mark::Unconfirmed(_) => b'U',
             Mark::NotSent => b'N',
         }
     }
@@ -116,6 +123,8 @@ pub struct Prior {
     pub failed: usize,
     /// In flight when an earlier run ended (attempted, no outcome): may have been delivered.
     pub in_flight: usize,
+    /// Failed or stopped after a try that may have delivered it.
+    pub unconfirmed: usize,
 }
 
 impl Prior {
@@ -136,6 +145,7 @@ impl Prior {
                 b'S' => self.sent += 1,
                 b'F' => self.failed += 1,
                 b'A' => self.in_flight += 1,
+                b'U' => self.unconfirmed += 1,
                 _ => {}
             }
         }
@@ -154,6 +164,12 @@ impl Prior {
     /// In flight when an earlier run ended: it may have been delivered already.
     pub fn was_in_flight(&self, index: usize) -> bool {
         self.marks.get(index) == Some(&b'A')
+    }
+
+    /// An earlier run does not know whether it arrived (in flight when that run ended, or
+    /// unconfirmed): sending it again may deliver it twice.
+    pub fn may_have_arrived(&self, index: usize) -> bool {
+        matches!(self.marks.get(index), Some(b'A' | b'U'))
     }
 
     /// Whether any earlier run recorded anything.
@@ -333,7 +349,7 @@ impl Journal {
         buf.extend_from_slice(itoa(index, &mut [0u8; 20]).as_bytes());
         buf.push(b'\t');
         buf.extend_from_slice(email.as_bytes());
-        if let Mark::Failed(reason) = mark {
+        if let Mark::Failed(reason) | Mark::Unconfirmed(reason) = mark {
             let mut escaped = String::with_capacity(reason.len());
             logger::escape_into(&mut escaped, reason);
             buf.push(b'\t');
@@ -492,7 +508,7 @@ fn parse_line(line: &[u8], recipients: usize) -> Result<Option<(u8, usize)>, &'s
     }
     let mut fields = line.strip_suffix(b"\n").unwrap_or(line).split(|&b| b == b'\t');
     let tag = match fields.next() {
-        Some([tag @ (b'A' | b'S' | b'F' | b'N')]) => *tag,
+        Some([tag @ (b'A' | b'S' | b'F' | b'U' | b'N')]) => *tag,
         _ => return Err("unknown mark"),
     };
     let index = fields
@@ -535,15 +551,20 @@ mod tests {
         j.record(2, "c@x.test", Mark::Failed("550 no\tsuch\nuser")).unwrap();
         j.record(3, "d@x.test", Mark::Attempt).unwrap();
         j.record(3, "d@x.test", Mark::NotSent).unwrap();
+        j.record(4, "e@x.test", Mark::Attempt).unwrap();
+        j.record(4, "e@x.test", Mark::Unconfirmed("gave up; it may have been delivered")).unwrap();
         j.finish().unwrap();
 
         let (_j, prior, opened) = Journal::open(&path, campaign(5), false).unwrap();
         assert_eq!(opened, Opened::Resumed { repaired: false });
-        assert!(prior.is_sent(0) && !prior.is_sent(1) && !prior.is_sent(2));
-        assert!(prior.was_in_flight(1) && !prior.was_in_flight(3));
-        assert_eq!((prior.sent, prior.failed, prior.in_flight), (1, 1, 1));
+        assert!(prior.is_sent(0) && !prior.is_sent(1) && !prior.is_sent(2) && !prior.is_sent(4));
+        assert!(prior.was_in_flight(1) && !prior.was_in_flight(3) && !prior.was_in_flight(4));
+        assert!(prior.may_have_arrived(1) && prior.may_have_arrived(4));
+        assert!(!prior.may_have_arrived(2) && !prior.may_have_arrived(3));
+        assert_eq!((prior.sent, prior.failed, prior.in_flight, prior.unconfirmed), (1, 1, 1, 1));
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("F\t2\tc@x.test\t550 no\\tsuch\\nuser\n"), "{text}");
+        assert!(text.contains("U\t4\te@x.test\tgave up; it may"), "{text}");
         assert_eq!(text.matches("# run started").count(), 2, "{text}");
     }
 

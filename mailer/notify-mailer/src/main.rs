@@ -13,12 +13,14 @@
 //! - `input.rs`: loading and checking every input, reporting all problems at once.
 //! - `journal.rs`: the append-only journal that makes a rerun resume.
 //! - `stop.rs`: stop requests and aborts: signals, the circuit breaker, refused credentials.
+//! - `circuit.rs`: when the server looks down (the circuit breaker's rule over all connections).
 //! - `run.rs`: the reader thread, the senders, the collector.
 //! - `files.rs`: the resume and failures files.
 //! - `progress.rs`: the bar on a terminal, periodic lines elsewhere.
 //! - `summary.rs`: the summary and its log line.
 
 mod args;
+mod circuit;
 mod files;
 mod input;
 mod journal;
@@ -148,6 +150,8 @@ fn build_logger(args: &Args, progress: &Progress) -> Arc<dyn Logger> {
     // The same colour rule as logger::Stdout::new: a terminal, and NO_COLOR unset or empty.
     let no_colour = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let stdout = logger::Stdout::with_writer(progress.writer(), "notify-mailer", level)
+        .with_format(args.log_format)
+        .with_checksum(args.log_checksum)
         .with_colour(std::io::stdout().is_terminal() && !no_colour);
     let mut fanout = Fanout::new().with(Arc::new(stdout), level);
     if let Some(target) = &args.syslog {
@@ -155,6 +159,8 @@ fn build_logger(args: &Args, progress: &Progress) -> Arc<dyn Logger> {
         config.stdout_level = None;
         config.syslog = Some(target.clone());
         config.syslog_level = level;
+        config.syslog_tls_ca = args.syslog_ca.clone();
+        config.checksum = args.log_checksum;
         fanout = fanout.with(logger::new(config), level);
     }
     Arc::new(fanout)
@@ -248,6 +254,7 @@ async fn send(args: Args, inputs: Inputs, config: Option<mailer::Config>) -> u8 
         message,
         sleep: args.sleep,
         parallel: args.parallel as usize,
+        circuit_after: args.circuit_window(),
     });
     let outcomes = run::run(
         plan.clone(),
@@ -320,8 +327,13 @@ async fn send(args: Args, inputs: Inputs, config: Option<mailer::Config>) -> u8 
     summary.log(&*log);
     log.flush();
     // Not print!, which panics when stdout is gone (`notify-mailer ... | head`): the files
-    // are written by now, and the exit status still has to say how the run went.
-    let _ = write!(std::io::stdout(), "{summary}");
+    // are written by now, and the exit status still has to say how the run went. With JSON
+    // log lines, stdout stays JSON for the collector: the summary text goes to stderr (the
+    // same numbers are in the event=summary line).
+    let _ = match args.log_format {
+        logger::StdoutFormat::Json => write!(std::io::stderr(), "{summary}"),
+        _ => write!(std::io::stdout(), "{summary}"),
+    };
     code.max(summary.exit_code())
 }
 
@@ -353,8 +365,9 @@ fn log_start(log: &dyn Logger, args: &Args, dry_run: bool, total: usize, to_send
         parallel = args.parallel, rate = rate, dry_run = dry_run,
         sleep_ms = args.sleep.as_millis(), retry_base_ms = args.retry_base.as_millis(),
         retry_max_ms = args.retry_max.as_millis(), max_attempts = args.max_attempts,
+        circuit_after_ms = args.circuit_window().as_millis(),
         log_level = format_args!("{:?}", args.log_level).to_string().to_ascii_lowercase(),
-        syslog = syslog);
+        log_format = args.log_format, log_checksum = args.log_checksum, syslog = syslog);
 }
 
 /// What the journal said at the start.
@@ -379,7 +392,7 @@ fn log_journal(
     if !prior.is_empty() {
         logger::info!(log, "resuming: the journal records {} as sent already", prior.sent;
             event = "resumed", journal = path, skipped = prior.sent, failed_before = prior.failed,
-            in_flight_before = prior.in_flight);
+            in_flight_before = prior.in_flight, unconfirmed_before = prior.unconfirmed);
     }
 }
 

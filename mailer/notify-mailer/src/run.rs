@@ -20,6 +20,7 @@ use mailer::{Mailer, SmtpMailer};
 use tokio::sync::{Mutex, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::circuit::{self, Breaker};
 use crate::journal::{Journal, Mark, Prior};
 use crate::message::Message;
 use crate::progress::{Counters, Progress};
@@ -43,6 +44,8 @@ pub struct Plan {
     pub sleep: Duration,
     /// How many senders.
     pub parallel: usize,
+    /// The circuit breaker's window (see [`crate::circuit`]).
+    pub circuit_after: Duration,
 }
 
 /// The mailer to send through, and its counters when it is a real one.
@@ -67,8 +70,14 @@ pub enum State {
     Sent,
     /// Refused for good, or given up (the reason is kept).
     Failed,
+    /// Given up after a try that lost its connection after the final dot: the server may
+    /// have it (the reason is kept).
+    FailedUnconfirmed,
     /// Stopped before it could be delivered.
     NotSent,
+    /// Stopped after a try that lost its connection after the final dot: the server may
+    /// have it.
+    StoppedUnconfirmed,
     /// Given up while the server was unreachable (never connected).
     Unreachable,
     /// Abandoned in flight by an abort: the server may have it.
@@ -83,9 +92,15 @@ impl State {
             State::Pending
                 | State::InFlight
                 | State::NotSent
+                | State::StoppedUnconfirmed
                 | State::Unreachable
                 | State::Abandoned
         )
+    }
+
+    /// Whether it belongs in the failures file.
+    pub fn is_failed(self) -> bool {
+        matches!(self, State::Failed | State::FailedUnconfirmed)
     }
 }
 
@@ -98,8 +113,9 @@ pub struct Outcomes {
     pub reasons: HashMap<usize, String>,
     /// Sent after a fault that may have delivered a copy already.
     pub possibly_duplicated: u64,
-    /// Sent although an earlier run died with it in flight (so it may have arrived twice).
-    pub resent_in_flight: u64,
+    /// Sent although an earlier run did not know whether it arrived (in flight when that run
+    /// ended, or unconfirmed), so it may have arrived twice.
+    pub resent_unconfirmed: u64,
 }
 
 impl Outcomes {
@@ -107,7 +123,7 @@ impl Outcomes {
         let states = (0..count)
             .map(|i| if prior.is_sent(i) { State::SentBefore } else { State::Pending })
             .collect();
-        Outcomes { states, reasons: HashMap::new(), possibly_duplicated: 0, resent_in_flight: 0 }
+        Outcomes { states, reasons: HashMap::new(), possibly_duplicated: 0, resent_unconfirmed: 0 }
     }
 
     /// How many are in `state`.
@@ -125,9 +141,15 @@ struct Item {
 /// How one send ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Outcome {
-    Sent { possibly_duplicated: bool },
+    Sent {
+        possibly_duplicated: bool,
+    },
     Failed(String),
+    /// Gave up, but a try may have delivered it.
+    FailedUnconfirmed(String),
     NotSent,
+    /// Stopped, but a try may have delivered it.
+    StoppedUnconfirmed(String),
     Unreachable(String),
     Abandoned,
 }
@@ -153,7 +175,7 @@ pub async fn run(
         let (plan, stop) = (plan.clone(), stop.clone());
         tokio::task::spawn_blocking(move || {
             if let Err(e) = read_queue(&plan, &queue, &stop) {
-                stop.request(Reason::Failure(e));
+                let _ = stop.request(Reason::Failure(e));
             }
         })
     };
@@ -193,6 +215,11 @@ pub async fn run(
         }
     });
 
+    let breaker = sender.smtp.clone().map(|smtp| {
+        let (window, log, stop) = (plan.circuit_after, log.clone(), stop.clone());
+        tokio::spawn(watch_the_circuit(smtp, window, log, stop))
+    });
+
     let mut ticker = tokio::time::interval_at(
         tokio::time::Instant::now() + progress.interval(),
         progress.interval(),
@@ -212,6 +239,9 @@ pub async fn run(
     }
     finished.cancel();
     closer.abort();
+    if let Some(breaker) = breaker {
+        breaker.abort();
+    }
     for worker in workers {
         // A sender that panicked left its recipient in flight: it goes to the resume file,
         // marked as possibly delivered, which is the safe side.
@@ -226,18 +256,61 @@ pub async fn run(
     outcomes
 }
 
+/// Opens the circuit (a stop request) once [`Breaker`] says the server looks down; ends
+/// when the run stops for any reason.
+async fn watch_the_circuit(
+    smtp: Arc<SmtpMailer>,
+    window: Duration,
+    log: Arc<dyn Logger>,
+    stop: Stop,
+) {
+    let now = tokio::time::Instant::now;
+    let mut breaker = Breaker::new(window, now(), &smtp.stats());
+    let mut tick = tokio::time::interval(circuit::tick(window));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = stop.requested() => return,
+        }
+        if let Some(open) = breaker.observe(now(), &smtp.stats()) {
+            if stop.request(Reason::CircuitOpen) {
+                logger::err!(log,
+                    "the server is unreachable: nothing got through for {} ({} connection attempts failed): stopping",
+                    humantime::format_duration(round_to_ms(open.quiet_for)), open.failed_attempts;
+                    event = "circuit_open", failed_attempts = open.failed_attempts,
+                    quiet_ms = open.quiet_for.as_millis());
+            }
+            return;
+        }
+    }
+}
+
+/// `d` without its sub-millisecond part, for a readable duration in a log line.
+fn round_to_ms(d: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 fn record(outcomes: &mut Outcomes, prior: &Prior, counters: &Counters, i: usize, outcome: Outcome) {
     outcomes.states[i] = match outcome {
         Outcome::Sent { possibly_duplicated } => {
             counters.sent.fetch_add(1, Ordering::Relaxed);
             outcomes.possibly_duplicated += u64::from(possibly_duplicated);
-            outcomes.resent_in_flight += u64::from(prior.was_in_flight(i));
+            outcomes.resent_unconfirmed += u64::from(prior.may_have_arrived(i));
             State::Sent
         }
         Outcome::Failed(reason) => {
             counters.failed.fetch_add(1, Ordering::Relaxed);
             outcomes.reasons.insert(i, reason);
             State::Failed
+        }
+        Outcome::FailedUnconfirmed(reason) => {
+            counters.failed.fetch_add(1, Ordering::Relaxed);
+            outcomes.reasons.insert(i, reason);
+            State::FailedUnconfirmed
+        }
+        Outcome::StoppedUnconfirmed(reason) => {
+            outcomes.reasons.insert(i, reason);
+            State::StoppedUnconfirmed
         }
         Outcome::Unreachable(reason) => {
             outcomes.reasons.insert(i, reason);
@@ -357,6 +430,9 @@ impl Worker {
         match &outcome {
             Outcome::Sent { .. } => Journal::line(carry, index, email, Mark::Sent),
             Outcome::Failed(reason) => Journal::line(carry, index, email, Mark::Failed(reason)),
+            Outcome::FailedUnconfirmed(reason) | Outcome::StoppedUnconfirmed(reason) => {
+                Journal::line(carry, index, email, Mark::Unconfirmed(reason))
+            }
             Outcome::NotSent | Outcome::Unreachable(_) => {
                 Journal::line(carry, index, email, Mark::NotSent)
             }
@@ -369,34 +445,40 @@ impl Worker {
 
     /// What a failed send means, and whether it stops the run.
     fn failure(&self, e: &mailer::Error, row: &Row, before: Option<Headway>) -> Outcome {
+        // `{:#}`: the error with its causes (lettre's, the OS's, rustls'), on one line.
+        let reason = format!("{e:#}");
         if e.is_closed() {
-            // Ended by the stop request's close(): not delivered, unless the connection was
-            // lost after the final dot of an earlier try.
-            return match e.stage() {
-                Some(mailer::Stage::AfterDot) => Outcome::Abandoned,
-                _ => Outcome::NotSent,
+            // Ended by the stop request's close(): not delivered, unless a try lost its
+            // connection after the final dot.
+            return match e.possibly_delivered() {
+                true => Outcome::StoppedUnconfirmed(reason),
+                false => Outcome::NotSent,
             };
         }
         let line = self.plan.recipients.line_of(row.pos);
-        // `{:#}`: the error with its causes (lettre's, the OS's, rustls'), on one line.
-        let reason = format!("{e:#}");
-        logger::err!(self.log, "message not sent"; event = "failed", line = line, error = reason);
+        let unconfirmed = e.possibly_delivered();
+        logger::err!(self.log, "message not sent"; event = "failed", line = line, error = reason,
+            possibly_delivered = unconfirmed);
         logger::debug!(self.log, "message not sent"; event = "failed_address",
             line = line, to = row.email(self.plan.recipients.columns()));
         if e.is_permanent() && e.stage() == Some(mailer::Stage::Auth) {
             logger::err!(self.log, "the server refused the credentials: stopping";
                 event = "credentials_refused");
-            self.stop.request(Reason::CredentialsRefused);
+            let _ = self.stop.request(Reason::CredentialsRefused);
         } else if e.is_unreachable() && before.is_some() && before == self.headway() {
-            if !self.stop.is_requested() {
+            if self.stop.request(Reason::CircuitOpen) {
                 logger::err!(self.log,
-                    "the server is unreachable: stopping instead of trying every message";
+                    "the server is unreachable (a message gave up on connecting while nothing else got through): stopping";
                     event = "circuit_open", line = line, error = reason);
             }
-            self.stop.request(Reason::CircuitOpen);
-            return Outcome::Unreachable(reason);
+            if !unconfirmed {
+                return Outcome::Unreachable(reason);
+            }
         }
-        Outcome::Failed(reason)
+        match unconfirmed {
+            true => Outcome::FailedUnconfirmed(reason),
+            false => Outcome::Failed(reason),
+        }
     }
 
     /// How far the whole pool has got, for a real mailer.
@@ -419,7 +501,7 @@ impl Worker {
             Err(e) => {
                 let what = format!("{}: cannot write the journal: {e}", journal.path().display());
                 logger::err!(self.log, "{what}: stopping"; event = "journal_failed", error = e);
-                self.stop.request(Reason::Failure(what));
+                let _ = self.stop.request(Reason::Failure(what));
                 carry.clear();
                 false
             }

@@ -22,7 +22,8 @@ pub const SAME_REQUEST: Duration = Duration::from_secs(1);
 pub enum Reason {
     /// Ctrl-C (`SIGINT`) or `SIGTERM`.
     Signal(&'static str),
-    /// A message gave up while no connection to the server succeeded.
+    /// The server looks down: every connection attempt failed for a while, or a message
+    /// gave up on connecting while nothing else got through.
     CircuitOpen,
     /// The server refused the credentials (5xx to AUTH).
     CredentialsRefused,
@@ -39,10 +40,11 @@ pub struct Stop {
 }
 
 impl Stop {
-    /// Asks the run to stop (the first reason given is kept).
-    pub fn request(&self, reason: Reason) {
-        let _ = self.reason.set(reason);
+    /// Asks the run to stop (the first reason given is kept); whether this was the first.
+    pub fn request(&self, reason: Reason) -> bool {
+        let first = self.reason.set(reason).is_ok();
         self.request.cancel();
+        first
     }
 
     /// Whether a stop was requested.
@@ -85,7 +87,7 @@ impl Stop {
             logger::warning!(log,
                 "{name}: finishing the messages on the wire, then stopping (again after 1 s to abandon them)";
                 event = "interrupted", signal = name);
-            stop.request(Reason::Signal(name));
+            let _ = stop.request(Reason::Signal(name));
             loop {
                 let name = next(&mut interrupt, &mut terminate).await;
                 if first.elapsed() >= SAME_REQUEST {
@@ -121,8 +123,8 @@ mod tests {
     fn the_first_reason_is_kept() {
         let stop = Stop::default();
         assert!(!stop.is_requested() && stop.reason().is_none());
-        stop.request(Reason::CircuitOpen);
-        stop.request(Reason::Signal("SIGTERM"));
+        assert!(stop.request(Reason::CircuitOpen));
+        assert!(!stop.request(Reason::Signal("SIGTERM")));
         assert!(stop.is_requested() && !stop.is_aborted());
         assert_eq!(stop.reason(), Some(&Reason::CircuitOpen));
     }

@@ -26,14 +26,21 @@ pub struct Summary {
     pub sent: u64,
     /// Refused for good or given up in this run.
     pub failed: u64,
+    /// Of `failed`, given up after a try that lost its connection after the final dot (the
+    /// server may have them).
+    pub failed_unconfirmed: u64,
     /// Left for the resume file.
     pub not_sent: u64,
     /// Of `not_sent`, abandoned in flight by an abort (the server may have them).
     pub abandoned: u64,
+    /// Of `not_sent`, stopped after a try that lost its connection after the final dot (the
+    /// server may have them).
+    pub stopped_unconfirmed: u64,
     /// Sent again after the connection was lost after the final dot (may have arrived twice).
     pub resent_after_fault: u64,
-    /// Sent although an earlier run ended with it in flight (may have arrived twice).
-    pub resent_in_flight: u64,
+    /// Sent although an earlier run did not know whether it arrived: in flight when that run
+    /// ended, or unconfirmed (may have arrived twice).
+    pub resent_unconfirmed: u64,
     /// The mailer's counters; `None` in a dry run.
     pub stats: Option<mailer::Stats>,
     /// From the start of sending to the end.
@@ -55,11 +62,13 @@ impl Summary {
     pub fn count(&mut self, outcomes: &Outcomes) {
         self.skipped = outcomes.count(State::SentBefore);
         self.sent = outcomes.count(State::Sent);
-        self.failed = outcomes.count(State::Failed);
+        self.failed = outcomes.states.iter().filter(|s| s.is_failed()).count() as u64;
+        self.failed_unconfirmed = outcomes.count(State::FailedUnconfirmed);
         self.abandoned = outcomes.count(State::Abandoned);
+        self.stopped_unconfirmed = outcomes.count(State::StoppedUnconfirmed);
         self.not_sent = outcomes.states.iter().filter(|s| s.is_left()).count() as u64;
         self.resent_after_fault = outcomes.possibly_duplicated;
-        self.resent_in_flight = outcomes.resent_in_flight;
+        self.resent_unconfirmed = outcomes.resent_unconfirmed;
     }
 
     /// The process exit status: 130 interrupted, 1 some failed or the run stopped for another
@@ -96,7 +105,9 @@ impl Summary {
             event = "summary", how = self.how(), recipients = self.recipients,
             skipped = self.skipped, sent = self.sent, failed = self.failed,
             not_sent = self.not_sent, abandoned = self.abandoned,
-            resent_after_fault = self.resent_after_fault, resent_in_flight = self.resent_in_flight,
+            unconfirmed = self.failed_unconfirmed + self.stopped_unconfirmed,
+            resent_after_fault = self.resent_after_fault,
+            resent_unconfirmed = self.resent_unconfirmed,
             connects = s.connects, connect_failures = s.connect_failures,
             reconnects = s.reconnects, smtp_421 = s.smtp_421, eof = s.eof, reset = s.reset,
             timeout = s.timeout, refused = s.refused, transient_4xx = s.transient_4xx,
@@ -135,17 +146,32 @@ impl fmt::Display for Summary {
             write!(f, " ({} possibly delivered twice after a fault)", self.resent_after_fault)?;
         }
         writeln!(f)?;
-        if self.resent_in_flight > 0 {
+        if self.resent_unconfirmed > 0 {
             writeln!(
                 f,
-                "  resent       {} (in flight when an earlier run ended: possibly delivered twice)",
-                self.resent_in_flight
+                "  resent       {} (unconfirmed when an earlier run ended: possibly delivered twice)",
+                self.resent_unconfirmed
             )?;
         }
-        writeln!(f, "  failed       {}", self.failed)?;
+        write!(f, "  failed       {}", self.failed)?;
+        if self.failed_unconfirmed > 0 {
+            write!(
+                f,
+                " ({} may have been delivered: a connection was lost after the final dot)",
+                self.failed_unconfirmed
+            )?;
+        }
+        writeln!(f)?;
         write!(f, "  not sent     {}", self.not_sent)?;
-        if self.abandoned > 0 {
-            write!(f, " ({} abandoned in flight: the server may have them)", self.abandoned)?;
+        let may_have =
+            [(self.abandoned, "abandoned in flight"), (self.stopped_unconfirmed, "unconfirmed")];
+        let parts: Vec<String> = may_have
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!("{n} {what}"))
+            .collect();
+        if !parts.is_empty() {
+            write!(f, " ({}: the server may have them)", parts.join(", "))?;
         }
         writeln!(f)?;
         if let Some(s) = &self.stats {
@@ -193,8 +219,11 @@ mod tests {
         stats.connect_failures = 1;
         let s = Summary {
             recipients: 500,
-            sent: 498,
+            sent: 497,
             failed: 2,
+            failed_unconfirmed: 1,
+            not_sent: 1,
+            stopped_unconfirmed: 1,
             resent_after_fault: 2,
             stats: Some(stats),
             elapsed: Duration::from_millis(2310),
@@ -209,11 +238,17 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("  sent         498 (2 possibly delivered twice after a fault)\n"),
+            text.contains("  sent         497 (2 possibly delivered twice after a fault)\n"),
             "{text}"
         );
         assert!(!text.contains("resent"), "{text}");
-        assert!(text.contains("  failed       2\n"), "{text}");
+        assert!(
+            text.contains(
+                "  failed       2 (1 may have been delivered: a connection was lost after the \
+                 final dot)\n  not sent     1 (1 unconfirmed: the server may have them)\n"
+            ),
+            "{text}"
+        );
         assert!(
             text.contains(
                 "  connections  9 opened, 1 failed\n  reconnects   7\n  faults       421: 3, closed: 4, reset: 0"

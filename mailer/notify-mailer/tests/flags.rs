@@ -27,6 +27,14 @@ fn assert_refused(extra: &[&str], flag: &str) {
 fn durations_need_a_unit() {
     assert_refused(&["--sleep", "5"], "--sleep");
     assert_refused(&["--retry-base", "2"], "--retry-base");
+    assert_refused(&["--circuit-after", "2"], "--circuit-after");
+}
+
+#[test]
+fn logging_flags_are_checked() {
+    assert_refused(&["--log-format", "xml"], "--log-format");
+    assert_refused(&["--syslog", "tls:nowhere"], "--syslog");
+    assert_refused(&["--syslog-ca", "ca.pem"], "--syslog");
 }
 
 #[test]

@@ -298,6 +298,27 @@ pub fn delays(log: &logger::Mock) -> Vec<u64> {
         .collect()
 }
 
+/// Sends one message to `srv` with a second backoff of about ten minutes, calls `close`
+/// during it, and returns the send's error, the log and how long `close` and the send's end
+/// took.
+pub async fn closed_in_a_long_backoff(srv: &Scripted) -> (mailer::Error, logger::Mock, Duration) {
+    use mailer::Mailer;
+    const T: Duration = Duration::from_secs(30);
+    let (log, shared) = mock();
+    let cfg = config(srv.port()).with_retry_base(Duration::from_secs(600)).with_max_attempts(5);
+    let m = Arc::new(mailer::SmtpMailer::new(cfg, shared));
+    let sender = {
+        let m = m.clone();
+        tokio::spawn(async move { m.send_mail(&["a@example.net"], "s", "b").await })
+    };
+    // Attempt 0 retries at once; attempt 1 sleeps about ten minutes.
+    assert!(wait_until(T, || log.expect_match("event=backoff attempt=1 ").is_ok()).await);
+    let started = Instant::now();
+    within(Duration::from_secs(5), m.close()).await;
+    let err = within(Duration::from_secs(5), sender).await.unwrap().unwrap_err();
+    (err, log, started.elapsed())
+}
+
 /// "Server gone away": starts a send to a loopback port where nothing listens, calls
 /// `start_server(port)` two seconds later, and returns the send's outcome, its log and the
 /// server. The mailer backs off from 50 ms up to 800 ms, with attempts to spare.

@@ -103,7 +103,10 @@ async fn sends_500_messages_through_a_server_that_faults_35_percent() {
     let http = server.http_addr().expect("http api");
     let files = Files::new();
     let list = files.list(500);
-    let out = notify_mailer(base_args(server.smtp_addr(), &files, &list)).await;
+    let mut args = base_args(server.smtp_addr(), &files, &list);
+    // Faults inside transactions, however many, never look like a server that is down.
+    args.extend(["--circuit-after", "100ms"].map(String::from));
+    let out = notify_mailer(args).await;
 
     assert_eq!(out.code(), Some(0), "{}", out.transcript());
     assert_eq!(http_count(http).await, 500, "{}", out.transcript());
@@ -209,8 +212,7 @@ async fn an_unreachable_server_opens_the_circuit_and_the_resume_file_holds_every
     args.extend(["--parallel", "2"].map(String::from));
     let out = notify_mailer(args).await;
 
-    assert_eq!(out.code(), Some(1), "{}", out.transcript());
-    assert_eq!(out.lines_with("event=circuit_open").len(), 1, "{}", out.transcript());
+    stopped_as_unreachable(&out, &files);
     // One message's tries (4 refused connects, 20 + 40 + 80 ms of backoff), not 50 messages'.
     assert!(out.elapsed < Duration::from_secs(15), "took {:?}", out.elapsed);
     assert!(
@@ -218,6 +220,13 @@ async fn an_unreachable_server_opens_the_circuit_and_the_resume_file_holds_every
         "every message spent its attempts:\n{}",
         out.transcript()
     );
+}
+
+/// A run of the 50 of `files.list` stopped by the circuit breaker: exit 1, one
+/// `circuit_open`, everyone in the resume file as not attempted, nobody failed.
+fn stopped_as_unreachable(out: &Output, files: &Files) {
+    assert_eq!(out.code(), Some(1), "{}", out.transcript());
+    assert_eq!(out.lines_with("event=circuit_open").len(), 1, "{}", out.transcript());
     let resume = std::fs::read_to_string(files.path("resume.txt")).expect("resume file");
     assert!(resume.contains("(not attempted: server unreachable)"), "{resume}");
     let expected: Vec<String> = (1..=50).map(|i| format!("user{i}@example.test")).collect();
@@ -225,6 +234,48 @@ async fn an_unreachable_server_opens_the_circuit_and_the_resume_file_holds_every
     assert!(!files.path("failed.csv").exists(), "an unreachable server is nobody's failure");
     assert!(out.stdout.contains("(stopped: the server is unreachable)"), "{}", out.transcript());
     assert!(out.stdout.contains("  not sent     50\n"), "{}", out.transcript());
+}
+
+/// A run of 50 against `server` that only the breaker's window can stop (every message would
+/// retry for a minute).
+async fn the_circuit_opens_after_its_window(server: SocketAddr, extra: &[&str]) {
+    let files = Files::new();
+    let list = files.list(50);
+    let mut args = base_args(server, &files, &list);
+    set(&mut args, "--max-attempts", "1000");
+    set(&mut args, "--retry-base", "20ms");
+    set(&mut args, "--retry-max", "200ms");
+    args.extend(["--parallel", "2", "--circuit-after", "1s"].map(String::from));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = notify_mailer(args).await;
+
+    stopped_as_unreachable(&out, &files);
+    let open = out.lines_with("event=circuit_open");
+    let number = |key| test_support::field(open[0], key).and_then(|v| v.parse::<u64>().ok());
+    assert!(number("quiet_ms").is_some_and(|ms| ms >= 1000), "{}", open[0]);
+    assert!(number("failed_attempts").is_some_and(|n| n >= 3), "{}", open[0]);
+    // The window (1 s) and a tick, plus start-up and the stop: far from the minute that
+    // every message's retries would take.
+    assert!(out.elapsed < Duration::from_secs(15), "took {:?}", out.elapsed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_port_opens_the_circuit_after_its_window_not_after_every_retry() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    the_circuit_opens_after_its_window(SocketAddr::from(([127, 0, 0, 1], port)), &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_opens_the_circuit_after_its_window() {
+    // Listening with a backlog of one and never accepting: the first connections complete
+    // and wait for a greeting that never comes; once the backlog is full, connects hang.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let timeouts = ["--connect-timeout", "300ms", "--command-timeout", "300ms"];
+    the_circuit_opens_after_its_window(addr, &timeouts).await;
+    drop(listener);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,11 +376,15 @@ fn help_mentions_every_flag() {
         "--max-attempts",
         "--connect-timeout",
         "--command-timeout",
+        "--circuit-after",
         "--failures-file",
         "--resume-file",
         "--progress-interval",
         "--log-level",
         "--syslog",
+        "--syslog-ca",
+        "--log-format",
+        "--log-checksum",
         "--html-body",
         "--header",
         "--rate",
@@ -471,38 +526,141 @@ async fn untrusted_certificate_fails_without_sending() {
     assert!(failed.to_lowercase().contains("certificate"), "{failed}");
 }
 
+/// A dry run of three messages with `extra` flags.
+async fn dry_run_with(files: &Files, extra: &[&str]) -> Output {
+    let list = files.list(3);
+    let body = files.put("body.txt", "x\n");
+    let mut args = ["--dry-run", "--from", "ops@example.test", "--subject", "s", "--body", &body]
+        .map(String::from)
+        .to_vec();
+    args.extend(["--recipients".to_owned(), list]);
+    args.extend(extra.iter().map(|s| s.to_string()));
+    notify_mailer(args).await
+}
+
+/// The stdout lines in the short log format (`HH:MM:SS.ffffff 6 notify-mailer ...`).
+fn log_lines(stdout: &str) -> Vec<&str> {
+    let header = regex::Regex::new(r"^\d\d:\d\d:\d\d\.\d{6} \d notify-mailer ").unwrap();
+    stdout.lines().filter(|l| header.is_match(l)).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn syslog_target_receives_the_run() {
+async fn log_checksum_puts_a_valid_checksum_on_every_stdout_line() {
+    let files = Files::new();
+    let out = dry_run_with(&files, &["--log-checksum"]).await;
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    let lines = log_lines(&out.stdout);
+    assert!(lines.iter().filter(|l| l.contains("event=dry_run")).count() == 3, "{lines:#?}");
+    for line in &lines {
+        assert_eq!(logger::check_line(line.as_bytes()), logger::LineCheck::Ok, "{line}");
+    }
+    // The check is not vacuous: a line altered after it was written fails it.
+    let altered = format!("{} (altered)", lines[0]);
+    assert!(matches!(logger::check_line(altered.as_bytes()), logger::LineCheck::Bad { .. }));
+    // And without the flag, lines carry none.
+    let plain = dry_run_with(&Files::new(), &[]).await;
+    let first = log_lines(&plain.stdout)[0].to_owned();
+    assert!(matches!(logger::check_line(first.as_bytes()), logger::LineCheck::Malformed(_)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_format_json_writes_only_json_lines_on_stdout() {
+    let files = Files::new();
+    let out = dry_run_with(&files, &["--log-format", "json", "--log-level", "debug"]).await;
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    let records: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l:?}\n{}", out.stdout)))
+        .collect();
+    let event = |r: &serde_json::Value| r["event"].as_str().unwrap_or("").to_owned();
+    assert_eq!(records.iter().filter(|r| event(r) == "dry_run").count(), 3, "{records:#?}");
+    assert!(records.iter().all(|r| r["program"] == "notify-mailer"), "{records:#?}");
+    let summary = records.iter().find(|r| event(r) == "summary").expect("event=summary");
+    assert_eq!(summary["sent"], 3, "{summary}");
+    // The summary text for a person goes to stderr instead.
+    assert!(out.stderr.contains("  would send   3\n"), "{}", out.transcript());
+    let bad = dry_run_with(&Files::new(), &["--log-format", "xml"]).await;
+    assert_eq!(bad.code(), Some(2), "{}", bad.transcript());
+}
+
+/// A UDP socket standing in for a syslog daemon, and its `--syslog` target.
+fn udp_syslog() -> (std::net::UdpSocket, String) {
     let syslog = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     syslog.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let target = format!("udp:{}", syslog.local_addr().unwrap());
-    let files = Files::new();
-    let list = files.list(3);
-    let body = files.put("body.txt", "x\n");
-    let args = [
-        "--dry-run",
-        "--from",
-        "ops@example.test",
-        "--subject",
-        "s",
-        "--body",
-        &body,
-        "--recipients",
-        &list,
-        "--syslog",
-        &target,
-    ];
-    let out = notify_mailer(args.map(String::from).to_vec()).await;
-    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    (syslog, target)
+}
 
-    let mut lines = Vec::new();
+/// The frames `syslog` receives up to the run's `event=summary`.
+fn frames_until_the_summary(syslog: &std::net::UdpSocket) -> Vec<String> {
+    let mut frames = Vec::new();
     let mut buf = [0u8; 8192];
-    while !lines.iter().any(|l: &String| l.contains("event=summary")) {
-        let n = syslog.recv(&mut buf).unwrap_or_else(|e| panic!("{e}; got {lines:#?}"));
-        lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    while !frames.iter().any(|f: &String| f.contains("event=summary")) {
+        let n = syslog.recv(&mut buf).unwrap_or_else(|e| panic!("{e}; got {frames:#?}"));
+        frames.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
+    frames
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog_target_receives_the_run() {
+    let (syslog, target) = udp_syslog();
+    let out = dry_run_with(&Files::new(), &["--syslog", &target]).await;
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    let lines = frames_until_the_summary(&syslog);
     assert!(lines[0].contains("notify-mailer") && lines[0].contains("event=start"), "{lines:#?}");
     assert_eq!(lines.iter().filter(|l| l.contains("event=dry_run")).count(), 3, "{lines:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_checksum_goes_to_syslog_too() {
+    let (syslog, target) = udp_syslog();
+    let out = dry_run_with(&Files::new(), &["--syslog", &target, "--log-checksum"]).await;
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    for frame in frames_until_the_summary(&syslog) {
+        let msg = test_support::syslog_frame::parse_5424(&frame).expect("an RFC 5424 frame").msg;
+        let (sum, text) = msg.split_once(' ').unwrap_or_else(|| panic!("{msg:?}"));
+        assert_eq!(sum.as_bytes(), logger::checksum(text.as_bytes()), "{msg:?}");
+    }
+}
+
+#[test]
+#[ignore = "needs rsyslogd and rsyslog-gnutls: run by .ci/run"]
+fn syslog_over_tls_reaches_a_real_rsyslog_with_a_private_ca() {
+    let rsyslog = test_support::Rsyslog::start().expect("rsyslogd with rsyslog-gnutls");
+    let target = format!("tls:127.0.0.1:{}", rsyslog.tls_addr().port());
+    let ca = rsyslog.ca_path();
+    let files = Files::new();
+    let args = ["--syslog", &target, "--syslog-ca", ca.to_str().unwrap(), "--log-checksum"];
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let out = runtime.block_on(dry_run_with(&files, &args));
+    assert_eq!(out.code(), Some(0), "{}", out.transcript());
+    let summary = rsyslog
+        .wait_for(Duration::from_secs(20), |r| r.msg.contains("event=summary"))
+        .unwrap_or_else(|| panic!("no summary over TLS\n{}", rsyslog.diagnostics()));
+    assert_eq!(summary.input, test_support::rsyslog::Input::Tls, "{summary:?}");
+    assert_eq!(summary.app_name, "notify-mailer", "{summary:?}");
+    let records = rsyslog.records();
+    let ours: Vec<_> = records.iter().filter(|r| r.app_name == "notify-mailer").collect();
+    assert_eq!(ours.iter().filter(|r| r.msg.contains("event=dry_run")).count(), 3, "{ours:#?}");
+    for r in ours {
+        let (sum, text) = r.msg.split_once(' ').unwrap_or_else(|| panic!("{r:?}"));
+        assert_eq!(sum.as_bytes(), logger::checksum(text.as_bytes()), "{r:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog_ca_is_checked_before_anything_is_sent() {
+    let files = Files::new();
+    let junk = files.put("junk.pem", "not a certificate\n");
+    let out = dry_run_with(&files, &["--syslog", "tls:127.0.0.1:6514", "--syslog-ca", &junk]).await;
+    assert_eq!(out.code(), Some(2), "{}", out.transcript());
+    assert!(out.stderr.contains("no PEM certificate in the CA file"), "{}", out.transcript());
+    let ca = files.put("ca.pem", &test_support::TestCa::new(&["localhost"]).ca_pem);
+    let out = dry_run_with(&files, &["--syslog", "udp:127.0.0.1:9", "--syslog-ca", &ca]).await;
+    assert_eq!(out.code(), Some(2), "{}", out.transcript());
+    assert!(out.stderr.contains("--syslog-ca needs a TLS syslog target"), "{}", out.transcript());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -97,6 +97,60 @@ fn sigkill_at_random_moments_then_the_same_command_loses_nothing() {
 }
 
 #[test]
+fn messages_lost_after_the_dot_are_unconfirmed_and_a_rerun_counts_their_resend() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    // The server stores every message, then closes or answers 421 instead of its 250.
+    let lossy = Options::default().with_close_chance(100.0).with_fault_stage(Stage::AfterDot);
+    let lossy = runtime.block_on(TestServer::start(lossy.with_seed(5))).expect("mail-test-srv");
+    let mailing = Mailing::new(3, "lost.test").expect("input files");
+    let mut args = mailing.args(lossy.smtp_addr(), "ops@sender.test", "unconfirmed");
+    args.extend(["--max-attempts", "1", "--retry-base", "5ms"].map(String::from));
+    let program = bins::notify_mailer().expect("notify-mailer binary");
+    let out = bins::run(&program, &args, LIMIT).expect("notify-mailer");
+
+    assert_eq!(out.code(), Some(1), "{}", out.transcript());
+    assert!(
+        out.stdout.contains(
+            "  failed       3 (3 may have been delivered: a connection was lost after the final dot)\n"
+        ),
+        "{}",
+        out.transcript()
+    );
+    let failed = out.lines_with("event=failed ");
+    assert_eq!(failed.len(), 3, "{}", out.transcript());
+    assert!(failed.iter().all(|l| l.contains("possibly_delivered=true")), "{failed:#?}");
+    assert!(out.lines_with("event=summary ").iter().all(|l| l.contains(" unconfirmed=3 ")));
+    let journal = std::fs::read_to_string(mailing.path("recipients.txt.journal")).unwrap();
+    for (i, address) in mailing.recipients.iter().enumerate() {
+        assert!(
+            journal.contains(&format!("U\t{i}\t{address}\tgave up after 2 attempts; it may")),
+            "{journal}"
+        );
+    }
+    let failures = std::fs::read_to_string(mailing.path("recipients.txt.failed.csv")).unwrap();
+    let marked = "# may have been delivered already: a connection was lost after the final dot\n";
+    assert_eq!(failures.matches(marked).count(), 3, "{failures}");
+    assert_eq!(rows(&failures).len(), 1 + 3, "header and three rows: {failures}");
+
+    // The same command against a server that works: all three go again, counted as
+    // possible duplicates.
+    let healthy = runtime.block_on(TestServer::start(Options::default())).expect("mail-test-srv");
+    let server_flag = args.iter().position(|a| a == "--server").unwrap() + 1;
+    args[server_flag] = healthy.smtp_addr().to_string();
+    let rerun = bins::run(&program, &args, LIMIT).expect("notify-mailer again");
+    assert_eq!(rerun.code(), Some(0), "{}", rerun.transcript());
+    assert_eq!(event_number(&rerun.stdout, "resumed", "unconfirmed_before"), Some(3));
+    assert!(
+        rerun.stdout.contains(
+            "  resent       3 (unconfirmed when an earlier run ended: possibly delivered twice)\n"
+        ),
+        "{}",
+        rerun.transcript()
+    );
+    assert!(!mailing.path("recipients.txt.failed.csv").exists(), "the stale failures file is gone");
+}
+
+#[test]
 fn sigterm_during_a_long_backoff_exits_130_within_two_seconds() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     // Every MAIL is refused with a 421 or a close: every message backs off.
