@@ -510,6 +510,11 @@ impl Hasher for FxHasher {
         self.add(n as u64);
     }
 
+    fn write_u128(&mut self, n: u128) {
+        self.add(n as u64);
+        self.add((n >> 64) as u64);
+    }
+
     fn finish(&self) -> u64 {
         // hashbrown takes its control bits from the top: bring the well-mixed bits there.
         self.hash.rotate_left(26)
@@ -520,26 +525,43 @@ impl Hasher for FxHasher {
 /// a substring lookup is one `memmem` over the vocabulary instead of a loop over keys.
 #[derive(Debug, Default)]
 struct Vocabulary {
-    ids: HashMap<Box<[u8]>, u32, BuildHasherDefault<FxHasher>>,
+    /// Token ids: a token of up to 16 bytes packed into a `u128` (most are: one multiply to
+    /// hash, one comparison to find, no allocation), a longer one by its bytes.
+    short: HashMap<u128, u32, BuildHasherDefault<FxHasher>>,
+    long: HashMap<Box<[u8]>, u32, BuildHasherDefault<FxHasher>>,
     keys: Vec<u8>,
     starts: Vec<u32>,
     postings: Vec<Postings>,
 }
 
+/// A token of up to 16 bytes as a number. A token holds no NUL byte (its characters are
+/// alphanumeric), so padding with zeros keeps different tokens different.
+fn packed(token: &[u8]) -> Option<u128> {
+    (token.len() <= 16).then(|| token.iter().rev().fold(0, |k, &b| k << 8 | u128::from(b)))
+}
+
 impl Vocabulary {
     fn add(&mut self, token: &[u8], doc: u32) {
-        let id = match self.ids.get(token) {
-            Some(&id) => id,
-            None => {
-                let id = self.postings.len() as u32;
-                self.starts.push(self.keys.len() as u32);
-                self.keys.extend_from_slice(token);
-                self.keys.push(0);
-                self.postings.push(Postings::default());
-                self.ids.insert(token.into(), id);
-                id
+        let next = self.postings.len() as u32;
+        let (id, new) = match packed(token) {
+            Some(key) => {
+                let id = *self.short.entry(key).or_insert(next);
+                (id, id == next)
             }
+            None => match self.long.get(token) {
+                Some(&id) => (id, false),
+                None => {
+                    self.long.insert(token.into(), next);
+                    (next, true)
+                }
+            },
         };
+        if new {
+            self.starts.push(self.keys.len() as u32);
+            self.keys.extend_from_slice(token);
+            self.keys.push(0);
+            self.postings.push(Postings::default());
+        }
         self.postings[id as usize].push(doc);
     }
 
@@ -1014,6 +1036,20 @@ mod tests {
                 proptest::prop_assert_eq!(plain, full, "{}", String::from_utf8_lossy(&data));
             }
         }
+    }
+
+    #[test]
+    fn the_vocabulary_keeps_short_and_long_tokens_apart() {
+        let mut v = Vocabulary::default();
+        let long = "x".repeat(17);
+        for (doc, token) in ["ab", "abc", "ab", "0123456789abcdef", &long, &long].iter().enumerate()
+        {
+            v.add(token.as_bytes(), doc as u32);
+        }
+        assert_eq!(v.postings.len(), 4, "ab, abc, the 16-byte token and the long one");
+        assert_eq!(v.containing("ab", 6).iter().collect::<Vec<_>>(), [0, 1, 2, 3]);
+        assert_eq!(v.containing(&long, 6).iter().collect::<Vec<_>>(), [4, 5]);
+        assert_ne!(packed(b"a"), packed(b"a\x01"));
     }
 
     #[test]
