@@ -2,8 +2,9 @@
 //! them, one per field, built by a background thread so that SMTP sessions never wait for it.
 //!
 //! The store sends every insert, delete and clear down a channel, in store order, while it
-//! holds its lock. The indexer thread parses each message (`mime.rs`), normalises its fields
-//! as Mailpit does, and appends the message to the posting list of each distinct token. A
+//! holds its lock. The indexer thread reads each message (a plain text message straight from
+//! its bytes, `mime::plain`; any other through the full MIME parse), normalises its fields as
+//! Mailpit does, and appends the message to the posting list of each distinct token. A
 //! search first waits until the indexer has applied every operation the store had sent when
 //! the search began ([`Index::sync`]), so a message that `/wait` has seen is always found.
 //!
@@ -14,15 +15,15 @@
 //! delta-encoded varints of document numbers; deleted messages stay in them and are masked
 //! out by the live set until the next `clear`.
 
-use std::collections::HashMap;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::mime::{self, Address};
-use crate::search::{Clause, Field, Term, normalize, tokens};
+use crate::mime;
+use crate::search::{Clause, Field, Term, normalize, normalize_into, push_tokens, tokens};
 
 /// What the store tells the indexer, in the order it happened.
 pub(crate) enum Op {
@@ -175,7 +176,8 @@ enum Prepared {
     Clear,
 }
 
-/// What the index keeps of one message, and its tokens per field.
+/// What the index keeps of one message, and its tokens.
+#[derive(Debug, PartialEq, Eq)]
 struct Document {
     id: u64,
     received_secs: u64,
@@ -184,14 +186,21 @@ struct Document {
     inline: u16,
     /// The normalised stored fields (`Field::STORED` order, the message id last), NUL-separated.
     stored: String,
-    /// Per indexed field (`INDEXED` order): its normalised text and the byte ranges of its
-    /// tokens.
-    fields: Vec<(String, Vec<(u32, u32)>)>,
+    /// Every token of the message, lowercased, back to back.
+    words: Vec<u8>,
+    /// Each token's byte range in `words`, grouped by field in `INDEXED` order.
+    ranges: Vec<(u32, u32)>,
+    /// Where each field's tokens end in `ranges`. Text's are the body's: every other field's
+    /// tokens go into Text's vocabulary too.
+    ends: [usize; INDEXED.len()],
 }
 
 /// The fields with a vocabulary of their own (the message id is only checked, not indexed).
 const INDEXED: [Field; 7] =
     [Field::Subject, Field::From, Field::To, Field::Cc, Field::Bcc, Field::ReplyTo, Field::Text];
+
+/// Text's place in `INDEXED`.
+const TEXT: usize = INDEXED.len() - 1;
 
 fn indexed(field: Field) -> Option<usize> {
     INDEXED.iter().position(|f| *f == field)
@@ -201,72 +210,132 @@ fn stored(field: Field) -> Option<usize> {
     Field::STORED.iter().position(|f| *f == field)
 }
 
-fn addresses(list: &[Address], envelope: &[String]) -> String {
-    let mut out = String::new();
-    for a in list {
-        out.push_str(&a.name);
-        out.push(' ');
-        out.push_str(&a.address);
-        out.push(' ');
-    }
-    for e in envelope {
-        out.push_str(e);
-        out.push(' ');
-    }
-    out
+/// Builds a [`Document`] from the texts that make up each field: the six indexed fields
+/// before the message id in `Field::STORED` order ([`Builder::add`], [`Builder::next`]), then
+/// the message id and the body ([`Builder::finish`]).
+struct Builder {
+    document: Document,
+    /// The field being built (its place in `Field::STORED` and `INDEXED`, which agree up to
+    /// the message id), and where it starts in `stored`.
+    field: usize,
+    start: usize,
 }
 
-/// `text` and the byte ranges of its tokens (repeats included: a posting list ignores a
-/// second entry for the same message, which is cheaper than sorting them out here).
-fn with_tokens(text: String) -> (String, Vec<(u32, u32)>) {
-    let base = text.as_ptr() as usize;
-    let ranges = tokens(&text)
-        .map(|t| {
-            let start = t.as_ptr() as usize - base;
-            (start as u32, (start + t.len()) as u32)
-        })
-        .collect();
-    (text, ranges)
+impl Builder {
+    fn new(id: u64, size: usize, received_at: SystemTime) -> Builder {
+        Builder {
+            document: Document {
+                id,
+                received_secs: received_at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs(),
+                size: u32::try_from(size).unwrap_or(u32::MAX),
+                attachments: 0,
+                inline: 0,
+                stored: String::with_capacity(256),
+                words: Vec::with_capacity(size),
+                ranges: Vec::with_capacity(64),
+                ends: [0; INDEXED.len()],
+            },
+            field: 0,
+            start: 0,
+        }
+    }
+
+    /// Adds `text` to the current field, as if joined to it with a space.
+    fn add(&mut self, text: &str) {
+        let d = &mut self.document;
+        normalize_into(text, &mut d.stored, self.start);
+        push_tokens(text, &mut d.words, &mut d.ranges);
+    }
+
+    /// Adds the envelope's part of address field `i` (`From`, `To`, `Cc`, `Bcc`, `Reply-To`):
+    /// the sender to `From`, the recipients to `To`.
+    fn envelope(&mut self, i: usize, from: &str, to: &[String]) {
+        match i {
+            0 => self.add(from),
+            1 => to.iter().for_each(|t| self.add(t)),
+            _ => {}
+        }
+    }
+
+    /// Ends the current field.
+    fn next(&mut self) {
+        let d = &mut self.document;
+        d.ends[self.field] = d.ranges.len();
+        self.field += 1;
+        d.stored.push('\0');
+        self.start = d.stored.len();
+    }
+
+    /// Adds the message id (the last stored field) and the body text, which is tokenised but
+    /// not stored (a search checks it against the message itself).
+    fn finish(mut self, message_id: &str, text: &str) -> Document {
+        debug_assert_eq!(self.field, Field::STORED.len() - 1);
+        let d = &mut self.document;
+        normalize_into(message_id, &mut d.stored, self.start);
+        push_tokens(text, &mut d.words, &mut d.ranges);
+        d.ends[TEXT] = d.ranges.len();
+        self.document
+    }
 }
 
 impl Prepared {
     fn new(op: Op) -> Prepared {
         match op {
             Op::Insert { id, from, to, data, received_at } => {
-                // A parser panic must not take the index down: index the envelope only.
-                let m =
-                    catch_unwind(AssertUnwindSafe(|| mime::searchable(&data))).unwrap_or_default();
-                let stored = [
-                    normalize(&m.subject),
-                    normalize(&addresses(&m.addresses.from, std::slice::from_ref(&from))),
-                    normalize(&addresses(&m.addresses.to, &to)),
-                    normalize(&addresses(&m.addresses.cc, &[])),
-                    normalize(&addresses(&m.addresses.bcc, &[])),
-                    normalize(&addresses(&m.addresses.reply_to, &[])),
-                    normalize(&m.message_id),
-                ];
-                let mut all = stored[..6].join(" ");
-                all.push(' ');
-                all.push_str(&normalize(&m.text));
-                let mut fields: Vec<(String, Vec<(u32, u32)>)> =
-                    stored[..6].iter().cloned().map(with_tokens).collect();
-                fields.push(with_tokens(all));
-                let received_secs =
-                    received_at.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-                Prepared::Insert(Box::new(Document {
-                    id,
-                    received_secs,
-                    size: u32::try_from(data.len()).unwrap_or(u32::MAX),
-                    attachments: u16::try_from(m.attachments).unwrap_or(u16::MAX),
-                    inline: u16::try_from(m.inline).unwrap_or(u16::MAX),
-                    stored: stored.join("\0"),
-                    fields,
-                }))
+                let b = Builder::new(id, data.len(), received_at);
+                let d = match mime::plain(&data) {
+                    Some(p) => plain_document(&p, &from, &to, b),
+                    None => full_document(&data, &from, &to, b),
+                };
+                Prepared::Insert(Box::new(d))
             }
             Op::Delete(ids) => Prepared::Delete(ids),
             Op::Clear => Prepared::Clear,
         }
     }
+}
+
+/// The document of a message [`mime::plain`] reads without a parser.
+fn plain_document(p: &mime::Plain<'_>, from: &str, to: &[String], mut b: Builder) -> Document {
+    b.add(p.subject);
+    b.next();
+    for (i, header) in p.addresses.into_iter().enumerate() {
+        b.add(header);
+        b.envelope(i, from, to);
+        b.next();
+    }
+    b.finish(p.message_id, &p.text)
+}
+
+/// The document of any message, from its full parse.
+fn full_document(data: &[u8], from: &str, to: &[String], mut b: Builder) -> Document {
+    // A parser panic must not take the index down: index the envelope only.
+    let m = catch_unwind(AssertUnwindSafe(|| mime::searchable(data))).unwrap_or_default();
+    b.add(&m.subject);
+    b.next();
+    let a = &m.addresses;
+    for (i, list) in [&a.from, &a.to, &a.cc, &a.bcc, &a.reply_to].into_iter().enumerate() {
+        for address in list {
+            b.add(&address.name);
+            b.add(&address.address);
+        }
+        b.envelope(i, from, to);
+        b.next();
+    }
+    let mut d = b.finish(&m.message_id, &m.text);
+    d.attachments = u16::try_from(m.attachments).unwrap_or(u16::MAX);
+    d.inline = u16::try_from(m.inline).unwrap_or(u16::MAX);
+    d
+}
+
+/// The normalised text a free-text search checks in a message's body: what [`mime::plain`]
+/// reads, or for other messages what [`mime::searchable`] does.
+fn body_text(data: &[u8]) -> String {
+    if let Some(p) = mime::plain(data) {
+        return normalize(&p.text);
+    }
+    let m = catch_unwind(AssertUnwindSafe(|| mime::searchable(data))).unwrap_or_default();
+    normalize(&m.text)
 }
 
 /// A set of document numbers.
@@ -405,30 +474,94 @@ impl Postings {
     }
 }
 
+/// FxHash, the multiply-and-rotate hasher of rustc (as in the `rustc-hash` crate): the
+/// vocabulary hashes every token of every message, and SipHash cost more than the lookup.
+/// (Flooding one bucket on purpose would only slow a test server's own indexer.)
+#[derive(Debug, Default, Clone, Copy)]
+struct FxHasher {
+    hash: u64,
+}
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        const K: u64 = 0xf135_7aea_2e62_a9c5;
+        self.hash = self.hash.wrapping_add(word).wrapping_mul(K);
+    }
+}
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let mut last = [0; 8];
+        last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        self.add(u64::from_le_bytes(last) ^ bytes.len() as u64);
+    }
+
+    fn write_u8(&mut self, byte: u8) {
+        self.add(u64::from(byte));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        self.add(n as u64);
+        self.add((n >> 64) as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        // hashbrown takes its control bits from the top: bring the well-mixed bits there.
+        self.hash.rotate_left(26)
+    }
+}
+
 /// One field's tokens: a map for inserts, and every key in one NUL-separated string so that
 /// a substring lookup is one `memmem` over the vocabulary instead of a loop over keys.
 #[derive(Debug, Default)]
 struct Vocabulary {
-    ids: HashMap<Box<str>, u32>,
-    keys: String,
+    /// Token ids: a token of up to 16 bytes packed into a `u128` (most are: one multiply to
+    /// hash, one comparison to find, no allocation), a longer one by its bytes.
+    short: HashMap<u128, u32, BuildHasherDefault<FxHasher>>,
+    long: HashMap<Box<[u8]>, u32, BuildHasherDefault<FxHasher>>,
+    keys: Vec<u8>,
     starts: Vec<u32>,
     postings: Vec<Postings>,
 }
 
+/// A token of up to 16 bytes as a number. A token holds no NUL byte (its characters are
+/// alphanumeric), so padding with zeros keeps different tokens different.
+fn packed(token: &[u8]) -> Option<u128> {
+    (token.len() <= 16).then(|| token.iter().rev().fold(0, |k, &b| k << 8 | u128::from(b)))
+}
+
 impl Vocabulary {
-    fn add(&mut self, token: &str, doc: u32) {
-        let id = match self.ids.get(token) {
-            Some(&id) => id,
-            None => {
-                let id = self.postings.len() as u32;
-                self.starts.push(self.keys.len() as u32);
-                self.keys.push_str(token);
-                self.keys.push('\0');
-                self.postings.push(Postings::default());
-                self.ids.insert(token.into(), id);
-                id
+    fn add(&mut self, token: &[u8], doc: u32) {
+        let next = self.postings.len() as u32;
+        let (id, new) = match packed(token) {
+            Some(key) => {
+                let id = *self.short.entry(key).or_insert(next);
+                (id, id == next)
             }
+            None => match self.long.get(token) {
+                Some(&id) => (id, false),
+                None => {
+                    self.long.insert(token.into(), next);
+                    (next, true)
+                }
+            },
         };
+        if new {
+            self.starts.push(self.keys.len() as u32);
+            self.keys.extend_from_slice(token);
+            self.keys.push(0);
+            self.postings.push(Postings::default());
+        }
         self.postings[id as usize].push(doc);
     }
 
@@ -436,7 +569,7 @@ impl Vocabulary {
     fn containing(&self, needle: &str, docs: usize) -> BitSet {
         let mut set = BitSet::with_len(docs);
         let mut last = None;
-        for at in memchr::memmem::find_iter(self.keys.as_bytes(), needle.as_bytes()) {
+        for at in memchr::memmem::find_iter(&self.keys, needle.as_bytes()) {
             let key = self.starts.partition_point(|&s| s as usize <= at) - 1;
             if last != Some(key) {
                 self.postings[key].add_to(&mut set);
@@ -454,6 +587,8 @@ struct State {
     docs: Vec<Doc>,
     live: BitSet,
     vocabularies: [Vocabulary; INDEXED.len()],
+    /// The documents' stored fields, back to back (one allocation, not one per message).
+    stored: String,
 }
 
 #[derive(Debug)]
@@ -463,17 +598,20 @@ struct Doc {
     size: u32,
     attachments: u16,
     inline: u16,
-    stored: Box<str>,
+    /// Its [`Document::stored`] in [`State::stored`].
+    stored: std::ops::Range<usize>,
 }
 
-impl Doc {
-    fn field(&self, field: Field) -> &str {
-        stored(field).and_then(|i| self.stored.split('\0').nth(i)).unwrap_or_default()
+impl State {
+    fn field(&self, doc: &Doc, field: Field) -> &str {
+        let stored = &self.stored[doc.stored.clone()];
+        self::stored(field).and_then(|i| stored.split('\0').nth(i)).unwrap_or_default()
     }
 
     /// The stored fields that free text covers: all but the message id (stored last).
-    fn text_fields(&self) -> &str {
-        self.stored.rsplit_once('\0').map_or(&self.stored, |(fields, _)| fields)
+    fn text_fields(&self, doc: &Doc) -> &str {
+        let stored = &self.stored[doc.stored.clone()];
+        stored.rsplit_once('\0').map_or(stored, |(fields, _)| fields)
     }
 }
 
@@ -482,19 +620,27 @@ impl State {
         match op {
             Prepared::Insert(d) => {
                 let number = self.docs.len() as u32;
-                for (vocabulary, (text, tokens)) in self.vocabularies.iter_mut().zip(&d.fields) {
-                    for &(start, end) in tokens {
-                        vocabulary.add(&text[start as usize..end as usize], number);
+                let mut from = 0;
+                for (field, &end) in d.ends.iter().enumerate() {
+                    for &(a, b) in &d.ranges[from..end] {
+                        let word = &d.words[a as usize..b as usize];
+                        if field != TEXT {
+                            self.vocabularies[field].add(word, number);
+                        }
+                        self.vocabularies[TEXT].add(word, number);
                     }
+                    from = end;
                 }
                 self.live.insert(number as usize);
+                let at = self.stored.len();
+                self.stored.push_str(&d.stored);
                 self.docs.push(Doc {
                     id: d.id,
                     received_secs: d.received_secs,
                     size: d.size,
                     attachments: d.attachments,
                     inline: d.inline,
-                    stored: d.stored.into_boxed_str(),
+                    stored: at..self.stored.len(),
                 });
             }
             Prepared::Delete(ids) => {
@@ -576,14 +722,12 @@ impl State {
             let doc = &self.docs[n];
             let found = match field {
                 Field::Text => {
-                    finder.find(doc.text_fields().as_bytes()).is_some()
-                        || source.data(doc.id).is_some_and(|data| {
-                            let m = catch_unwind(AssertUnwindSafe(|| mime::searchable(&data)))
-                                .unwrap_or_default();
-                            finder.find(normalize(&m.text).as_bytes()).is_some()
-                        })
+                    finder.find(self.text_fields(doc).as_bytes()).is_some()
+                        || source
+                            .data(doc.id)
+                            .is_some_and(|data| finder.find(body_text(&data).as_bytes()).is_some())
                 }
-                other => finder.find(doc.field(other).as_bytes()).is_some(),
+                other => finder.find(self.field(doc, other).as_bytes()).is_some(),
             };
             if !found {
                 candidates.remove(n);
@@ -597,6 +741,7 @@ impl State {
 mod tests {
     use super::*;
     use crate::search::parse;
+    use proptest::prelude::*;
 
     struct Bodies(HashMap<u64, Vec<u8>>, HashSet<u64>);
 
@@ -691,6 +836,220 @@ mod tests {
             received_at: SystemTime::now(),
         });
         assert_eq!(ids(&index, &src, 7, "hello"), [7]);
+    }
+
+    fn documents(data: &[u8]) -> (Option<Document>, Document) {
+        let (from, to) = ("env@x.test", ["rcpt@y.test".to_owned(), "Two@Y.test".to_owned()]);
+        let b = || Builder::new(9, data.len(), UNIX_EPOCH + Duration::from_secs(5));
+        let plain = mime::plain(data).map(|p| plain_document(&p, from, &to, b()));
+        (plain, full_document(data, from, &to, b()))
+    }
+
+    #[test]
+    fn plain_messages_skip_the_parser() {
+        let smtp_source = b"From: <a@x.test>\r\nTo: <b@x.test>\r\n\
+            Date: Tue,  1 Dec 2026 22:12:22 +0000 (UTC)\r\nMessage-Id: <41a7.0003.0001@vm>\r\n\r\n\
+            1XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX\r\n";
+        let lettre = b"From: Jo Q <jo@x.test>\r\nReply-To: \"Q, Jo\" <r@x.test>\r\n\
+            To: a@y.test, B <b@y.test>\r\nSubject: Hello there\r\nMIME-Version: 1.0\r\n\
+            Date: Tue, 01 Dec 2026 22:12:22 -0000\r\nMessage-ID: <1@x.test>\r\n\
+            Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\
+            X-Long: folded\r\n\tline\r\n\r\nGr\xc3\xbc\xc3\x9fe, K\xe2\x84\xaa\r\n";
+        for data in [&smtp_source[..], &lettre[..]] {
+            let (plain, full) = documents(data);
+            assert_eq!(plain.as_ref(), Some(&full), "{}", String::from_utf8_lossy(data));
+        }
+        let (_, full) = documents(lettre);
+        assert_eq!(
+            full.stored,
+            "hello there\0jo q jo@x.test env@x.test\0a@y.test b b@y.test rcpt@y.test two@y.test\
+             \0\0\0q jo r@x.test\x001@x.test"
+        );
+        let encoded = b"Subject: =?utf-8?B?R3LDvMOfZQ==?=\r\n\r\nx\r\n";
+        let multipart =
+            b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\n\r\nx\r\n--B--\r\n";
+        for data in [&encoded[..], &multipart[..], b"no headers\r\n", b"\r\nbody"] {
+            assert_eq!(documents(data).0, None, "{}", String::from_utf8_lossy(data));
+        }
+    }
+
+    /// Values a plain message is made of (mostly), and values that make it not plain.
+    const SUBJECTS: (&[&str], &[&str]) = (
+        &["hello world", "  Spaced\tOut  ", "", "Re: [x] (y) <z>, \"q\"; w", "a=b ?"],
+        &["=?utf-8?B?R3LDvMOfZQ==?=", "caf\u{e9}", "a=?b"],
+    );
+    const ADDRESSES: (&[&str], &[&str]) = (
+        &[
+            "a@x.test",
+            "<a@x.test>",
+            "Jo Q <jo@x.test>",
+            "\"Q, Jo\" <jo@x.test>",
+            "a@x, B <b@y.test>",
+            "",
+            "  ",
+            "Jo.Q <a.b@c.d>",
+            "O'Brien <ob@x>",
+            "\"\" <a@x>",
+            "\"jo@x\" <a@y>",
+            "Jo<a@x>",
+            "<a@x>,\t<b@y> , c@z",
+        ],
+        &[
+            "jo@x <a@y>",
+            "Jo (note) <a@x>",
+            "(note) a@x",
+            "group: a@x, b@y;",
+            "undisclosed-recipients:;",
+            "\"Jo \\\"Q\\\"\" <a@x>",
+            "=?utf-8?Q?J=C3=B6?= <a@x>",
+            "Jo Q",
+            "a@x,",
+            "<a@x> Jo",
+            "a@@x",
+            "@x",
+            "a@",
+            "\"Jo\"Q <a@x>",
+            "Jo \"Q\" <a@x>",
+            "a@x b@y",
+            "<>",
+            "Jo <a@x",
+            "J\u{f6} <a@x>",
+        ],
+    );
+    const CONTENT_TYPES: (&[&str], &[&str]) = (
+        &[
+            "text/plain",
+            "text/plain; charset=utf-8",
+            "TEXT/Plain; Charset=\"UTF-8\"",
+            "text/plain; charset=us-ascii",
+            "text/plain; charset=iso-8859-1",
+            "text/plain; format=flowed; charset=utf-8",
+            "text/plain; name=a.txt",
+        ],
+        &[
+            "text/plain; charset=utf-7",
+            "text/plain; charset=shift_jis",
+            "text/plain;",
+            "text/html",
+            "multipart/mixed; boundary=B",
+            "text/plain; charset=utf-8; charset=us-ascii",
+            "text/plain (c)",
+            "text",
+            "message/rfc822",
+        ],
+    );
+    const ENCODINGS: (&[&str], &[&str]) =
+        (&["7bit", "8BIT", " binary "], &["base64", "quoted-printable", "x-uuencode", ""]);
+    const DATES: (&[&str], &[&str]) = (
+        &["Tue, 1 Dec 2026 22:12:22 +0000 (UTC)", "1 Dec 2026 10:00:00 -0500 X1"],
+        &[
+            "1 Dec 2026 10:00:00 Z",
+            "1 Dec 2026 10:00:00 EST",
+            "1 Dec 2026 10:00:00 -0500 X",
+            "1 Dec 2026 10:00:00 +0000\r\n (UTC) Z",
+        ],
+    );
+    const OTHERS: (&[&str], &[&str]) = (
+        &[
+            "X-Foo: bar",
+            "Received: from x by y; Tue, 1 Dec 2026 22:12:22 +0000",
+            "X-Long: a\r\n b",
+            "Comments: =?utf-8?Q?x?=",
+            "Sender: a@x",
+            "MIME-Version: 1.0",
+            "X-Utf8: caf\u{e9}",
+            "X-Cr: a\rb",
+        ],
+        &[
+            "No colon line",
+            " Leading: space",
+            "X-Blank: a\r\n \r\n",
+            "Subject: folded\r\n line",
+            "To: folded@x,\r\n b@y",
+            "X-Lf: a\nSubject: lf",
+            "X-\u{e9}: y",
+            ": empty name",
+            "Content-Disposition: attachment; filename=a.txt",
+            "Content-Disposition: inline",
+        ],
+    );
+
+    const BODIES: (&[&[u8]], &[&[u8]]) = (
+        &[
+            b"Hello ",
+            b"WORLD",
+            b"\r\n",
+            b"caf\xc3\xa9 ",
+            b"=41=\r\n",
+            b"SGVsbG8=",
+            b"--B\r\n",
+            b"--B--\r\n",
+            b"<p>x</p>",
+            b"K\xe2\x84\xaa",
+            b"\r\n.\r\n",
+        ],
+        &[b"\xff", b"\n", b"\r", b"\0"],
+    );
+
+    /// Mostly `good`, sometimes `bad`.
+    fn pick<T: Clone + std::fmt::Debug>(
+        (good, bad): (&'static [T], &'static [T]),
+    ) -> impl Strategy<Value = T> {
+        prop_oneof![8 => proptest::sample::select(good), 1 => proptest::sample::select(bad)]
+    }
+
+    /// Messages that `mime::plain` takes or just does not: each that it takes must index
+    /// exactly as its full parse does.
+    fn message() -> impl Strategy<Value = Vec<u8>> {
+        let named = |names: &'static [&'static str], values| {
+            (proptest::sample::select(names), pick(values)).prop_map(|(n, v)| format!("{n}: {v}"))
+        };
+        let header = prop_oneof![
+            named(&["Subject", "subject"], SUBJECTS),
+            named(&["From", "To", "Cc", "BCC", "Reply-To"], ADDRESSES),
+            named(&["Message-ID", "Message-Id"], ADDRESSES),
+            named(&["Content-Type"], CONTENT_TYPES),
+            named(&["Content-Transfer-Encoding"], ENCODINGS),
+            named(&["Date", "Resent-Date"], DATES),
+            pick(OTHERS).prop_map(str::to_owned),
+        ];
+        let body = proptest::collection::vec(pick(BODIES), 0..12).prop_map(|v| v.concat());
+        let blank = pick((&["\r\n"], &["", "\n", " \r\n"]));
+        (proptest::collection::vec(header, 0..6), blank, body).prop_map(|(headers, blank, body)| {
+            let mut data = Vec::new();
+            for h in headers {
+                data.extend_from_slice(h.as_bytes());
+                data.extend_from_slice(b"\r\n");
+            }
+            data.extend_from_slice(blank.as_bytes());
+            data.extend_from_slice(&body);
+            data
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(2_000))]
+        #[test]
+        fn a_plain_message_indexes_as_its_full_parse_does(data in message()) {
+            let (plain, full) = documents(&data);
+            if let Some(plain) = plain {
+                proptest::prop_assert_eq!(plain, full, "{}", String::from_utf8_lossy(&data));
+            }
+        }
+    }
+
+    #[test]
+    fn the_vocabulary_keeps_short_and_long_tokens_apart() {
+        let mut v = Vocabulary::default();
+        let long = "x".repeat(17);
+        for (doc, token) in ["ab", "abc", "ab", "0123456789abcdef", &long, &long].iter().enumerate()
+        {
+            v.add(token.as_bytes(), doc as u32);
+        }
+        assert_eq!(v.postings.len(), 4, "ab, abc, the 16-byte token and the long one");
+        assert_eq!(v.containing("ab", 6).iter().collect::<Vec<_>>(), [0, 1, 2, 3]);
+        assert_eq!(v.containing(&long, 6).iter().collect::<Vec<_>>(), [4, 5]);
+        assert_ne!(packed(b"a"), packed(b"a\x01"));
     }
 
     #[test]

@@ -219,6 +219,258 @@ pub(crate) fn searchable(data: &[u8]) -> Searchable {
     }
 }
 
+/// What the search index reads of a message that needs no MIME decoding, straight from its
+/// bytes: the raw values of the headers it indexes, and the text.
+///
+/// Most test mail is like this (smtp-source's, a plain-text message from lettre or smtplib),
+/// and for it a full parse is most of the index's cost. [`plain`] takes a message only when
+/// every value here means, once normalised for search, what [`searchable`] makes of it:
+///
+/// - the header block is CRLF lines of `Name: value` (names printable ASCII), ended by an
+///   empty line; headers the index does not read may be folded;
+/// - `Subject`, the address headers and `Message-ID` each appear at most once, on one line of
+///   printable ASCII, without an RFC 2047 encoded word;
+/// - each address header is a list of plain mailboxes (`a@x.test`, `Jo Q <a@x.test>`,
+///   `"Q, Jo" <a@x.test>`), so that, with `<>",` read as white space, its text is the names
+///   and addresses in order, which is all the index keeps of it;
+/// - no `Content-Type` or `text/plain` (any parameters but a repeated one), in no charset,
+///   UTF-8, or US-ASCII/ISO-8859-1 with an ASCII body; `Content-Transfer-Encoding` absent or
+///   `7bit`, `8bit`, `binary`; no `Content-Disposition`;
+/// - no `Date` line ends in a letter (mail-parser reads two bytes past a letter zone, so
+///   `Date: ... Z` swallows the line end and the header after it).
+///
+/// The tests check the equivalence on generated messages.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Plain<'a> {
+    pub subject: &'a str,
+    /// `From`, `To`, `Cc`, `Bcc`, `Reply-To`, as sent ("" when absent).
+    pub addresses: [&'a str; 5],
+    pub message_id: &'a str,
+    /// The body, as [`Searchable::text`] has it.
+    pub text: Cow<'a, str>,
+}
+
+/// The headers [`plain`] reads, by their index in it: the value fields of [`Plain`] first.
+const PLAIN_HEADERS: [&str; 10] = [
+    "subject",
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "reply-to",
+    "message-id",
+    "content-type",
+    "content-transfer-encoding",
+    "content-disposition",
+];
+
+/// [`Plain`] of a message, or `None` when it needs the full parse ([`searchable`]).
+pub(crate) fn plain(data: &[u8]) -> Option<Plain<'_>> {
+    let mut plain = Plain::default();
+    let mut seen = 0u16;
+    let mut charset = None;
+    let mut pos = 0;
+    let body = loop {
+        let (line, next) = crlf_line(data, pos)?;
+        if line.is_empty() {
+            break data.get(next..)?;
+        }
+        let colon = memchr::memchr(b':', line)?;
+        let (name, value) = (&line[..colon], &line[colon + 1..]);
+        if name.is_empty() || !name.iter().all(u8::is_ascii_graphic) {
+            return None;
+        }
+        let date = name.eq_ignore_ascii_case(b"date") || name.eq_ignore_ascii_case(b"resent-date");
+        if date && value.last().is_some_and(u8::is_ascii_alphabetic) {
+            return None;
+        }
+        pos = next;
+        let known = PLAIN_HEADERS.iter().position(|h| name.eq_ignore_ascii_case(h.as_bytes()));
+        let Some(k) = known else {
+            // A header the index does not read: skip its continuation lines.
+            while matches!(data.get(pos), Some(b' ' | b'\t')) {
+                let (more, next) = crlf_line(data, pos)?;
+                let blank = more.iter().all(|&b| b == b' ' || b == b'\t');
+                if blank || date && more.last().is_some_and(u8::is_ascii_alphabetic) {
+                    return None;
+                }
+                pos = next;
+            }
+            continue;
+        };
+        let folded = matches!(data.get(pos), Some(b' ' | b'\t'));
+        let printable = value.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b));
+        if folded || seen & (1 << k) != 0 || !printable || encoded_word(value) {
+            return None;
+        }
+        seen |= 1 << k;
+        // Printable ASCII is UTF-8.
+        let value = std::str::from_utf8(value).ok()?;
+        match k {
+            0 => plain.subject = value,
+            1..=5 => {
+                if !plain_mailboxes(value.as_bytes()) {
+                    return None;
+                }
+                plain.addresses[k - 1] = value;
+            }
+            6 => plain.message_id = value,
+            7 => charset = Some(plain_text_charset(value)?),
+            8 => {
+                let encoding = value.trim_matches([' ', '\t']);
+                if !["7bit", "8bit", "binary"].iter().any(|e| encoding.eq_ignore_ascii_case(e)) {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    };
+    if pos == 0 {
+        // No header at all: the full parse reads such content as all body.
+        return None;
+    }
+    plain.text = match charset.flatten() {
+        Some(cs)
+            if mail_parser::decoders::charsets::map::charset_decoder(cs.as_bytes()).is_some() =>
+        {
+            let ascii_superset =
+                ["us-ascii", "ascii", "iso-8859-1"].iter().any(|a| cs.eq_ignore_ascii_case(a));
+            if !ascii_superset || !body.is_ascii() {
+                return None;
+            }
+            Cow::Borrowed(std::str::from_utf8(body).ok()?)
+        }
+        // No charset, or one mail-parser reads as UTF-8 (lossy; `from_utf8` checks faster).
+        _ => match std::str::from_utf8(body) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(body),
+        },
+    };
+    Some(plain)
+}
+
+/// Whether `value` may hold an RFC 2047 encoded word (`=?`).
+fn encoded_word(value: &[u8]) -> bool {
+    memchr::memchr_iter(b'=', value).any(|at| value.get(at + 1) == Some(&b'?'))
+}
+
+/// The line at `pos` without its CRLF, and where the next begins; `None` at the end of `data`
+/// or for a line that does not end in CRLF.
+fn crlf_line(data: &[u8], pos: usize) -> Option<(&[u8], usize)> {
+    let rest = data.get(pos..)?;
+    let end = memchr::memchr(b'\n', rest)?;
+    let line = rest[..end].strip_suffix(b"\r")?;
+    if memchr::memchr(b'\r', line).is_some() {
+        return None;
+    }
+    Some((line, pos + end + 1))
+}
+
+/// The charset of a `text/plain` Content-Type value (`None` for none), or `None` when the
+/// value is anything else (`Some(None)` is text/plain without a charset).
+fn plain_text_charset(value: &str) -> Option<Option<&str>> {
+    let mut parts = value.split(';');
+    let media = parts.next()?.trim_matches([' ', '\t']);
+    if !media.eq_ignore_ascii_case("text/plain") {
+        return None;
+    }
+    let mut charset = None;
+    let mut names: Vec<&str> = Vec::new();
+    for parameter in parts {
+        let (name, value) = parameter.split_once('=')?;
+        let name = name.trim_matches([' ', '\t']);
+        let value = value.trim_matches([' ', '\t']);
+        let value = match value.strip_prefix('"') {
+            Some(quoted) => quoted.strip_suffix('"')?,
+            None => value,
+        };
+        let token = |s: &str| {
+            !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(&b))
+        };
+        if !token(name) || !token(value) || names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            return None;
+        }
+        names.push(name);
+        if name.eq_ignore_ascii_case("charset") {
+            charset = Some(value);
+        }
+    }
+    Some(charset)
+}
+
+/// Whether an address header's value is a comma-separated list of plain mailboxes:
+/// `a@x.test`, `<a@x.test>`, or a display name before `<a@x.test>` that is either atoms or one
+/// quoted string without escapes (mail-parser joins a quoted string to a neighbouring atom
+/// without a space, so a mix is left to it). An empty value is an empty list.
+fn plain_mailboxes(value: &[u8]) -> bool {
+    let atom = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&b);
+    let white = |b: u8| b == b' ' || b == b'\t';
+    let address = |s: &[u8]| match memchr::memchr(b'@', s) {
+        Some(at) => {
+            let (local, domain) = (&s[..at], &s[at + 1..]);
+            !local.is_empty() && !domain.is_empty() && local.iter().chain(domain).all(|&b| atom(b))
+        }
+        None => false,
+    };
+    if value.iter().all(|&b| white(b)) {
+        return true;
+    }
+    let mut i = 0;
+    let skip_white = |i: &mut usize| {
+        while value.get(*i).is_some_and(|&b| white(b)) {
+            *i += 1;
+        }
+    };
+    loop {
+        // One mailbox: its words up to `<`, `,` or the end.
+        let (mut atoms, mut quoted, mut bare) = (0, 0, None);
+        skip_white(&mut i);
+        let item = i;
+        loop {
+            let start = i;
+            match value.get(i) {
+                Some(b'"') => {
+                    let Some(len) = memchr::memchr(b'"', &value[i + 1..]) else { return false };
+                    if value[i + 1..i + 1 + len].contains(&b'\\') {
+                        return false;
+                    }
+                    i += len + 2;
+                    quoted += 1;
+                }
+                Some(&b) if atom(b) || b == b'@' => {
+                    while value.get(i).is_some_and(|&b| atom(b) || b == b'@') {
+                        i += 1;
+                    }
+                    atoms += 1;
+                    bare = Some(&value[start..i]);
+                }
+                _ => break,
+            }
+            if !value.get(i).is_none_or(|&b| white(b) || b == b'<' || b == b',') {
+                return false;
+            }
+            skip_white(&mut i);
+        }
+        if value.get(i) == Some(&b'<') {
+            let Some(len) = memchr::memchr(b'>', &value[i + 1..]) else { return false };
+            let atoms_only = quoted == 0 && !value[item..i].contains(&b'@');
+            let name = atoms_only || (quoted == 1 && atoms == 0);
+            if !name || !address(&value[i + 1..i + 1 + len]) {
+                return false;
+            }
+            i += len + 2;
+            skip_white(&mut i);
+        } else if !(atoms == 1 && quoted == 0 && bare.is_some_and(address)) {
+            return false;
+        }
+        match value.get(i) {
+            None => return true,
+            Some(b',') => i += 1,
+            Some(_) => return false,
+        }
+    }
+}
+
 /// The `Subject` header, unfolded and decoded, reading only the header block.
 pub(crate) fn subject(data: &[u8]) -> Option<String> {
     subject_of(&MessageParser::default().parse_headers(data)?)

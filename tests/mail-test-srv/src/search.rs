@@ -180,35 +180,114 @@ fn date(value: &str) -> Option<SystemTime> {
         .ok()
 }
 
+/// What [`normalize`] and [`push_tokens`] make of each byte: ASCII separators, ASCII
+/// alphanumerics, other ASCII, and the bytes of other characters.
+const SEPARATOR: u8 = 1;
+const ALPHANUMERIC: u8 = 2;
+const OTHER_ASCII: u8 = 3;
+const NOT_ASCII: u8 = 0;
+const CLASS: [u8; 256] = {
+    let mut table = [NOT_ASCII; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        table[b] = if c.is_ascii_whitespace()
+            || c.is_ascii_control()
+            || matches!(c, b'<' | b'>' | b'"' | b',' | b';' | b'(' | b')')
+        {
+            SEPARATOR
+        } else if c.is_ascii_alphanumeric() {
+            ALPHANUMERIC
+        } else {
+            OTHER_ASCII
+        };
+        b += 1;
+    }
+    table
+};
+
+/// Where the run of bytes from `i` whose class passes `class` ends.
+fn run_end(bytes: &[u8], i: usize, class: impl Fn(u8) -> bool) -> usize {
+    bytes[i..].iter().position(|&c| !class(CLASS[c as usize])).map_or(bytes.len(), |n| i + n)
+}
+
+/// Where the run of ASCII alphanumerics from `i` ends: eight bytes at a time while all eight
+/// are, then byte by byte (a long token, such as a line of smtp-source's `X`s, costs little).
+fn alphanumeric_end(bytes: &[u8], mut i: usize) -> usize {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    /// For eight bytes below 0x80: the high bit of each byte of the result says
+    /// `lo <= byte <= hi` (no sum carries into the next byte).
+    fn in_range(x: u64, lo: u8, hi: u8) -> u64 {
+        let above = x + ONES * u64::from(0x7f - hi);
+        let at_least = x + ONES * u64::from(0x80 - lo);
+        at_least & !above & HIGH
+    }
+    while let Some(Ok(word)) = bytes.get(i..i + 8).map(<[u8; 8]>::try_from) {
+        let x = u64::from_le_bytes(word);
+        // Bytes of 0x80 and above fail first; `| 0x20` lowercases a letter.
+        if x & HIGH != 0
+            || in_range(x, b'0', b'9') | in_range(x | (ONES * 0x20), b'a', b'z') != HIGH
+        {
+            break;
+        }
+        i += 8;
+    }
+    run_end(bytes, i, |c| c == ALPHANUMERIC)
+}
+
+fn is_separator(c: char) -> bool {
+    c.is_whitespace() || c.is_control() || c == '\u{feff}'
+}
+
 /// Mailpit's `cleanString`: lowercase; white space, control characters and `<>",;()` become
-/// spaces; runs of white space become one space; trimmed. Stored text and query terms both go through it.
+/// spaces; runs of white space become one space; trimmed. Stored text and query terms both go
+/// through it.
+///
+/// It runs over every candidate a search checks, so runs of ASCII are copied and lowercased
+/// whole; only other characters go through `char` handling.
 pub(crate) fn normalize(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    let mut space = false;
-    for c in s.chars() {
-        // ASCII first: this runs over every byte of every message the index takes in.
-        let separator = if c.is_ascii() {
-            c.is_ascii_whitespace()
-                || c.is_ascii_control()
-                || matches!(c, '<' | '>' | '"' | ',' | ';' | '(' | ')')
+    normalize_into(s, &mut out, 0);
+    out
+}
+
+/// Appends [`normalize`]`(s)` to the field of `out` that begins at `field`, as if `s` were
+/// joined to the field's text so far with a space: `normalize(a + " " + b)` is
+/// `normalize_into(b)` after `normalize_into(a)`.
+pub(crate) fn normalize_into(s: &str, out: &mut String, field: usize) {
+    let bytes = s.as_bytes();
+    let mut space = out.len() > field;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        let (end, separator) = if b.is_ascii() {
+            if CLASS[b as usize] == SEPARATOR {
+                (i + 1, true)
+            } else {
+                (run_end(bytes, i, |c| c == ALPHANUMERIC || c == OTHER_ASCII), false)
+            }
         } else {
-            c.is_whitespace() || c.is_control() || c == '\u{feff}'
+            let Some(c) = s[i..].chars().next() else { break };
+            (i + c.len_utf8(), is_separator(c))
         };
         if separator {
-            space = !out.is_empty();
-            continue;
-        }
-        if space {
-            out.push(' ');
-            space = false;
-        }
-        if c.is_ascii() {
-            out.push(c.to_ascii_lowercase());
+            space = out.len() > field;
         } else {
-            out.extend(c.to_lowercase());
+            if space {
+                out.push(' ');
+                space = false;
+            }
+            let at = out.len();
+            if b.is_ascii() {
+                out.push_str(&s[i..end]);
+                out[at..].make_ascii_lowercase();
+            } else {
+                out.extend(s[i..end].chars().flat_map(char::to_lowercase));
+            }
         }
+        i = end;
     }
-    out
 }
 
 /// The longest token kept in the index (longer ones are cut; a query token that long makes
@@ -230,9 +309,66 @@ pub(crate) fn tokens(normalized: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// The [`tokens`] of `normalize(text)`, without building the normalised text: appends each
+/// token to `out` (so `out` stays UTF-8) and its byte range in `out` to `ranges`. This is how the index reads message
+/// bodies, in one pass: a separator of [`normalize`] is never alphanumeric, so only the
+/// lowercasing matters, and runs of ASCII are lowercased whole.
+pub(crate) fn push_tokens(text: &str, out: &mut Vec<u8>, ranges: &mut Vec<(u32, u32)>) {
+    /// The token being built: where it starts in `out`, and whether it reached `MAX_TOKEN`.
+    struct Current {
+        start: usize,
+        full: bool,
+    }
+    fn end(current: &mut Option<Current>, out: &[u8], ranges: &mut Vec<(u32, u32)>) {
+        if let Some(t) = current.take() {
+            ranges.push((t.start as u32, out.len() as u32));
+        }
+    }
+    let bytes = text.as_bytes();
+    let mut current: Option<Current> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b.is_ascii() {
+            if CLASS[b as usize] != ALPHANUMERIC {
+                end(&mut current, out, ranges);
+                i += 1;
+                continue;
+            }
+            let run_end = alphanumeric_end(bytes, i);
+            let t = current.get_or_insert(Current { start: out.len(), full: false });
+            if !t.full {
+                let room = MAX_TOKEN - (out.len() - t.start);
+                let take = (run_end - i).min(room);
+                // ASCII alphanumerics: 0x20 lowercases a letter and leaves a digit as it is.
+                out.extend(bytes[i..i + take].iter().map(|b| b | 0x20));
+                t.full = take < run_end - i;
+            }
+            i = run_end;
+            continue;
+        }
+        let Some(c) = text[i..].chars().next() else { break };
+        i += c.len_utf8();
+        for lower in c.to_lowercase() {
+            if !lower.is_alphanumeric() {
+                end(&mut current, out, ranges);
+                continue;
+            }
+            let t = current.get_or_insert(Current { start: out.len(), full: false });
+            if !t.full && out.len() - t.start + lower.len_utf8() <= MAX_TOKEN {
+                out.extend_from_slice(lower.encode_utf8(&mut [0; 4]).as_bytes());
+            } else {
+                t.full = true;
+            }
+        }
+    }
+    end(&mut current, out, ranges);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     fn c(negated: bool, fields: &'static [Field], text: &str) -> Clause {
         Clause { negated, term: Term::Contains { fields, text: text.to_owned() } }
@@ -284,6 +420,105 @@ mod tests {
         assert_eq!(parse("before:someday"), []);
     }
 
+    /// The definition of [`normalize`], one `char` at a time (the fast version must agree).
+    fn normalize_by_chars(s: &str) -> String {
+        let mut out = String::new();
+        let mut space = false;
+        for c in s.chars() {
+            if c.is_whitespace() || c.is_control() || "<>\",;()\u{feff}".contains(c) {
+                space = !out.is_empty();
+                continue;
+            }
+            if space {
+                out.push(' ');
+                space = false;
+            }
+            out.extend(c.to_lowercase());
+        }
+        out
+    }
+
+    fn pushed_tokens(text: &str) -> Vec<String> {
+        let (mut out, mut ranges) = (Vec::new(), Vec::new());
+        push_tokens(text, &mut out, &mut ranges);
+        let token = |&(a, b): &(u32, u32)| String::from_utf8(out[a as usize..b as usize].to_vec());
+        ranges.iter().map(|r| token(r).expect("UTF-8")).collect()
+    }
+
+    /// Text that exercises both paths: ASCII runs, separators, letters whose lowercase is
+    /// longer or ASCII (`İ`, the Kelvin sign), non-ASCII white space and controls, long runs.
+    fn text() -> impl Strategy<Value = String> {
+        let pieces = proptest::sample::select(vec![
+            "a",
+            "Z",
+            "9",
+            " ",
+            "\t",
+            "\r\n",
+            "<",
+            ">",
+            "\"",
+            ",",
+            ";",
+            "(",
+            ")",
+            "@",
+            ".",
+            "-",
+            "\u{7f}",
+            "\u{0}",
+            "é",
+            "É",
+            "İ",
+            "\u{212a}",
+            "ß",
+            "ẞ",
+            "Σ",
+            "\u{a0}",
+            "\u{2028}",
+            "\u{85}",
+            "\u{feff}",
+            "\u{307}",
+            "日本",
+            "ǅ",
+            "x".repeat(70).leak(),
+            "é".repeat(40).leak(),
+        ]);
+        proptest::collection::vec(pieces, 0..40).prop_map(|v| v.concat())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn normalize_agrees_with_its_definition(s in text()) {
+            proptest::prop_assert_eq!(normalize(&s), normalize_by_chars(&s));
+        }
+
+        #[test]
+        fn pushed_tokens_are_the_tokens_of_the_normalised_text(s in text()) {
+            let want: Vec<String> = tokens(&normalize(&s)).map(str::to_owned).collect();
+            proptest::prop_assert_eq!(pushed_tokens(&s), want);
+        }
+
+        #[test]
+        fn the_fast_paths_agree_on_any_string(s in ".{0,80}") {
+            proptest::prop_assert_eq!(normalize(&s), normalize_by_chars(&s));
+            let want: Vec<String> = tokens(&normalize(&s)).map(str::to_owned).collect();
+            proptest::prop_assert_eq!(pushed_tokens(&s), want);
+        }
+    }
+
+    #[test]
+    fn alphanumeric_runs_end_at_every_other_byte() {
+        for b in 0..=255u8 {
+            for at in 0..20 {
+                let mut bytes = b"aZ09bY18cX27dW36eV45".to_vec();
+                bytes[at] = b;
+                let want = if b.is_ascii_alphanumeric() { bytes.len() } else { at };
+                assert_eq!(alphanumeric_end(&bytes, 0), want, "byte {b:#x} at {at}");
+            }
+        }
+    }
+
     #[test]
     fn normalize_and_tokens() {
         assert_eq!(normalize(" Jo Q <Jo@X.test>,\r\n\tB "), "jo q jo@x.test b");
@@ -294,5 +529,7 @@ mod tests {
         );
         let long = "é".repeat(40);
         assert_eq!(tokens(&long).next().unwrap().len(), MAX_TOKEN);
+        assert_eq!(pushed_tokens("Jo Q <Jo@X.test>, İx"), ["jo", "q", "jo", "x", "test", "i", "x"]);
+        assert_eq!(pushed_tokens(&"X".repeat(80)), ["x".repeat(MAX_TOKEN)]);
     }
 }
