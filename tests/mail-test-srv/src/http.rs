@@ -33,6 +33,8 @@ pub const MAX_WAIT: Duration = Duration::from_secs(600);
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(10);
 /// The largest request body (every body here is a small JSON document).
 pub const MAX_BODY: usize = 1 << 20;
+/// How much of a too-large body is read and thrown away so the client can read the `413`.
+const MAX_DRAIN: usize = 16 << 20;
 /// The largest request head (request line and headers) hyper buffers.
 const MAX_HEAD: usize = 64 * 1024;
 
@@ -96,18 +98,52 @@ pub(crate) fn router(state: HttpState) -> Router {
 
 /// Reads the request body up front, within the header timeout and [`MAX_BODY`]: a body that
 /// trickles in gets `408`, a big one `413`, and no handler ever waits on a client.
+///
+/// A body over [`MAX_BODY`] is still read, and thrown away, up to [`MAX_DRAIN`] before the
+/// `413` goes out: a client writes its whole body before it reads the reply, and closing a
+/// socket with unread input sends a reset that destroys the reply on the client's side (the
+/// client sees "broken pipe" instead of 413). Beyond that, or past the timeout, the server
+/// answers and closes at once.
 async fn bounded_body(State(limits): State<HttpLimits>, request: Request, next: Next) -> Response {
+    use futures_util::StreamExt;
+
+    let too_large = || (StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n").into_response();
     let (parts, body) = request.into_parts();
-    let read = tokio::time::timeout(limits.header_timeout, axum::body::to_bytes(body, MAX_BODY));
-    let bytes = match read.await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(_)) => {
-            return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large or broken\n")
-                .into_response();
+    let declared = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_DRAIN as u64) {
+        return too_large();
+    }
+    let deadline = tokio::time::Instant::now() + limits.header_timeout;
+    let mut chunks = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    loop {
+        match tokio::time::timeout_at(deadline, chunks.next()).await {
+            Err(_) => {
+                return (StatusCode::REQUEST_TIMEOUT, "request body timed out\n").into_response();
+            }
+            Ok(None) => break,
+            Ok(Some(Err(_))) => {
+                return (StatusCode::BAD_REQUEST, "request body broken\n").into_response();
+            }
+            Ok(Some(Ok(chunk))) => {
+                seen = seen.saturating_add(chunk.len());
+                if seen > MAX_DRAIN {
+                    return too_large();
+                }
+                if seen <= MAX_BODY {
+                    kept.extend_from_slice(&chunk);
+                }
+            }
         }
-        Err(_) => return (StatusCode::REQUEST_TIMEOUT, "request body timed out\n").into_response(),
-    };
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    }
+    if seen > MAX_BODY {
+        return too_large();
+    }
+    next.run(Request::from_parts(parts, Body::from(kept))).await
 }
 
 /// Serves `app` on `listener` until `shutdown`: HTTP/1.1 with keep-alive, each connection on

@@ -109,6 +109,18 @@ async fn a_trickling_or_huge_body_is_refused() {
 
     let big = format!("{{\"chance\": 1, \"pad\": \"{}\"}}", "x".repeat(2 << 20));
     let (status, _) = common::http("PUT", format!("http://{http}/chaos"), Some(big)).await;
-    assert_eq!(status, 413);
+    assert_eq!(status, 413, "a body over the limit is read and refused, the reply readable");
+
+    // A declared length far over the limit is refused before any of the body is read.
+    let mut s = TcpStream::connect(http).await.unwrap();
+    s.write_all(b"PUT /chaos HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut reply))
+        .await
+        .expect("the server waited for a body it will refuse")
+        .ok();
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
     assert_eq!(srv.chaos().get().chance, 0.0);
 }
