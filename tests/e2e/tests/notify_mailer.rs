@@ -290,6 +290,21 @@ async fn sigterm_stops_like_ctrl_c() {
 
 /// Sends `sig` once 5 of 200 paced messages arrived: the run must stop, and every address
 /// must be either delivered or in the resume file.
+/// Runs notify-mailer with `args`, sends `sig` once the server has five deliveries (a `GET
+/// /wait` long poll, inside the client's 30 s timeout), and returns what it printed.
+async fn stopped_after_five(http: SocketAddr, args: Vec<String>, sig: &'static str) -> Output {
+    tokio::task::spawn_blocking(move || {
+        let program = bins::notify_mailer().expect("notify-mailer binary");
+        let running = Running::start(&program, &args).expect("start notify-mailer");
+        let fifth = Http::new(http).wait(5, Duration::from_secs(25)).expect("GET /wait");
+        assert!(fifth.is_ok(), "deliveries after 25 s: {fifth:?}");
+        signal(running.pid(), sig).expect("kill");
+        running.wait(LIMIT).expect("notify-mailer exits after the signal")
+    })
+    .await
+    .unwrap()
+}
+
 async fn stops_after_the_message_in_flight(sig: &'static str) {
     let server = faulty_server(0.0, 1).await;
     let http = server.http_addr().expect("http api");
@@ -299,17 +314,7 @@ async fn stops_after_the_message_in_flight(sig: &'static str) {
     args.extend(["--sleep".into(), "20ms".into()]);
 
     let resume = files.path("resume.txt");
-    let out = tokio::task::spawn_blocking(move || {
-        let program = bins::notify_mailer().expect("notify-mailer binary");
-        let running = Running::start(&program, &args).expect("start notify-mailer");
-        // GET /wait long-polls until the fifth delivery (inside the client's 30 s timeout).
-        let fifth = Http::new(http).wait(5, Duration::from_secs(25)).expect("GET /wait");
-        assert!(fifth.is_ok(), "deliveries after 25 s: {fifth:?}");
-        signal(running.pid(), sig).expect("kill");
-        running.wait(LIMIT).expect("notify-mailer exits after the signal")
-    })
-    .await
-    .unwrap();
+    let out = stopped_after_five(http, args, sig).await;
 
     assert_eq!(out.code(), Some(130), "{}", out.transcript());
     let received = http_count(http).await;
@@ -939,18 +944,7 @@ async fn resume_and_failures_files_work_as_recipients_with_the_same_templates() 
     set(&mut args, "--subject", "For {{name}}");
     args.extend(["--sleep", "30ms"].map(String::from));
 
-    let first = {
-        let args = args.clone();
-        tokio::task::spawn_blocking(move || {
-            let program = bins::notify_mailer().expect("notify-mailer binary");
-            let running = Running::start(&program, &args).expect("start notify-mailer");
-            assert!(Http::new(http).wait(5, Duration::from_secs(25)).unwrap().is_ok());
-            signal(running.pid(), "TERM").expect("kill -TERM");
-            running.wait(LIMIT).expect("notify-mailer stops")
-        })
-        .await
-        .unwrap()
-    };
+    let first = stopped_after_five(http, args.clone(), "TERM").await;
     assert_eq!(first.code(), Some(130), "{}", first.transcript());
     let sent_first = http_count(http).await;
     let resume = files.path("resume.txt");
@@ -1159,18 +1153,7 @@ async fn rerunning_after_a_stop_sends_the_rest_once_and_removes_the_stale_resume
     let list = files.list(40);
     let mut args = base_args(server.smtp_addr(), &files, &list);
     args.extend(["--sleep", "30ms"].map(String::from));
-    let first = {
-        let args = args.clone();
-        tokio::task::spawn_blocking(move || {
-            let program = bins::notify_mailer().expect("notify-mailer binary");
-            let running = Running::start(&program, &args).expect("start notify-mailer");
-            assert!(Http::new(http).wait(5, Duration::from_secs(25)).unwrap().is_ok());
-            signal(running.pid(), "TERM").expect("kill -TERM");
-            running.wait(LIMIT).expect("notify-mailer stops")
-        })
-        .await
-        .unwrap()
-    };
+    let first = stopped_after_five(http, args.clone(), "TERM").await;
     assert_eq!(first.code(), Some(130), "{}", first.transcript());
     let resume = files.path("resume.txt");
     assert!(resume.exists());

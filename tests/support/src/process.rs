@@ -89,25 +89,32 @@ impl Held {
         crate::process::signal(self.pid(), signal)
     }
 
-    /// SIGKILL to the whole group (no chance to clean up or drain), then reaps the child.
+    /// SIGKILL to the whole group (no chance to clean up or drain), then reaps the child and
+    /// waits (up to 5 s) until the rest of the group is gone too.
     pub fn kill(&mut self) -> io::Result<ExitStatus> {
         kill_group(self.pid(), Signal::KILL);
+        self.reap_group()
+    }
+
+    /// Reaps the child, then waits up to 5 s until no live member of its group is left: a
+    /// grandchild killed with the group dies a moment after the child is reaped.
+    fn reap_group(&mut self) -> io::Result<ExitStatus> {
         let status = self.child.wait()?;
         self.status = Some(status);
+        wait_until(Duration::from_secs(5), || group_members(self.pid()).is_empty());
         Ok(status)
     }
 
     /// SIGTERM to the process, up to `grace` for it to exit, then SIGKILL to the whole group
-    /// (which also ends any child it left behind). Returns how the process exited.
+    /// (which also ends any child it left behind), waiting until the group is gone. Returns
+    /// how the process exited.
     pub fn terminate(&mut self, grace: Duration) -> io::Result<ExitStatus> {
         if self.status().is_none() {
             self.signal("TERM")?;
             self.wait_exit(grace);
         }
         kill_group(self.pid(), Signal::KILL);
-        let status = self.child.wait()?;
-        self.status = Some(status);
-        Ok(status)
+        self.reap_group()
     }
 
     /// Waits up to `timeout` until its stdout and stderr are closed (it and every process that
@@ -179,7 +186,7 @@ impl Held {
 impl Drop for Held {
     fn drop(&mut self) {
         kill_group(self.pid(), Signal::KILL);
-        let _ = self.child.wait();
+        let _ = self.reap_group();
         // The readers end when the last holder of the pipes is gone; a process that escaped
         // the group would keep them open, so they are detached rather than joined.
     }
