@@ -127,6 +127,19 @@ async fn search_narrows_the_list_and_delete_all_empties_it() {
     b.goto(&format!("{url}/")).await.unwrap();
     until(b, &format!("{SUBJECTS}.length === 3")).await;
 
+    // A live update keeps the entries whose message did not change: the very elements (one a
+    // user may be about to click), not copies of them.
+    let alpha = b.find(Locator::Css("#list li:last-child a.item")).await.unwrap();
+    b.execute("document.querySelector('#list li:last-child').kept = 1; return 0;", vec![])
+        .await
+        .unwrap();
+    deliver(&srv, "d@x.test", "Subject: delta note\r\nTo: d@x.test\r\n\r\nbody\r\n").await;
+    until(b, &format!("{SUBJECTS}.length === 4")).await;
+    let kept = "return [...document.querySelectorAll('#list li')].map((li) => li.kept === 1);";
+    let kept = b.execute(kept, vec![]).await.unwrap();
+    assert_eq!(kept, serde_json::json!([false, false, false, true]), "the entries were redrawn");
+    assert!(alpha.text().await.unwrap().contains("alpha report"), "the element went stale");
+
     let query = b.find(Locator::Id("query")).await.unwrap();
     query.send_keys("subject:beta").await.unwrap();
     b.find(Locator::Css("#search button")).await.unwrap().click().await.unwrap();

@@ -73,6 +73,25 @@ function item(m) {
   return el("li", {}, link);
 }
 
+// The entries on screen by message ID, with what they were drawn from. A reload keeps an
+// entry whose message did not change: the element a user is hovering, focusing or clicking
+// stays the same element, rather than being replaced by a copy at every live update.
+let drawn = new Map();
+
+function entries(messages) {
+  const next = new Map();
+  const nodes = messages.map((m) => {
+    const key = JSON.stringify([m.ID === state.shown, m.Read, m.From, m.To, m.Bcc, m.Created,
+      m.Subject, m.Snippet, m.Attachments]);
+    const old = drawn.get(m.ID);
+    const node = old && old.key === key ? old.node : item(m);
+    next.set(m.ID, { key, node });
+    return node;
+  });
+  drawn = next;
+  return nodes;
+}
+
 let listing = 0;
 async function loadList() {
   const ticket = ++listing;
@@ -88,7 +107,7 @@ async function loadList() {
     state.start = Math.max(0, state.total - PAGE);
     return loadList();
   }
-  $("list").replaceChildren(...data.messages.map(item));
+  $("list").replaceChildren(...entries(data.messages));
   const what = q ? `${data.messages_count} matching of ${data.total}` : `${data.total}`;
   $("list-info").textContent = `${what} message${data.total === 1 ? "" : "s"}, ${data.unread} unread`;
   const last = Math.min(state.start + PAGE, state.total);
