@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use mail_test_srv::{BareLf, FaultMode, Options, Stage, TestServer, TlsOptions};
+use mail_test_srv::{BareLf, FaultMode, HttpLimits, Options, Stage, TestServer, TlsOptions};
 
 /// A fake SMTP server for tests: stores mail in memory, serves it over HTTP, injects faults.
 #[derive(Debug, Parser)]
@@ -82,6 +82,13 @@ struct Args {
     /// Idle limit per connection, e.g. 30s, 5m, 1h.
     #[arg(long, default_value = "5m", value_parser = parse_timeout)]
     idle_timeout: Duration,
+    /// HTTP: a request head (or body) must arrive whole within this time; also the idle limit
+    /// of a kept-alive HTTP connection, e.g. 10s.
+    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
+    http_timeout: Duration,
+    /// HTTP connections served at once; more wait in the kernel's accept queue.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65_536))]
+    http_max_connections: u64,
     /// Log level: err, warning, info, debug.
     #[arg(long, default_value = "info")]
     log_level: logger::Level,
@@ -164,6 +171,10 @@ fn options(args: &Args, log: Arc<dyn logger::Logger>) -> Result<Options, String>
         .with_max_connections(args.max_connections)
         .with_max_messages(args.max_messages)
         .with_idle_timeout(args.idle_timeout)
+        .with_http_limits(HttpLimits {
+            header_timeout: args.http_timeout,
+            max_connections: args.http_max_connections as usize,
+        })
         .with_logger(log);
     o.seed = args.seed;
     o.auth = args.auth.clone();
@@ -270,6 +281,10 @@ mod tests {
             "1h",
             "--max-in-flight-bytes",
             "1000",
+            "--http-timeout",
+            "2s",
+            "--http-max-connections",
+            "3",
         ])
         .unwrap();
         let log: Arc<dyn logger::Logger> = Arc::new(logger::Mock::new());
@@ -278,6 +293,21 @@ mod tests {
             (o.bare_lf, o.idle_timeout, o.max_in_flight_bytes),
             (BareLf::Reject, Duration::from_secs(3600), 1000)
         );
+        let limits = HttpLimits { header_timeout: Duration::from_secs(2), max_connections: 3 };
+        assert_eq!(o.http_limits, limits);
+        let defaults = options(
+            &Args::try_parse_from(["mail-test-srv"]).unwrap(),
+            Arc::new(logger::Mock::new()),
+        )
+        .unwrap();
+        assert_eq!(
+            defaults.http_limits,
+            HttpLimits::default(),
+            "the flags' defaults are the library's"
+        );
+        for bad in [["--http-max-connections", "0"], ["--http-timeout", "0s"]] {
+            assert!(Args::try_parse_from(["mail-test-srv", bad[0], bad[1]]).is_err(), "{bad:?}");
+        }
         let err = Args::try_parse_from(["mail-test-srv", "--bare-lf", "maybe"]).unwrap_err();
         assert!(err.to_string().contains("unknown bare-LF policy"), "{err}");
     }
