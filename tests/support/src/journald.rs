@@ -18,16 +18,16 @@ pub const JOURNALD: &str = "/lib/systemd/systemd-journald";
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// journald's configuration: stock, but for three settings that make it a private test
-/// daemon. `Storage=volatile` keeps the journal in the runtime directory (bound to this
-/// instance's directory); `ReadKMsg=no` keeps the host's kernel log out; `RateLimitBurst=0`
-/// turns off the per-service rate limit, which keys on the sender's cgroup: every test
-/// process shares one, so one test's burst would throttle another's records.
+/// journald's configuration: stock, but for two settings that make it a private test daemon
+/// and change no limit. `Storage=volatile` keeps the journal in the runtime directory (bound
+/// to this instance's directory); `ReadKMsg=no` keeps the host's kernel log out.
 ///
-/// The size limits are stock on purpose (field and entry sizes, the journal's `RuntimeMaxUse`
-/// and file sizes, `LineMax`): what a production journald truncates or refuses, this one must
-/// truncate or refuse too, so the tests see it.
-const JOURNALD_CONF: &str = "[Journal]\nStorage=volatile\nReadKMsg=no\nRateLimitBurst=0\n";
+/// Every limit is stock on purpose: field and entry sizes, `LineMax`, the journal's
+/// `RuntimeMaxUse` and file sizes, and the rate limit (`RateLimitIntervalSec=30s`,
+/// `RateLimitBurst=10000` per sender cgroup; each test has a daemon of its own, so tests do
+/// not share it). What a production journald truncates, refuses or suppresses, this one does
+/// too, so the tests see it.
+const JOURNALD_CONF: &str = "[Journal]\nStorage=volatile\nReadKMsg=no\n";
 
 /// One journal entry: every field with its values (a field can repeat; values are bytes,
 /// journalctl writes non-UTF-8 ones as arrays of numbers).
