@@ -19,7 +19,6 @@
 //! sends `--shipped` messages (default 200) instead of `--messages`.
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,7 +28,7 @@ use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::extension::ClientId;
 use mailer::{Config, Mailer, SmtpMailer};
 use test_support::postfix::{DISCARD_DOMAIN, Postfix};
-use test_support::{SmtpSink, smtp_source};
+use test_support::{SmtpSink, callgrind, smtp_source};
 
 fn body_1k() -> String {
     let line = "The quick brown fox jumps over the lazy dog, again and again.\n";
@@ -187,21 +186,11 @@ const COUNTED: [&str; 4] = [
 fn callgrind(n: usize) {
     let exe = std::env::current_exe().expect("the benchmark's own path");
     let count = |row: &str, messages: usize| -> u64 {
-        let out = Command::new("valgrind")
-            // Only what runs on the runtime: not the peers' start-up, whose polling varies.
-            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
-            .arg("--toggle-collect=*Runtime::block_on*")
-            .arg(&exe)
-            .args(["--only", row, "--rounds", "1", "--messages", &messages.to_string()])
-            .env("MAILER_BENCH_RT", "current_thread")
-            .output()
-            .expect("valgrind (apt-get install valgrind)");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{stderr}");
-        stderr
-            .lines()
-            .find_map(|l| l.split_once("Collected : ")?.1.trim().parse().ok())
-            .expect("callgrind's count")
+        // Only what runs on the runtime: not the peers' start-up, whose polling varies.
+        let mut run = callgrind::command(&["--toggle-collect=*Runtime::block_on*"], &exe);
+        run.args(["--only", row, "--rounds", "1", "--messages", &messages.to_string()])
+            .env("MAILER_BENCH_RT", "current_thread");
+        callgrind::instructions(&mut run).expect("callgrind")
     };
     println!(
         "instructions per message (callgrind, {n} vs {} messages, current_thread runtime):",

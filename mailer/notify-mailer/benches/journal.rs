@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use test_support::{SmtpSink, smtp_source};
+use test_support::{SmtpSink, callgrind, smtp_source};
 
 const MESSAGES: usize = 5_000;
 const RUNS: usize = 7;
@@ -141,17 +141,9 @@ fn instructions(
     parallel: usize,
     journal: Option<&Path>,
 ) -> u64 {
-    let mut command = Command::new("valgrind");
-    command.args(["--tool=callgrind", "--callgrind-out-file=/dev/null"]);
-    command.arg(env!("CARGO_BIN_EXE_notify-mailer"));
+    let mut command = callgrind::command(&[], env!("CARGO_BIN_EXE_notify-mailer"));
     with_args(&mut command, server, list, body, parallel, journal);
-    let out = command.output().expect("valgrind (apt-get install valgrind)");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    stderr
-        .lines()
-        .find_map(|l| l.split_once("Collected : ")?.1.trim().parse().ok())
-        .expect("callgrind's count")
+    callgrind::instructions(&mut command).expect("callgrind")
 }
 
 /// Adds a run's flags to `command`.

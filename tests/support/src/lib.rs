@@ -18,6 +18,7 @@
 //! - `syslog_frame.rs`: [`syslog_frame::parse_5424`], our logger's RFC 5424 frames read back.
 //! - `certs.rs`: [`TestCa`], a throw-away CA and server certificate, and a rustls client
 //!   that trusts it.
+//! - `callgrind.rs`: [`callgrind::instructions`], what a benchmark run costs in instructions.
 //!
 //! Peers:
 //! - `rsyslog.rs`: [`Rsyslog`], stock rsyslogd with unix, UDP, TCP and TLS inputs, and its
@@ -47,6 +48,7 @@
 
 #[cfg(feature = "browser")]
 pub mod browser;
+pub mod callgrind;
 pub mod capture;
 pub mod certs;
 pub mod fields;
